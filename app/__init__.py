@@ -1,0 +1,68 @@
+"""Baton: a multi-tenant token service with race-free refresh-token rotation."""
+from __future__ import annotations
+
+from typing import Any
+
+from flask import Flask
+from werkzeug.middleware.proxy_fix import ProxyFix
+
+import config as baton_config
+from app.extensions import db
+from app.extensions import migrate
+from app.runtime import init_runtime
+
+MIGRATIONS_DIR = str(baton_config.BASE_DIR / "migrations")
+
+
+def create_app(config_class: type | None = None, overrides: dict[str, Any] | None = None) -> Flask:
+    """Build the application: load and check config, then wire extensions, blueprints, CLI."""
+    config_class = config_class or baton_config.select_config()
+    app = Flask(__name__, instance_path=str(baton_config.BASE_DIR / "instance"))
+    app.config.from_object(config_class)
+    app.config.update(overrides or {})
+    baton_config.check_settings(app.config)
+    register_database(app)
+    register_proxy(app)
+    init_runtime(app)
+    register_blueprints(app)
+    register_errors(app)
+    register_cli(app)
+    return app
+
+
+def register_database(app: Flask) -> None:
+    if not app.config.get("SQLALCHEMY_DATABASE_URI") and app.config["ALLOW_EMBEDDED_DATABASE"]:
+        from app.embedded_db import embedded_database_url
+
+        app.config["SQLALCHEMY_DATABASE_URI"] = embedded_database_url(app.config["EMBEDDED_PGDATA"])
+    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", baton_config.engine_options(app.config))
+    db.init_app(app)
+    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+
+
+def register_proxy(app: Flask) -> None:
+    """Trust X-Forwarded-* only from the configured number of proxies."""
+    hops = app.config["TRUSTED_PROXIES"]
+    if hops > 0:
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
+                                x_port=hops, x_prefix=hops)
+
+
+def register_blueprints(app: Flask) -> None:
+    from app.health import bp as health_bp
+    from app.oauth import bp as oauth_bp
+
+    app.register_blueprint(health_bp)
+    app.register_blueprint(oauth_bp)
+
+
+def register_errors(app: Flask) -> None:
+    from app.errors import register_error_handlers
+
+    register_error_handlers(app)
+
+
+def register_cli(app: Flask) -> None:
+    from app.cli import register_commands
+
+    register_commands(app)

@@ -1,0 +1,131 @@
+"""Operator commands (SPEC §7): thin wrappers that parse options and call a service."""
+from __future__ import annotations
+
+import functools
+import sys
+from datetime import datetime
+from datetime import timezone
+
+import click
+from flask import current_app
+from flask import Flask
+from flask.cli import AppGroup
+
+from app.errors import OAuthError
+from app.services import keys
+from app.services import tenants
+from app.services import users
+
+
+class BatonGroup(AppGroup):
+    """A command group whose mistakes print one `Error:` line, never usage or a traceback."""
+
+    def invoke(self, ctx: click.Context):
+        try:
+            return super().invoke(ctx)
+        except click.UsageError as exc:
+            raise click.ClickException(exc.format_message()) from None
+
+
+def service_errors(func):
+    """Turn a service's refusal into `Error: <reason>` and exit 1."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except OAuthError as exc:
+            raise click.ClickException(exc.description) from None
+
+    return wrapper
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
+users_cli = BatonGroup("users", help="Manage users of a tenant.")
+keys_cli = BatonGroup("keys", help="Manage signing keys.")
+
+
+@tenants_cli.command("create")
+@click.argument("slug")
+@click.option("--name", help="Display name (defaults to the slug).")
+@click.option("--reuse-interval", type=click.IntRange(0, 300),
+              default=tenants.DEFAULT_REUSE_INTERVAL, show_default=True,
+              help="Seconds a rotated token may be presented again for the same successor.")
+@click.option("--access-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_ACCESS_TTL,
+              show_default=True, help="Access token lifetime, seconds.")
+@click.option("--refresh-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_REFRESH_TTL,
+              show_default=True, help="Refresh token idle lifetime, seconds.")
+@click.option("--session-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_SESSION_TTL,
+              show_default=True, help="Absolute session lifetime, seconds.")
+@service_errors
+def create_tenant(slug, name, reuse_interval, access_ttl, refresh_ttl, session_ttl) -> None:
+    """Create a tenant and its first signing key."""
+    settings = tenants.TenantSettings(slug, name or slug, access_ttl, refresh_ttl, session_ttl,
+                                      reuse_interval)
+    tenants.create_tenant(settings, utcnow())
+    click.echo(f"Created tenant {slug!r}.")
+
+
+@tenants_cli.command("list")
+@service_errors
+def list_tenants() -> None:
+    """List tenants and their lifetimes."""
+    rows = tenants.list_tenants()
+    if not rows:
+        click.echo("No tenants.")
+        return
+    click.echo(f"{'slug':<24} {'access':>7} {'refresh':>8} {'session':>8} {'reuse':>5}  name")
+    for t in rows:
+        click.echo(f"{t.slug:<24} {t.access_ttl:>7} {t.refresh_ttl:>8} {t.session_ttl:>8} "
+                   f"{t.reuse_interval:>5}  {t.name}")
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of stdin, or prompted twice without echo."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True, default="",
+                        show_default=False)
+
+
+@users_cli.command("create")
+@click.argument("tenant")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@service_errors
+def create_user(tenant, username, password_stdin) -> None:
+    """Create a user; the password is prompted for twice unless --password-stdin."""
+    if not tenants.tenant_exists(tenant):
+        raise click.ClickException(f"unknown tenant {tenant!r}")
+    users.create_user(tenant, username, read_password(password_stdin), utcnow())
+    click.echo(f"Created user {username!r} in tenant {tenant!r}.")
+
+
+@keys_cli.command("rotate")
+@click.argument("tenant")
+@service_errors
+def rotate_key(tenant) -> None:
+    """Make a new current signing key; the old one stays published until its tokens expire."""
+    kid = keys.rotate_key(tenant, utcnow())
+    click.echo(f"New signing key {kid} for tenant {tenant!r}.")
+
+
+@click.command("demo")
+@service_errors
+def demo() -> None:
+    """Development only: create the demo tenant and user if absent and say how to log in."""
+    from app.services.demo import ensure_demo
+
+    if current_app.config["ENV_NAME"] != "development":
+        raise click.ClickException("the demo command runs only with BATON_ENV=development")
+    username, password, path = ensure_demo(current_app.instance_path, utcnow())
+    click.echo(f"Demo tenant 'demo', user {username!r}, password {password!r} (saved in {path}).")
+
+
+def register_commands(app: Flask) -> None:
+    for group in (tenants_cli, users_cli, keys_cli, demo):
+        app.cli.add_command(group)

@@ -1,0 +1,121 @@
+"""OAuth error hierarchy (RFC 6749 §5.2, RFC 6750 §3) and the one place that renders errors."""
+from __future__ import annotations
+
+import logging
+
+from flask import Flask
+from flask import jsonify
+from flask import Response
+from werkzeug.exceptions import HTTPException
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+
+class OAuthError(Exception):
+    """An error with an RFC 6749 code; subclasses only set data."""
+
+    error = "invalid_request"
+    status_code = 400
+    description = "The request is missing a parameter or is otherwise malformed."
+    headers: dict[str, str] = {}
+
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description or self.description)
+        if description:
+            self.description = description
+
+
+class InvalidRequest(OAuthError):
+    pass
+
+
+class InvalidGrant(OAuthError):
+    # One fixed text for every cause: no oracle (SPEC §4.1).
+    error = "invalid_grant"
+    description = "The provided grant is invalid, expired or revoked."
+
+    def __init__(self) -> None:
+        super().__init__()
+
+
+class UnsupportedGrantType(OAuthError):
+    error = "unsupported_grant_type"
+    description = "The grant type is not supported."
+
+
+class InvalidToken(OAuthError):
+    error = "invalid_token"
+    status_code = 401
+    description = "The access token is invalid or expired."
+    headers = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class NotFound(OAuthError):
+    error = "not_found"
+    status_code = 404
+    description = "Not found."
+
+
+class SlowDown(OAuthError):
+    error = "slow_down"
+    status_code = 429
+    description = "Too many failed attempts; retry later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.headers = {"Retry-After": str(max(1, int(retry_after)))}
+
+
+class TemporarilyUnavailable(OAuthError):
+    error = "temporarily_unavailable"
+    status_code = 503
+    description = "The service is temporarily unavailable; retry later."
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__()
+        self.headers = {"Retry-After": str(max(1, int(retry_after)))}
+
+
+# Flask/werkzeug status codes → RFC-style error codes.
+HTTP_ERROR_CODES = {
+    400: "invalid_request",
+    404: "not_found",
+    405: "method_not_allowed",
+    413: "request_too_large",
+    415: "unsupported_media_type",
+}
+
+
+def error_response(error: str, description: str, status: int, headers=None) -> Response:
+    """The JSON body of every error."""
+    response = jsonify({"error": error, "error_description": description})
+    response.status_code = status
+    response.headers["Cache-Control"] = "no-store"
+    for name, value in (headers or {}).items():
+        response.headers[name] = value
+    return response
+
+
+def register_error_handlers(app: Flask) -> None:
+    """Turn every error, ours or Flask's, into the RFC 6749 JSON shape."""
+
+    @app.errorhandler(OAuthError)
+    def handle_oauth_error(exc: OAuthError) -> Response:
+        return error_response(exc.error, exc.description, exc.status_code, exc.headers)
+
+    @app.errorhandler(HTTPException)
+    def handle_http_exception(exc: HTTPException) -> Response:
+        code = exc.code or 500
+        error = HTTP_ERROR_CODES.get(code, "server_error" if code >= 500 else "invalid_request")
+        # Keep what werkzeug adds (e.g. Allow on 405), drop its HTML content type.
+        headers = {k: v for k, v in exc.get_headers() if k.lower() != "content-type"}
+        return error_response(error, exc.description or exc.name, code, headers)
+
+    @app.errorhandler(Exception)
+    def handle_unexpected(exc: Exception) -> Response:
+        # Internals stay in the server log; the client gets a generic body.
+        log.exception("unhandled error")
+        db.session.rollback()
+        return error_response("server_error", "An unexpected error occurred.", 500)

@@ -1,0 +1,9 @@
+"""Every model, re-exported so Alembic sees one metadata."""
+from app.models.base import Base
+from app.models.refresh_token import RefreshToken
+from app.models.session import AuthSession
+from app.models.signing_key import SigningKey
+from app.models.tenant import Tenant
+from app.models.user import User
+
+__all__ = ["AuthSession", "Base", "RefreshToken", "SigningKey", "Tenant", "User"]

@@ -1,0 +1,48 @@
+"""AuthSession: one login, i.e. one family of refresh tokens.
+
+The session row is the serialization point of rotation: every path that
+rotates or revokes a token of this family locks this row first.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from app.models.base import Base
+from app.models.base import is_past
+from app.models.base import timestamp
+
+
+class AuthSession(Base):
+    __tablename__ = "sessions"
+    __table_args__ = (
+        sa.Index("ix_sessions_user_id", "user_id"),
+        sa.Index("ix_sessions_expires_at", "expires_at"),
+        sa.Index(
+            "ix_sessions_revoked_at",
+            "revoked_at",
+            postgresql_where=sa.text("revoked_at IS NOT NULL"),
+        ),
+    )
+
+    id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
+    tenant_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE")
+    )
+    user_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    created_at: Mapped[datetime] = timestamp()
+    last_used_at: Mapped[datetime] = timestamp()
+    # Absolute lifetime: fixed at login, never extended by rotation.
+    expires_at: Mapped[datetime] = timestamp()
+    revoked_at: Mapped[datetime | None] = timestamp(nullable=True)
+    revoke_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    user_agent: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+
+    def is_live(self, now: datetime) -> bool:
+        """Neither revoked nor past its absolute lifetime."""
+        return self.revoked_at is None and not is_past(self.expires_at, now)

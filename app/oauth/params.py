@@ -1,0 +1,74 @@
+"""Strict parsing of form and JSON bodies (RFC 6749 §3.2: parameters must not repeat)."""
+from __future__ import annotations
+
+import json
+from urllib.parse import parse_qsl
+
+from flask import Request
+from werkzeug.exceptions import UnsupportedMediaType
+
+from app.errors import InvalidRequest
+
+FORM = "application/x-www-form-urlencoded"
+JSON = "application/json"
+MAX_PARAM_LENGTH = 4096
+
+
+class _Pairs(list):
+    """A JSON object kept as its (name, value) pairs."""
+
+
+def body_params(request: Request) -> dict[str, str]:
+    """The body's parameters as a dict of strings; InvalidRequest for anything malformed."""
+    if request.mimetype not in (FORM, JSON):
+        raise UnsupportedMediaType("Use application/x-www-form-urlencoded or application/json.")
+    raw = request.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH (413)
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise InvalidRequest("The body is not valid UTF-8.") from None
+    pairs = _form_pairs(text) if request.mimetype == FORM else _json_pairs(text)
+    params: dict[str, str] = {}
+    for name, value in pairs:
+        if name in params:
+            raise InvalidRequest(f"Parameter {name!r} is repeated.")
+        if "\x00" in name or "\x00" in value:
+            raise InvalidRequest("Parameters must not contain NUL characters.")
+        if len(value) > MAX_PARAM_LENGTH:
+            raise InvalidRequest(f"Parameter {name!r} is too long.")
+        params[name] = value
+    return params
+
+
+def _form_pairs(text: str) -> list[tuple[str, str]]:
+    try:
+        return parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
+                         encoding="utf-8", errors="strict")
+    except (ValueError, UnicodeDecodeError):
+        raise InvalidRequest("The form body is malformed.") from None
+
+
+def _json_pairs(text: str) -> list[tuple[str, str]]:
+    try:
+        # Duplicate keys are kept as pairs so they can be refused, not silently merged.
+        pairs = json.loads(text, object_pairs_hook=_Pairs)
+    except (ValueError, RecursionError):
+        raise InvalidRequest("The JSON body is malformed.") from None
+    if not isinstance(pairs, _Pairs):
+        raise InvalidRequest("The JSON body must be an object.")
+    for name, value in pairs:
+        if not isinstance(value, str):
+            raise InvalidRequest(f"Parameter {name!r} must be a string.")
+        try:
+            (name + value).encode("utf-8")  # JSON escapes can smuggle in lone surrogates
+        except UnicodeEncodeError:
+            raise InvalidRequest(f"Parameter {name!r} is not valid Unicode.") from None
+    return pairs
+
+
+def require(params: dict[str, str], name: str) -> str:
+    """A parameter that must be present and non-empty."""
+    value = params.get(name, "")
+    if not value:
+        raise InvalidRequest(f"Missing parameter {name!r}.")
+    return value

@@ -1,0 +1,1 @@
+"""Services own transactions and row locks; they return plain values, never ORM objects."""

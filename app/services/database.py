@@ -1,0 +1,46 @@
+"""Translate database faults into the service's own errors (SPEC §5: 503, never a hang)."""
+from __future__ import annotations
+
+import logging
+from contextlib import contextmanager
+from typing import Iterator
+
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+
+from app.errors import TemporarilyUnavailable
+from app.extensions import db
+from app.runtime import runtime
+
+log = logging.getLogger(__name__)
+
+# lock_not_available, query_canceled (statement_timeout), deadlock_detected,
+# serialization_failure, admin_shutdown, crash_shutdown, cannot_connect_now
+TRANSIENT_SQLSTATES = {"55P03", "57014", "40P01", "40001", "57P01", "57P02", "57P03"}
+
+
+def is_transient(exc: BaseException) -> bool:
+    """True for errors that say 'try again later', not 'your request is wrong'."""
+    if isinstance(exc, PoolTimeout):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated or isinstance(exc, OperationalError):
+            return True
+        return getattr(exc.orig, "pgcode", None) in TRANSIENT_SQLSTATES
+    return False
+
+
+@contextmanager
+def transaction() -> Iterator[None]:
+    """`with db.session.begin():`, with transient database errors turned into 503."""
+    try:
+        with db.session.begin():
+            yield
+    except (DBAPIError, PoolTimeout) as exc:
+        if not is_transient(exc):
+            raise
+        code = getattr(getattr(exc, "orig", None), "pgcode", None)
+        log.warning("database unavailable sqlstate=%s error=%s", code, type(exc).__name__)
+        db.session.rollback()
+        raise TemporarilyUnavailable(runtime().retry_after_s) from None

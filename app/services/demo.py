@@ -1,0 +1,49 @@
+"""Development only: the demo tenant and user that `make run` offers (SPEC §3)."""
+from __future__ import annotations
+
+import json
+import secrets
+from datetime import datetime
+from pathlib import Path
+
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from app.extensions import db
+from app.models import Tenant
+from app.models import User
+from app.runtime import runtime
+from app.services import tenants
+from app.services import users
+from app.services.database import transaction
+
+DEMO_TENANT = "demo"
+DEMO_USER = "demo"
+CREDENTIALS_FILE = "demo-credentials.json"
+
+
+def ensure_demo(instance_path: str, now: datetime) -> tuple[str, str, Path]:
+    """Create what is missing; returns (username, password, file the password is kept in)."""
+    path = Path(instance_path) / CREDENTIALS_FILE
+    saved = json.loads(path.read_text()) if path.exists() else {}
+    password = saved.get("password") or secrets.token_urlsafe(12)
+    if not tenants.tenant_exists(DEMO_TENANT):
+        tenants.create_tenant(tenants.TenantSettings(DEMO_TENANT, "Demo"), now)
+    if not users.user_exists(DEMO_TENANT, DEMO_USER):
+        users.create_user(DEMO_TENANT, DEMO_USER, password, now)
+    elif not saved:
+        _reset_password(password)  # the password was lost with instance/: make a known one
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"tenant": DEMO_TENANT, "username": DEMO_USER,
+                                "password": password}))
+    path.chmod(0o600)
+    return DEMO_USER, password, path
+
+
+def _reset_password(password: str) -> None:
+    with transaction():
+        tenant_id = select(Tenant.id).where(Tenant.slug == DEMO_TENANT).scalar_subquery()
+        db.session.execute(
+            sa.update(User).where(User.tenant_id == tenant_id, User.username == DEMO_USER)
+            .values(password_hash=runtime().passwords.hash(password))
+        )

@@ -1,0 +1,289 @@
+"""Token grants: password login and refresh-token rotation (RFC 6749 §4.3 and §6; SPEC §5).
+
+Rotation locks the session row, then the token row, in one statement
+(`FOR UPDATE OF sessions, refresh_tokens`: PostgreSQL locks in that order).
+Every path that revokes takes the session lock first too, so the session row
+serializes everything that happens to one token family. docs/design.md has
+the protocol and the state table this module implements.
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from app.crypto import access_token_id
+from app.crypto import new_refresh_token
+from app.crypto import successor_token
+from app.crypto import token_digest
+from app.errors import InvalidGrant
+from app.errors import NotFound
+from app.extensions import db
+from app.models import AuthSession
+from app.models import RefreshToken
+from app.models import SigningKey
+from app.models import Tenant
+from app.models import User
+from app.runtime import runtime
+from app.services.access_tokens import AccessClaims
+from app.services.access_tokens import sign_access_token
+from app.services.database import transaction
+
+log = logging.getLogger(__name__)
+MAX_USER_AGENT = 512
+
+
+@dataclass(frozen=True)
+class IssuedTokens:
+    """What the token endpoint returns (SPEC §4.1)."""
+
+    access_token: str
+    expires_in: int
+    refresh_token: str
+    refresh_expires_in: int
+    session_id: str
+
+
+@dataclass(frozen=True)
+class _Grant:
+    """A decided grant, signed after commit so no lock is held while signing."""
+
+    refresh_token: str
+    refresh_digest: bytes
+    refresh_expires_at: datetime
+    issued_at: datetime  # the rotation (or login) time: duplicates reuse it
+    session_id: uuid.UUID
+    user_id: int
+    tenant_id: int
+    access_ttl: int
+    kid: str
+    encrypted_key: bytes
+
+
+@dataclass(frozen=True)
+class _Rejection:
+    reason: str
+    session_id: uuid.UUID | None = None
+    revoked: bool = False
+
+
+_current_key = sa.and_(SigningKey.tenant_id == Tenant.id, SigningKey.retired_at.is_(None))
+
+# The one query of a refresh: token, session, user, tenant settings and signing key,
+# locking the session row and then the token row.
+_LOCK_CHAIN = (
+    select(
+        RefreshToken.id.label("token_id"),
+        RefreshToken.expires_at.label("token_expires_at"),
+        RefreshToken.rotated_at,
+        AuthSession.id.label("session_id"),
+        AuthSession.expires_at.label("session_expires_at"),
+        AuthSession.revoked_at,
+        User.id.label("user_id"),
+        User.disabled_at,
+        Tenant.id.label("tenant_id"),
+        Tenant.access_ttl,
+        Tenant.refresh_ttl,
+        Tenant.reuse_interval,
+        SigningKey.kid,
+        SigningKey.private_key_encrypted,
+    )
+    .select_from(RefreshToken)
+    .join(Tenant, Tenant.id == RefreshToken.tenant_id)
+    .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+    .join(User, User.id == AuthSession.user_id)
+    .outerjoin(SigningKey, _current_key)
+    .where(Tenant.slug == sa.bindparam("slug"), RefreshToken.digest == sa.bindparam("digest"))
+    .with_for_update(of=[AuthSession.__table__, RefreshToken.__table__])
+)
+
+# Mark the token rotated, touch the session and insert the successor: one round trip.
+# The INSERT reads from `rotated`, so the UPDATE runs first and the partial unique
+# index (one current token per session) never sees two current tokens.
+_ROTATE = sa.text(
+    """
+    WITH rotated AS (
+        UPDATE refresh_tokens SET rotated_at = :now
+        WHERE id = :token_id AND rotated_at IS NULL
+        RETURNING id, tenant_id, session_id
+    ), touched AS (
+        UPDATE sessions SET last_used_at = :now WHERE id = :session_id
+    )
+    INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, digest, created_at, expires_at)
+    SELECT tenant_id, session_id, id, :digest, :now, :expires_at FROM rotated
+    """
+)
+
+
+def login(
+    tenant_slug: str, username: str, password: str, *, issuer: str, now: datetime,
+    user_agent: str | None = None,
+) -> IssuedTokens:
+    """Password grant: verify the password, start a session, issue its first tokens."""
+    rt = runtime()
+    with transaction():
+        tenant = db.session.execute(
+            select(Tenant.id, Tenant.access_ttl, Tenant.refresh_ttl, Tenant.session_ttl,
+                   SigningKey.kid, SigningKey.private_key_encrypted)
+            .outerjoin(SigningKey, _current_key)
+            .where(Tenant.slug == tenant_slug)
+        ).one_or_none()
+        if tenant is None:
+            raise NotFound("Unknown tenant.")
+        user = db.session.execute(
+            select(User.id, User.password_hash, User.disabled_at)
+            .where(User.tenant_id == tenant.id, User.username == username)
+        ).one_or_none()
+        # verify() hashes even for an unknown user: the timing tells nothing.
+        valid = rt.passwords.verify(user.password_hash if user else None, password)
+        if not valid or user.disabled_at is not None:
+            log.info("login failed tenant=%s user_known=%s", tenant_slug, user is not None)
+            raise InvalidGrant()
+        if rt.passwords.needs_rehash(user.password_hash):
+            db.session.execute(
+                sa.update(User).where(User.id == user.id)
+                .values(password_hash=rt.passwords.hash(password))
+            )
+        grant = _start_session(tenant, user.id, now, user_agent)
+    log.info("login tenant=%s session=%s", tenant_slug, grant.session_id)
+    return _issue(grant, issuer, now)
+
+
+def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None) -> _Grant:
+    session_id = uuid.uuid4()
+    session_expires_at = now + timedelta(seconds=tenant.session_ttl)
+    refresh = new_refresh_token()
+    refresh_expires_at = min(now + timedelta(seconds=tenant.refresh_ttl), session_expires_at)
+    db.session.execute(sa.insert(AuthSession).values(
+        id=session_id, tenant_id=tenant.id, user_id=user_id, created_at=now,
+        last_used_at=now, expires_at=session_expires_at,
+        user_agent=(user_agent or None) and user_agent[:MAX_USER_AGENT],
+    ))
+    digest = token_digest(refresh)
+    db.session.execute(sa.insert(RefreshToken).values(
+        tenant_id=tenant.id, session_id=session_id, digest=digest,
+        created_at=now, expires_at=refresh_expires_at,
+    ))
+    return _Grant(refresh, digest, refresh_expires_at, now, session_id, user_id, tenant.id,
+                  tenant.access_ttl, tenant.kid, tenant.private_key_encrypted)
+
+
+def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime) -> IssuedTokens:
+    """Refresh grant: exchange a refresh token for its successor, exactly once (SPEC §5)."""
+    successor = successor_token(presented, runtime().successor_key)
+    with transaction():
+        chain = db.session.execute(
+            _LOCK_CHAIN, {"slug": tenant_slug, "digest": token_digest(presented)}
+        ).one_or_none()
+        if chain is None:
+            _require_tenant(tenant_slug)
+            outcome = _Rejection("unknown token")
+        else:
+            outcome = _decide(chain, successor, now)
+    if isinstance(outcome, _Rejection):
+        _report(outcome, tenant_slug)
+        raise InvalidGrant()
+    return _issue(outcome, issuer, now)
+
+
+def _decide(chain, successor: str, now: datetime) -> _Grant | _Rejection:
+    """The state table of docs/design.md, applied under the session and token locks."""
+    if chain.revoked_at is not None:
+        return _Rejection("session revoked", chain.session_id)
+    if chain.session_expires_at <= now:
+        return _Rejection("session expired", chain.session_id)
+    if chain.disabled_at is not None:
+        return _Rejection("user disabled", chain.session_id)
+    if chain.rotated_at is None:
+        if chain.token_expires_at <= now:
+            return _Rejection("token expired", chain.session_id)
+        return _rotate(chain, successor, now)
+    duplicate = _duplicate_within_interval(chain, successor, now)
+    if duplicate is not None:
+        return duplicate
+    revoke_session(chain.session_id, now, "replay")
+    return _Rejection("replay", chain.session_id, revoked=True)
+
+
+def _rotate(chain, successor: str, now: datetime) -> _Grant:
+    digest = token_digest(successor)
+    expires_at = min(now + timedelta(seconds=chain.refresh_ttl), chain.session_expires_at)
+    db.session.execute(_ROTATE, {
+        "now": now, "token_id": chain.token_id, "session_id": chain.session_id,
+        "digest": digest, "expires_at": expires_at,
+    })
+    return _grant(chain, successor, digest, expires_at, issued_at=now)
+
+
+def _duplicate_within_interval(chain, successor: str, now: datetime) -> _Grant | None:
+    """The same successor again, if this is the immediate predecessor within the interval."""
+    interval = timedelta(seconds=chain.reuse_interval)
+    if chain.reuse_interval == 0 or now - chain.rotated_at >= interval:
+        return None
+    child = db.session.execute(
+        select(RefreshToken.digest, RefreshToken.expires_at, RefreshToken.rotated_at)
+        .where(RefreshToken.parent_id == chain.token_id)
+    ).one_or_none()
+    if child is None or child.rotated_at is not None:
+        return None  # the successor has itself been used: the chain moved on
+    digest = token_digest(successor)
+    if not hmac.compare_digest(bytes(child.digest), digest):
+        # Only if the successor key changed (a new SECRET_KEY) since the rotation.
+        log.error("successor mismatch session=%s: was SECRET_KEY changed?", chain.session_id)
+        return None
+    return _grant(chain, successor, digest, child.expires_at, issued_at=chain.rotated_at)
+
+
+def _grant(chain, successor: str, digest: bytes, expires_at: datetime, *,
+           issued_at: datetime) -> _Grant:
+    return _Grant(successor, digest, expires_at, issued_at, chain.session_id, chain.user_id,
+                  chain.tenant_id, chain.access_ttl, chain.kid, chain.private_key_encrypted)
+
+
+def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
+    """Revoke a session whose row the caller has locked; True if it was live."""
+    result = db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoke_reason=reason)
+    )
+    return result.rowcount == 1
+
+
+def _require_tenant(tenant_slug: str) -> None:
+    if db.session.execute(select(Tenant.id).where(Tenant.slug == tenant_slug)).first() is None:
+        raise NotFound("Unknown tenant.")
+
+
+def _report(rejection: _Rejection, tenant_slug: str) -> None:
+    if rejection.revoked:
+        log.warning("security event=refresh_token_replay tenant=%s session=%s action=session_revoked",
+                    tenant_slug, rejection.session_id)
+    else:
+        log.info("refresh rejected tenant=%s session=%s reason=%s",
+                 tenant_slug, rejection.session_id, rejection.reason)
+
+
+def _issue(grant: _Grant, issuer: str, now: datetime) -> IssuedTokens:
+    """Sign the access token from the grant alone, so a duplicate gets the identical JWT."""
+    issued_at = int(grant.issued_at.timestamp())
+    expires_at = issued_at + grant.access_ttl
+    claims = AccessClaims(
+        issuer=issuer, audience=runtime().audience, user_id=grant.user_id,
+        session_id=str(grant.session_id), tenant_id=grant.tenant_id, issued_at=issued_at,
+        expires_at=expires_at, token_id=access_token_id(grant.refresh_digest),
+    )
+    now_s = int(now.timestamp())
+    return IssuedTokens(
+        access_token=sign_access_token(claims, grant.kid, grant.encrypted_key),
+        expires_in=max(0, expires_at - now_s),
+        refresh_token=grant.refresh_token,
+        refresh_expires_in=max(0, int((grant.refresh_expires_at - now).total_seconds())),
+        session_id=str(grant.session_id),
+    )

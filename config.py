@@ -1,0 +1,154 @@
+"""Baton configuration: the only module that reads the environment.
+
+`BATON_ENV` picks the class: `production` (the default, so nothing insecure is
+used unless asked for), `development` (what `make run` sets) or `test`.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+BASE_DIR = Path(__file__).resolve().parent
+MIN_SECRET_LENGTH = 32
+
+
+class ConfigurationError(RuntimeError):
+    """A setting that stops startup; its message is the one line the operator sees."""
+INSECURE_DEV_SECRET = "baton-development-secret-not-for-production"
+
+
+def _int(name: str, default: int) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        return int(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name} must be an integer, got {raw!r}") from None
+
+
+def psycopg2_url(url: str | None) -> str | None:
+    """Pin a plain postgresql:// URL to psycopg2 (SQLAlchemy 2.1 defaults to psycopg 3)."""
+    if not url:
+        return None
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+psycopg2://" + url[len(prefix):]
+    return url
+
+
+class Config:
+    """Settings shared by every environment; production values unless overridden."""
+
+    ENV_NAME = "production"
+    SECRET_KEY = os.environ.get("SECRET_KEY")
+    SQLALCHEMY_DATABASE_URI = psycopg2_url(os.environ.get("DATABASE_URL"))
+    # Production never starts a database of its own: DATABASE_URL is required.
+    ALLOW_EMBEDDED_DATABASE = False
+    EMBEDDED_PGDATA = os.environ.get("BATON_PGDATA") or str(BASE_DIR / "instance" / "pgdata")
+
+    # Bounded waits (SPEC §5): set on every connection, so no round trip per transaction.
+    LOCK_TIMEOUT_MS = _int("BATON_LOCK_TIMEOUT_MS", 2000)
+    STATEMENT_TIMEOUT_MS = _int("BATON_STATEMENT_TIMEOUT_MS", 10000)
+    CONNECT_TIMEOUT_S = _int("BATON_CONNECT_TIMEOUT_S", 3)
+    DB_POOL_SIZE = _int("BATON_DB_POOL_SIZE", 2)
+    RETRY_AFTER_S = _int("BATON_RETRY_AFTER_S", 1)
+
+    MAX_CONTENT_LENGTH = _int("BATON_MAX_BODY_BYTES", 16 * 1024)
+    # Public URL of the service, used for `iss` and metadata; empty means the request's host.
+    BASE_URL = os.environ.get("BATON_BASE_URL", "").rstrip("/")
+    ACCESS_TOKEN_AUDIENCE = os.environ.get("BATON_AUDIENCE", "baton")
+    # Honour X-Forwarded-* only behind a proxy that sets them (count of proxies, 0 = none).
+    TRUSTED_PROXIES = _int("BATON_TRUSTED_PROXIES", 0)
+
+    # argon2id cost (argon2-cffi defaults: RFC 9106 low-memory profile).
+    ARGON2_TIME_COST = _int("BATON_ARGON2_TIME_COST", 3)
+    ARGON2_MEMORY_KIB = _int("BATON_ARGON2_MEMORY_KIB", 65536)
+    ARGON2_PARALLELISM = _int("BATON_ARGON2_PARALLELISM", 4)
+
+    SQLALCHEMY_RECORD_QUERIES = False
+    JSON_SORT_KEYS = False
+
+
+
+class ProductionConfig(Config):
+    """Production: every secret and the database must come from the environment."""
+
+
+class DevelopmentConfig(Config):
+    """`make run`: embedded PostgreSQL under instance/ and a fixed, public dev secret."""
+
+    ENV_NAME = "development"
+    SECRET_KEY = os.environ.get("SECRET_KEY") or INSECURE_DEV_SECRET
+    ALLOW_EMBEDDED_DATABASE = True
+    BASE_URL = os.environ.get("BATON_BASE_URL", "http://127.0.0.1:8000").rstrip("/")
+
+
+class TestConfig(Config):
+    """The test suite: cheap password hashing; the database URL is given by the fixtures."""
+
+    ENV_NAME = "test"
+    TESTING = True
+    SECRET_KEY = os.environ.get("SECRET_KEY") or "baton-test-secret-0123456789abcdef"
+    ALLOW_EMBEDDED_DATABASE = True
+    EMBEDDED_PGDATA = os.environ.get("BATON_PGDATA") or str(BASE_DIR / "instance" / "test-pgdata")
+    BASE_URL = os.environ.get("BATON_BASE_URL", "http://baton.test").rstrip("/")
+    ARGON2_TIME_COST = 1
+    ARGON2_MEMORY_KIB = 1024
+    ARGON2_PARALLELISM = 1
+
+
+CONFIGS = {
+    "production": ProductionConfig,
+    "development": DevelopmentConfig,
+    "test": TestConfig,
+}
+
+
+def select_config() -> type[Config]:
+    """The config class named by BATON_ENV (default production)."""
+    name = os.environ.get("BATON_ENV", "production").strip().lower()
+    try:
+        return CONFIGS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"BATON_ENV must be one of {', '.join(CONFIGS)}, got {name!r}"
+        ) from None
+
+
+def test_database_url() -> str | None:
+    """The server the test suite should use instead of an embedded one."""
+    return psycopg2_url(os.environ.get("TEST_DATABASE_URL"))
+
+
+def engine_options(settings) -> dict:
+    """psycopg2 connection settings: timeouts set once per connection, pre-ping on checkout."""
+    options = (
+        f"-c lock_timeout={settings['LOCK_TIMEOUT_MS']} "
+        f"-c statement_timeout={settings['STATEMENT_TIMEOUT_MS']} "
+        "-c idle_in_transaction_session_timeout=60000"
+    )
+    return {
+        "pool_size": settings["DB_POOL_SIZE"],
+        "max_overflow": 2,
+        "pool_pre_ping": True,
+        "pool_timeout": settings["CONNECT_TIMEOUT_S"],
+        "connect_args": {"connect_timeout": settings["CONNECT_TIMEOUT_S"], "options": options},
+    }
+
+
+def check_settings(settings) -> None:
+    """Refuse to start with an insecure or incomplete production configuration."""
+    secret = settings.get("SECRET_KEY") or ""
+    if settings["ENV_NAME"] == "production":
+        if len(secret) < MIN_SECRET_LENGTH or secret == INSECURE_DEV_SECRET:
+            raise ConfigurationError(
+                f"SECRET_KEY must be set to a random string of at least {MIN_SECRET_LENGTH} "
+                "characters (or set BATON_ENV=development for a local setup)"
+            )
+        if not settings.get("SQLALCHEMY_DATABASE_URI"):
+            raise ConfigurationError(
+                "DATABASE_URL must be set in production (postgresql://user:pass@host/db)"
+            )
+    if not secret:
+        raise ConfigurationError("SECRET_KEY must not be empty")

@@ -1,0 +1,42 @@
+"""Plain helpers for tests: an AuthActions-style token client and database checks."""
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from app.extensions import db
+
+
+class TokenClient:
+    """Logs in and refreshes through the Flask test client (flaskr's AuthActions)."""
+
+    def __init__(self, client, tenant: str, username: str, password: str) -> None:
+        self.client, self.tenant = client, tenant
+        self.username, self.password = username, password
+
+    @property
+    def url(self) -> str:
+        return f"/v1/tenants/{self.tenant}/token"
+
+    def login(self, username: str | None = None, password: str | None = None, **kw):
+        return self.client.post(self.url, data={
+            "grant_type": "password",
+            "username": self.username if username is None else username,
+            "password": self.password if password is None else password,
+        }, **kw)
+
+    def refresh(self, refresh_token: str, tenant: str | None = None):
+        url = f"/v1/tenants/{tenant or self.tenant}/token"
+        return self.client.post(url, data={"grant_type": "refresh_token",
+                                           "refresh_token": refresh_token})
+
+
+def chain_violations() -> dict[str, int]:
+    """What the database itself shows of forked chains; every count must be 0."""
+    forks = db.session.execute(sa.text(
+        "SELECT count(*) FROM (SELECT parent_id FROM refresh_tokens WHERE parent_id IS NOT NULL"
+        " GROUP BY parent_id HAVING count(*) > 1) f")).scalar_one()
+    two_current = db.session.execute(sa.text(
+        "SELECT count(*) FROM (SELECT session_id FROM refresh_tokens WHERE rotated_at IS NULL"
+        " GROUP BY session_id HAVING count(*) > 1) c")).scalar_one()
+    db.session.rollback()
+    return {"tokens_with_two_successors": forks, "sessions_with_two_current": two_current}
