@@ -10,6 +10,7 @@ import click
 from flask import current_app
 from flask import Flask
 from flask.cli import AppGroup
+from flask.cli import with_appcontext
 
 from app.errors import OAuthError
 from app.services import keys
@@ -115,6 +116,7 @@ def rotate_key(tenant) -> None:
 
 
 @click.command("demo")
+@with_appcontext
 @service_errors
 def demo() -> None:
     """Development only: create the demo tenant and user if absent and say how to log in."""

@@ -149,9 +149,9 @@ def _wait_until_up(base: str, proc: subprocess.Popen, log_path: Path) -> None:
         if proc.poll() is not None:
             raise RuntimeError(f"gunicorn exited:\n{log_path.read_text()}")
         try:
-            if requests.get(f"{base}/readyz", timeout=1).status_code == 200:
+            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
                 return
-        except requests.ConnectionError:
+        except (requests.ConnectionError, requests.Timeout):
             pass
         time.sleep(0.2)
     raise RuntimeError(f"gunicorn did not become ready:\n{log_path.read_text()}")

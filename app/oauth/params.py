@@ -20,6 +20,8 @@ class _Pairs(list):
 
 def body_params(request: Request) -> dict[str, str]:
     """The body's parameters as a dict of strings; InvalidRequest for anything malformed."""
+    if not request.mimetype and not request.content_length:
+        return {}  # an empty POST: report the missing parameters, not the media type
     if request.mimetype not in (FORM, JSON):
         raise UnsupportedMediaType("Use application/x-www-form-urlencoded or application/json.")
     raw = request.get_data(cache=True)  # bounded by MAX_CONTENT_LENGTH (413)

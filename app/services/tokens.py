@@ -214,10 +214,12 @@ def _decide(chain, successor: str, now: datetime) -> _Grant | _Rejection:
 def _rotate(chain, successor: str, now: datetime) -> _Grant:
     digest = token_digest(successor)
     expires_at = min(now + timedelta(seconds=chain.refresh_ttl), chain.session_expires_at)
-    db.session.execute(_ROTATE, {
+    inserted = db.session.execute(_ROTATE, {
         "now": now, "token_id": chain.token_id, "session_id": chain.session_id,
         "digest": digest, "expires_at": expires_at,
-    })
+    }).rowcount
+    if inserted != 1:  # impossible while the token row is locked; never answer with a ghost
+        raise RuntimeError(f"rotation of token {chain.token_id} inserted {inserted} successors")
     return _grant(chain, successor, digest, expires_at, issued_at=now)
 
 

@@ -1,0 +1,91 @@
+"""Operator CLI (SPEC §7): success paths and one-line errors."""
+from __future__ import annotations
+
+import pytest
+
+from app.extensions import db
+from app.services import tokens as svc
+from tests.conftest import utcnow
+
+
+def assert_one_error_line(result, *fragments: str) -> None:
+    assert result.exit_code != 0
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    for fragment in fragments:
+        assert fragment in lines[0]
+
+
+def test_tenants_create_and_list(runner):
+    result = runner.invoke(args=["tenants", "create", "acme", "--name", "Acme Inc",
+                                 "--reuse-interval", "5", "--access-ttl", "300"])
+    assert result.exit_code == 0, result.output
+    listing = runner.invoke(args=["tenants", "list"])
+    assert listing.exit_code == 0
+    row = next(line for line in listing.output.splitlines() if line.startswith("acme"))
+    assert "300" in row and " 5 " in row and "Acme Inc" in row
+
+
+def test_tenants_list_empty(runner):
+    assert "No tenants." in runner.invoke(args=["tenants", "list"]).output
+
+
+def test_duplicate_tenant(runner, tenant):
+    assert_one_error_line(runner.invoke(args=["tenants", "create", tenant]), "already exists")
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["tenants", "create", "x", "--reuse-interval", "abc"], "--reuse-interval"),
+    (["tenants", "create", "x", "--reuse-interval", "301"], "--reuse-interval"),
+    (["tenants", "create", "x", "--access-ttl", "0"], "--access-ttl"),
+    (["tenants", "create", "Not_A_Slug"], "slug"),
+    (["tenants", "create"], "SLUG"),
+    (["users", "create", "acme"], "USERNAME"),
+])
+def test_bad_options(runner, args, fragment):
+    assert_one_error_line(runner.invoke(args=args), fragment)
+
+
+def test_users_create_with_prompt(runner, tenant, app):
+    result = runner.invoke(args=["users", "create", tenant, "bob"], input="s3cret\ns3cret\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert svc.login(tenant, "bob", "s3cret", issuer="x", now=utcnow()).refresh_token
+        db.session.remove()
+
+
+def test_users_create_prompt_mismatch_then_match(runner, tenant):
+    result = runner.invoke(args=["users", "create", tenant, "bob"],
+                           input="one\ntwo\nthree\nthree\n")
+    assert result.exit_code == 0, result.output
+
+
+def test_users_create_password_stdin(runner, tenant, app):
+    result = runner.invoke(args=["users", "create", tenant, "carol", "--password-stdin"],
+                           input="from stdin\n")
+    assert result.exit_code == 0, result.output
+    with app.app_context():
+        assert svc.login(tenant, "carol", "from stdin", issuer="x", now=utcnow()).session_id
+        db.session.remove()
+
+
+def test_users_create_unknown_tenant(runner):
+    result = runner.invoke(args=["users", "create", "nope", "bob", "--password-stdin"],
+                           input="pw\n")
+    assert_one_error_line(result, "unknown tenant")
+
+
+def test_users_create_empty_password(runner, tenant):
+    result = runner.invoke(args=["users", "create", tenant, "bob", "--password-stdin"], input="\n")
+    assert_one_error_line(result, "password")
+
+
+def test_users_create_duplicate(runner, user, tenant):
+    result = runner.invoke(args=["users", "create", tenant, "alice", "--password-stdin"],
+                           input="pw\n")
+    assert_one_error_line(result, "already exists")
+
+
+def test_demo_refused_outside_development(runner):
+    assert_one_error_line(runner.invoke(args=["demo"]), "development")

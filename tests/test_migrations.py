@@ -1,0 +1,128 @@
+"""Migrations apply from empty to head and back; each schema invariant is refused by PostgreSQL."""
+from __future__ import annotations
+
+import uuid
+from datetime import timedelta
+
+import pytest
+import sqlalchemy as sa
+from flask_migrate import downgrade
+from flask_migrate import upgrade
+from sqlalchemy.exc import IntegrityError
+
+from app.extensions import db
+from tests.conftest import utcnow
+
+TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys"}
+
+
+def table_names() -> set[str]:
+    names = set(sa.inspect(db.engine).get_table_names())
+    return names - {"alembic_version"}
+
+
+def test_upgrade_downgrade_upgrade(ctx):
+    assert table_names() == TABLES
+    db.session.remove()
+    downgrade(revision="base")
+    assert table_names() == set()
+    upgrade()
+    assert table_names() == TABLES
+
+
+def test_readyz_is_503_when_schema_is_behind(ctx, client):
+    assert client.get("/readyz").status_code == 200
+    db.session.remove()
+    downgrade(revision="base")
+    try:
+        response = client.get("/readyz")
+        assert response.status_code == 503
+        assert response.get_json()["error"] == "temporarily_unavailable"
+        assert response.headers["Retry-After"]
+    finally:
+        upgrade()
+    assert client.get("/readyz").status_code == 200
+
+
+def refused(sql: str, params: dict | None = None) -> str:
+    """Run a statement that must break a constraint; returns the constraint's name."""
+    with pytest.raises(IntegrityError) as info:
+        with db.session.begin():
+            db.session.execute(sa.text(sql), params or {})
+    db.session.rollback()
+    return info.value.orig.diag.constraint_name
+
+
+@pytest.fixture
+def family(ctx, tenant, user):
+    """A session with one current token, as raw rows."""
+    now = utcnow()
+    sid = uuid.uuid4()
+    with db.session.begin():
+        db.session.execute(sa.text(
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at)"
+            " VALUES (:sid, 1, 1, :now, :now, :later)"),
+            {"sid": sid, "now": now, "later": now + timedelta(days=1)})
+        token_id = db.session.execute(sa.text(
+            "INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at, expires_at)"
+            " VALUES (1, :sid, :d, :now, :later) RETURNING id"),
+            {"sid": sid, "d": b"\x01" * 32, "now": now, "later": now + timedelta(days=1)}
+        ).scalar_one()
+    return {"sid": sid, "now": now, "token_id": token_id}
+
+
+INSERT_TOKEN = ("INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, digest, created_at,"
+                " expires_at, rotated_at) VALUES (1, :sid, :parent, :d, :now, :now, :rotated)")
+# (every fixture row has tenant id 1 and user id 1: tables are truncated with RESTART IDENTITY)
+
+
+def test_two_current_tokens_per_session_refused(family):
+    name = refused(INSERT_TOKEN, {**family, "parent": None, "d": b"\x02" * 32, "rotated": None})
+    assert name == "uq_refresh_tokens_current_per_session"
+
+
+def test_two_successors_refused(family):
+    first = {**family, "parent": family["token_id"], "d": b"\x02" * 32, "rotated": family["now"]}
+    with db.session.begin():
+        db.session.execute(sa.text(INSERT_TOKEN), first)
+    name = refused(INSERT_TOKEN, {**family, "parent": family["token_id"], "d": b"\x03" * 32,
+                                  "rotated": family["now"]})
+    assert name == "uq_refresh_tokens_parent_id"
+
+
+def test_duplicate_digest_in_tenant_refused(family):
+    name = refused(INSERT_TOKEN, {**family, "parent": None, "d": b"\x01" * 32,
+                                  "rotated": family["now"]})
+    assert name == "uq_refresh_tokens_tenant_id_digest"
+
+
+def test_digest_must_be_sha256(family):
+    name = refused(INSERT_TOKEN, {**family, "parent": None, "d": b"short", "rotated": None})
+    assert name == "ck_refresh_tokens_digest_is_sha256"
+
+
+def test_duplicate_username_refused(ctx, user):
+    name = refused("INSERT INTO users (tenant_id, username, password_hash, created_at)"
+                   " VALUES (1, 'alice', 'x', now())")
+    assert name == "uq_users_tenant_id_username"
+
+
+def test_second_current_signing_key_refused(ctx, tenant):
+    name = refused("INSERT INTO signing_keys (tenant_id, kid, private_key_encrypted, public_jwk,"
+                   " created_at) VALUES (1, 'other', 'x', '{}', now())")
+    assert name == "uq_signing_keys_current_per_tenant"
+
+
+@pytest.mark.parametrize("column, value, constraint", [
+    ("reuse_interval", 301, "ck_tenants_reuse_interval_range"),
+    ("reuse_interval", -1, "ck_tenants_reuse_interval_range"),
+    ("access_ttl", 0, "ck_tenants_positive_lifetimes"),
+])
+def test_tenant_settings_checked(ctx, tenant, column, value, constraint):
+    assert refused(f"UPDATE tenants SET {column} = :v", {"v": value}) == constraint
+
+
+def test_bad_slug_refused(ctx):
+    name = refused("INSERT INTO tenants (slug, name, access_ttl, refresh_ttl, session_ttl,"
+                   " reuse_interval, created_at) VALUES ('Bad Slug', 'x', 1, 1, 1, 0, now())")
+    assert name == "ck_tenants_slug_format"
