@@ -51,9 +51,11 @@ def register_proxy(app: Flask) -> None:
 def register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
     from app.oauth import bp as oauth_bp
+    from app.oauth import wellknown_bp
 
     app.register_blueprint(health_bp)
     app.register_blueprint(oauth_bp)
+    app.register_blueprint(wellknown_bp)
 
 
 def register_errors(app: Flask) -> None:

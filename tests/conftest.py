@@ -117,10 +117,12 @@ def _free_port() -> int:
 def live_server(app, database_url, tmp_path_factory):
     """A real gunicorn with 4 sync workers on the test database; yields its base URL."""
     port = _free_port()
+    base = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
     env = {
         **os.environ,
         "BATON_ENV": "test",
+        "BATON_BASE_URL": base,
         "DATABASE_URL": database_url,
         "BATON_LOCK_TIMEOUT_MS": "2000",
         "BATON_DB_POOL_SIZE": "2",
@@ -131,7 +133,6 @@ def live_server(app, database_url, tmp_path_factory):
              "--bind", f"127.0.0.1:{port}", "wsgi:app"],
             cwd=PROJECT_ROOT, env=env, stdout=log, stderr=subprocess.STDOUT,
         )
-    base = f"http://127.0.0.1:{port}"
     try:
         _wait_until_up(base, proc, log_path)
         yield base

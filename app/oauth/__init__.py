@@ -2,5 +2,7 @@
 from flask import Blueprint
 
 bp = Blueprint("oauth", __name__, url_prefix="/v1/tenants/<tenant>")
+# RFC 8414 §3.1 puts metadata at /.well-known/oauth-authorization-server/<issuer path>.
+wellknown_bp = Blueprint("wellknown", __name__)
 
 from app.oauth import routes  # noqa: E402,F401  (registers the views)

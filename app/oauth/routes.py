@@ -15,10 +15,15 @@ from app.errors import NotFound
 from app.errors import UnsupportedGrantType
 from app.models.tenant import SLUG_PATTERN
 from app.oauth import bp
+from app.oauth import wellknown_bp
 from app.oauth.params import body_params
 from app.oauth.params import require
 from app.oauth.responses import token_response
+from app.errors import InvalidToken
+from app.oauth.responses import NO_STORE
 from app.services import keys
+from app.services import sessions
+from app.services import tenants
 from app.services import tokens
 from app.services.users import validate_credentials
 
@@ -50,10 +55,23 @@ def _password_grant(tenant: str, params: dict[str, str]):
                         user_agent=request.headers.get("User-Agent"))
 
 
+def _bounded(value: str, name: str) -> str:
+    if len(value) > MAX_TOKEN_LENGTH:
+        raise InvalidRequest(f"Parameter {name!r} is too long.")
+    return value
+
+
+def bearer_token() -> str:
+    """The RFC 6750 §2.1 bearer token of the request, or InvalidToken (401)."""
+    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token or len(token) > 4 * MAX_TOKEN_LENGTH:
+        raise InvalidToken()
+    return token
+
+
 def _refresh_grant(tenant: str, params: dict[str, str]):
-    presented = require(params, "refresh_token")
-    if len(presented) > MAX_TOKEN_LENGTH:
-        raise InvalidRequest("Parameter 'refresh_token' is too long.")
+    presented = _bounded(require(params, "refresh_token"), "refresh_token")
     return tokens.rotate(tenant, presented, issuer=issuer(tenant), now=utcnow())
 
 
@@ -80,3 +98,77 @@ def jwks(tenant: str):
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 
+
+
+@bp.post("/revoke")
+def revoke(tenant: str):
+    """RFC 7009 revocation: 200 whether or not the token was known."""
+    params = body_params(request)
+    token = _bounded(require(params, "token"), "token")
+    hint = params.get("token_type_hint")
+    if hint not in (None, "access_token", "refresh_token"):
+        # RFC 7009 §2.2.1: an unknown hint is not an error; search every kind.
+        hint = None
+    sessions.revoke(tenant, token, hint, utcnow())
+    response = jsonify({})
+    response.headers.update(NO_STORE)
+    return response
+
+
+@bp.get("/userinfo")
+def userinfo(tenant: str):
+    response = jsonify(sessions.userinfo(tenant, bearer_token(), utcnow()))
+    response.headers.update(NO_STORE)
+    return response
+
+
+@bp.get("/sessions")
+def list_sessions(tenant: str):
+    found = sessions.list_sessions(tenant, bearer_token(), utcnow())
+    response = jsonify({"sessions": [{
+        "id": s.id,
+        "created_at": s.created_at.isoformat(),
+        "last_used_at": s.last_used_at.isoformat(),
+        "expires_at": s.expires_at.isoformat(),
+        "user_agent": s.user_agent,
+        "current": s.current,
+    } for s in found]})
+    response.headers.update(NO_STORE)
+    return response
+
+
+@bp.delete("/sessions/<session_id>")
+def delete_session(tenant: str, session_id: str):
+    sessions.delete_session(tenant, bearer_token(), session_id, utcnow())
+    return "", 204
+
+
+@bp.get("/.well-known/oauth-authorization-server")
+def metadata(tenant: str):
+    """RFC 8414 metadata under the tenant base (SPEC §4.2)."""
+    return jsonify(server_metadata(tenant))
+
+
+@wellknown_bp.get("/.well-known/oauth-authorization-server/v1/tenants/<tenant>")
+def metadata_rfc8414(tenant: str):
+    """The same metadata where RFC 8414 §3.1 puts it for an issuer with a path."""
+    if not _SLUG.match(tenant):
+        raise NotFound("Unknown tenant.")
+    return jsonify(server_metadata(tenant))
+
+
+def server_metadata(tenant: str) -> dict:
+    if not tenants.tenant_exists(tenant):
+        raise NotFound("Unknown tenant.")
+    base = issuer(tenant)
+    return {
+        "issuer": base,
+        "token_endpoint": f"{base}/token",
+        "revocation_endpoint": f"{base}/revoke",
+        "jwks_uri": f"{base}/jwks.json",
+        "userinfo_endpoint": f"{base}/userinfo",
+        "grant_types_supported": list(GRANTS),
+        "response_types_supported": [],
+        "token_endpoint_auth_methods_supported": ["none"],
+        "revocation_endpoint_auth_methods_supported": ["none"],
+    }

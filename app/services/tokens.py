@@ -178,11 +178,9 @@ def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime) -> I
     """Refresh grant: exchange a refresh token for its successor, exactly once (SPEC §5)."""
     successor = successor_token(presented, runtime().successor_key)
     with transaction():
-        chain = db.session.execute(
-            _LOCK_CHAIN, {"slug": tenant_slug, "digest": token_digest(presented)}
-        ).one_or_none()
+        chain = lock_chain(tenant_slug, presented)
         if chain is None:
-            _require_tenant(tenant_slug)
+            require_tenant(tenant_slug)
             outcome = _Rejection("unknown token")
         else:
             outcome = _decide(chain, successor, now)
@@ -190,6 +188,13 @@ def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime) -> I
         _report(outcome, tenant_slug)
         raise InvalidGrant()
     return _issue(outcome, issuer, now)
+
+
+def lock_chain(tenant_slug: str, presented: str):
+    """Find a refresh token of the tenant and lock its session, then itself; None if unknown."""
+    return db.session.execute(
+        _LOCK_CHAIN, {"slug": tenant_slug, "digest": token_digest(presented)}
+    ).one_or_none()
 
 
 def _decide(chain, successor: str, now: datetime) -> _Grant | _Rejection:
@@ -258,7 +263,8 @@ def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
     return result.rowcount == 1
 
 
-def _require_tenant(tenant_slug: str) -> None:
+def require_tenant(tenant_slug: str) -> None:
+    """Raise NotFound unless the tenant exists (inside the caller's transaction)."""
     if db.session.execute(select(Tenant.id).where(Tenant.slug == tenant_slug)).first() is None:
         raise NotFound("Unknown tenant.")
 

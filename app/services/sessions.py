@@ -1,0 +1,154 @@
+"""Sessions seen by their owner: userinfo, listing, deletion, and RFC 7009 revocation.
+
+Every revoking path locks the session row before anything else of its family,
+the order rotation uses (docs/design.md), so a revoke racing a refresh can
+never leave a live successor behind.
+"""
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.errors import InvalidToken
+from app.errors import NotFound
+from app.extensions import db
+from app.models import AuthSession
+from app.models import Tenant
+from app.models import User
+from app.runtime import runtime
+from app.services.access_tokens import VerifiedAccess
+from app.services.access_tokens import verify_access_token
+from app.services.database import transaction
+from app.services.tokens import lock_chain
+from app.services.tokens import require_tenant
+from app.services.tokens import revoke_session
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class SessionInfo:
+    id: str
+    created_at: datetime
+    last_used_at: datetime
+    expires_at: datetime
+    user_agent: str | None
+    current: bool
+
+
+def _caller(tenant_slug: str, access_token: str, now: datetime) -> VerifiedAccess:
+    """Verify a bearer token and require its session to be live (Baton can check; others can't)."""
+    caller = verify_access_token(access_token, tenant_slug, runtime().audience, now)
+    live = db.session.execute(
+        select(AuthSession.id).where(
+            AuthSession.id == _uuid(caller.session_id), AuthSession.user_id == caller.user_id,
+            AuthSession.revoked_at.is_(None), AuthSession.expires_at > now,
+        )
+    ).first()
+    if live is None:
+        raise InvalidToken()
+    return caller
+
+
+def userinfo(tenant_slug: str, access_token: str, now: datetime) -> dict[str, str]:
+    """`{"sub", "username", "tenant"}` for a valid access token of a live session."""
+    with transaction():
+        caller = _caller(tenant_slug, access_token, now)
+        username = db.session.execute(
+            select(User.username).where(User.id == caller.user_id, User.disabled_at.is_(None))
+        ).scalar_one_or_none()
+        if username is None:
+            raise InvalidToken()
+    return {"sub": str(caller.user_id), "username": username, "tenant": tenant_slug}
+
+
+def list_sessions(tenant_slug: str, access_token: str, now: datetime) -> list[SessionInfo]:
+    """The caller's live sessions, newest first, with the caller's own marked current."""
+    with transaction():
+        caller = _caller(tenant_slug, access_token, now)
+        rows = db.session.execute(
+            select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
+                   AuthSession.expires_at, AuthSession.user_agent)
+            .where(AuthSession.user_id == caller.user_id, AuthSession.revoked_at.is_(None),
+                   AuthSession.expires_at > now)
+            .order_by(AuthSession.created_at.desc())
+        ).all()
+    return [SessionInfo(str(r.id), r.created_at, r.last_used_at, r.expires_at, r.user_agent,
+                        str(r.id) == caller.session_id) for r in rows]
+
+
+def delete_session(tenant_slug: str, access_token: str, session_id: str, now: datetime) -> None:
+    """Revoke one of the caller's sessions; NotFound for another user's or an unknown one."""
+    target = _uuid(session_id)
+    with transaction():
+        caller = _caller(tenant_slug, access_token, now)
+        locked = db.session.execute(
+            select(AuthSession.id)
+            .where(AuthSession.id == target, AuthSession.user_id == caller.user_id,
+                   AuthSession.revoked_at.is_(None))
+            .with_for_update()
+        ).first() if target else None
+        if locked is None:
+            raise NotFound("No such session.")
+        revoke_session(target, now, "logout")
+    log.info("session revoked tenant=%s session=%s reason=logout", tenant_slug, target)
+
+
+def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> None:
+    """RFC 7009: revoke the session of a refresh or access token; unknown tokens are ignored."""
+    order = ("access_token", "refresh_token") if hint == "access_token" else (
+        "refresh_token", "access_token")
+    with transaction():
+        require_tenant(tenant_slug)
+        for kind in order:
+            session_id = _REVOKERS[kind](tenant_slug, token, now)
+            if session_id is not None:
+                log.info("session revoked tenant=%s session=%s reason=revoke via=%s",
+                         tenant_slug, session_id, kind)
+                return
+
+
+def _revoke_by_refresh_token(tenant_slug: str, token: str, now: datetime) -> uuid.UUID | None:
+    chain = lock_chain(tenant_slug, token)  # session row, then token row: rotation's order
+    if chain is None:
+        return None
+    revoke_session(chain.session_id, now, "revoke")
+    return chain.session_id
+
+
+def _revoke_by_access_token(tenant_slug: str, token: str, now: datetime) -> uuid.UUID | None:
+    if token.count(".") != 2:
+        return None
+    try:
+        caller = verify_access_token(token, tenant_slug, runtime().audience, now)
+    except InvalidToken:
+        return None
+    session_id = _uuid(caller.session_id)
+    tenant_id = select(Tenant.id).where(Tenant.slug == tenant_slug).scalar_subquery()
+    locked = db.session.execute(
+        select(AuthSession.id)
+        .where(AuthSession.id == session_id, AuthSession.tenant_id == tenant_id)
+        .with_for_update()
+    ).first()
+    if locked is None:
+        return None
+    revoke_session(session_id, now, "revoke")
+    return session_id
+
+
+_REVOKERS = {
+    "refresh_token": _revoke_by_refresh_token,
+    "access_token": _revoke_by_access_token,
+}
+
+
+def _uuid(value: str) -> uuid.UUID | None:
+    try:
+        return uuid.UUID(value)
+    except (ValueError, TypeError, AttributeError):
+        return None
+

@@ -1,0 +1,67 @@
+"""Standard tooling against a live gunicorn: the curl examples and requests-oauthlib."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+
+import jwt
+import pytest
+import requests
+from oauthlib.oauth2 import LegacyApplicationClient
+from requests_oauthlib import OAuth2Session
+
+from app.extensions import db
+from app.services import tenants
+from app.services import users
+from tests.conftest import PROJECT_ROOT
+from tests.conftest import utcnow
+
+SCRIPTS = ["login.sh", "userinfo.sh", "refresh.sh", "userinfo.sh", "sessions.sh", "revoke.sh"]
+
+
+@pytest.fixture
+def live_user(app):
+    with app.app_context():
+        tenants.create_tenant(tenants.TenantSettings("example", "Example"), utcnow())
+        users.create_user("example", "demo", "demo password", utcnow())
+        db.session.remove()
+    return "example", "demo", "demo password"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_examples_run_verbatim(live_server, live_user, tmp_path):
+    tenant, username, password = live_user
+    credentials = tmp_path / "credentials.json"
+    credentials.write_text(json.dumps({"username": username, "password": password}))
+    env = {**os.environ, "BASE_URL": live_server, "TENANT": tenant,
+           "STATE": str(tmp_path / "tokens.json"), "CREDENTIALS": str(credentials)}
+    for script in SCRIPTS:
+        result = subprocess.run(["bash", f"examples/curl/{script}"], cwd=PROJECT_ROOT, env=env,
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
+        assert result.stdout.strip(), f"{script} printed nothing"
+
+
+def test_requests_oauthlib_password_and_refresh(live_server, live_user, monkeypatch):
+    """A real OAuth client nobody here wrote: LegacyApplicationClient = password grant."""
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")  # plain http on loopback
+    tenant, username, password = live_user
+    base = f"{live_server}/v1/tenants/{tenant}"
+    meta = requests.get(f"{base}/.well-known/oauth-authorization-server", timeout=10).json()
+    oauth = OAuth2Session(client=LegacyApplicationClient(client_id="baton-example"))
+    token = oauth.fetch_token(token_url=meta["token_endpoint"], username=username,
+                              password=password, include_client_id=True)
+    assert token["token_type"] == "Bearer" and token["refresh_token"]
+    # The session now authenticates requests with the access token.
+    info = oauth.get(f"{base}/userinfo", timeout=10)
+    assert info.status_code == 200 and info.json()["username"] == username
+    refreshed = oauth.refresh_token(meta["token_endpoint"], client_id="baton-example")
+    assert refreshed["refresh_token"] != token["refresh_token"]
+    assert refreshed["session_id"] == token["session_id"]
+    # The access token verifies with the published JWKS.
+    jwks = jwt.PyJWKClient(meta["jwks_uri"])
+    key = jwks.get_signing_key_from_jwt(refreshed["access_token"])
+    claims = jwt.decode(refreshed["access_token"], key, algorithms=["EdDSA"], audience="baton")
+    assert claims["sid"] == token["session_id"]
