@@ -66,6 +66,9 @@ class Config:
     ARGON2_MEMORY_KIB = _int("BATON_ARGON2_MEMORY_KIB", 65536)
     ARGON2_PARALLELISM = _int("BATON_ARGON2_PARALLELISM", 4)
 
+    # Lifetime of tokens printed by `flask users reset-link`.
+    RESET_TOKEN_TTL_S = _int("BATON_RESET_TOKEN_TTL_S", 3600)
+
     SQLALCHEMY_RECORD_QUERIES = False
     JSON_SORT_KEYS = False
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 import functools
 import sys
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
 
 import click
@@ -106,6 +107,42 @@ def create_user(tenant, username, password_stdin) -> None:
     click.echo(f"Created user {username!r} in tenant {tenant!r}.")
 
 
+@users_cli.command("disable")
+@click.argument("tenant")
+@click.argument("username")
+@service_errors
+def disable_user(tenant, username) -> None:
+    """Disable a user and revoke all of their sessions."""
+    revoked = users.disable_user(tenant, username, utcnow())
+    click.echo(f"Disabled {username!r} in tenant {tenant!r}; revoked {revoked} session(s).")
+
+
+@users_cli.command("set-password")
+@click.argument("tenant")
+@click.argument("username")
+@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@service_errors
+def set_password(tenant, username, password_stdin) -> None:
+    """Set a user's password and revoke all of their sessions."""
+    revoked = users.set_password(tenant, username, read_password(password_stdin), utcnow())
+    click.echo(f"Password of {username!r} set; revoked {revoked} session(s).")
+
+
+@users_cli.command("reset-link")
+@click.argument("tenant")
+@click.argument("username")
+@service_errors
+def reset_link(tenant, username) -> None:
+    """Print a single-use, time-limited password reset token for the user."""
+    from app.services.password_reset import issue_reset_token
+
+    token = issue_reset_token(tenant, username)
+    ttl = current_app.config["RESET_TOKEN_TTL_S"]
+    click.echo(f"Reset token for {username!r} (valid {ttl} s, single use):\n{token}\n")
+    click.echo(f"Use it: POST /v1/tenants/{tenant}/password/reset "
+               '{"token": "<token>", "new_password": "<new password>"}')
+
+
 @keys_cli.command("rotate")
 @click.argument("tenant")
 @service_errors
@@ -128,6 +165,54 @@ def demo() -> None:
     click.echo(f"Demo tenant 'demo', user {username!r}, password {password!r} (saved in {path}).")
 
 
+class Duration(click.ParamType):
+    """`30s`, `15m`, `12h`, `7d` (or plain seconds) as a timedelta."""
+
+    name = "duration"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value, param, ctx) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS else (text, "s")
+        if not number.isdigit():
+            self.fail(f"{value!r} is not a duration like 30s, 15m, 12h or 7d", param, ctx)
+        return timedelta(seconds=int(number) * self.UNITS[unit])
+
+
+tokens_cli = BatonGroup("tokens", help="Maintain the token tables.")
+
+
+@tokens_cli.command("purge")
+@click.option("--retention", type=Duration(), default="7d", show_default=True,
+              help="Keep what expired or was revoked less than this long ago.")
+@click.option("--batch-size", type=click.IntRange(1, 100000), default=1000, show_default=True,
+              help="Rows per transaction.")
+@click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
+@click.option("--tenant", help="Only this tenant.")
+@service_errors
+def purge_tokens(retention, batch_size, dry_run, tenant) -> None:
+    """Remove expired and revoked sessions and tokens in short batches (safe while serving)."""
+    from app.services.purge import purge
+
+    progress = _progress_line if sys.stderr.isatty() and not dry_run else None
+    report = purge(utcnow(), retention, batch_size, tenant_slug=tenant, dry_run=dry_run,
+                   progress=progress)
+    if progress:
+        click.echo("", err=True)
+    verb = "Would remove" if dry_run else "Removed"
+    click.echo(f"{verb} {report.sessions} session(s) and {report.tokens} refresh token(s) "
+               f"in {report.elapsed_s:.2f}s"
+               + ("" if dry_run else f" ({report.batches} batch(es), longest "
+                                     f"{report.longest_batch_s * 1000:.0f} ms)"))
+
+
+def _progress_line(report) -> None:
+    click.echo(f"\r  {report.sessions} sessions, {report.tokens} tokens, "
+               f"{report.batches} batches...", nl=False, err=True)
+
+
 def register_commands(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, keys_cli, demo):
+    for group in (tenants_cli, users_cli, keys_cli, tokens_cli, demo):
         app.cli.add_command(group)

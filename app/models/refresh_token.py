@@ -39,9 +39,8 @@ class RefreshToken(Base):
     session_id: Mapped[uuid.UUID] = mapped_column(
         UUID(as_uuid=True), sa.ForeignKey("sessions.id", ondelete="CASCADE")
     )
-    parent_id: Mapped[int | None] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("refresh_tokens.id", ondelete="SET NULL"), nullable=True
-    )
+    # No foreign key: purge deletes old links without touching the live token after them.
+    parent_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
     digest: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = timestamp()
     # Idle expiry: renewed by each rotation (the successor gets a new one), capped by the session.

@@ -22,6 +22,7 @@ from app.oauth.responses import token_response
 from app.errors import InvalidToken
 from app.oauth.responses import NO_STORE
 from app.services import keys
+from app.services import password_reset as password_reset_service
 from app.services import sessions
 from app.services import tenants
 from app.services import tokens
@@ -172,3 +173,14 @@ def server_metadata(tenant: str) -> dict:
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
     }
+
+
+@bp.post("/password/reset")
+def password_reset(tenant: str):
+    """Set a new password with a token from `flask users reset-link`; revokes every session."""
+    params = body_params(request)
+    token = _bounded(require(params, "token"), "token")
+    password_reset_service.reset_password(tenant, token, require(params, "new_password"), utcnow())
+    response = jsonify({"status": "password_reset"})
+    response.headers.update(NO_STORE)
+    return response

@@ -11,6 +11,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from app.errors import InvalidToken
@@ -152,3 +153,24 @@ def _uuid(value: str) -> uuid.UUID | None:
     except (ValueError, TypeError, AttributeError):
         return None
 
+
+
+def revoke_all_for_user(user_id: int, now: datetime, reason: str) -> int:
+    """Revoke every live session of a user, inside the caller's transaction.
+
+    The session rows are locked in id order first (rotation's first lock), so a
+    refresh of any of them either finishes before or sees the revocation.
+    """
+    ids = db.session.scalars(
+        select(AuthSession.id)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .order_by(AuthSession.id)
+        .with_for_update()
+    ).all()
+    if ids:
+        db.session.execute(
+            sa.update(AuthSession)
+            .where(AuthSession.id.in_(ids), AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+        )
+    return len(ids)

@@ -1,6 +1,7 @@
 """Users: creation with an argon2id password hash."""
 from __future__ import annotations
 
+import logging
 from datetime import datetime
 
 from sqlalchemy import select
@@ -13,6 +14,9 @@ from app.models import User
 from app.models.user import MAX_USERNAME_LENGTH
 from app.runtime import runtime
 from app.services.database import transaction
+from app.services.sessions import revoke_all_for_user
+
+log = logging.getLogger(__name__)
 
 MAX_PASSWORD_LENGTH = 1024
 
@@ -57,3 +61,40 @@ def user_exists(tenant_slug: str, username: str) -> bool:
             select(User.id).join(Tenant, Tenant.id == User.tenant_id)
             .where(Tenant.slug == tenant_slug, User.username == username)
         ).first() is not None
+
+
+def _lock_user(tenant_slug: str, username: str) -> User:
+    """The user row, locked; NotFound for an unknown tenant or user."""
+    user = db.session.execute(
+        select(User).join(Tenant, Tenant.id == User.tenant_id)
+        .where(Tenant.slug == tenant_slug, User.username == username)
+        .with_for_update(of=User)
+    ).scalar_one_or_none()
+    if user is None:
+        raise NotFound(f"no user {username!r} in tenant {tenant_slug!r}")
+    return user
+
+
+def disable_user(tenant_slug: str, username: str, now: datetime) -> int:
+    """Disable a user and revoke all of their sessions in one transaction; returns how many."""
+    with transaction():
+        user = _lock_user(tenant_slug, username)
+        user_id = user.id  # read before commit expires the object
+        if user.disabled_at is None:
+            user.disabled_at = now
+        revoked = revoke_all_for_user(user_id, now, "user disabled")
+    log.info("user disabled tenant=%s user=%s sessions_revoked=%d", tenant_slug, user_id, revoked)
+    return revoked
+
+
+def set_password(tenant_slug: str, username: str, password: str, now: datetime) -> int:
+    """Set a new password and revoke all of the user's sessions; returns how many."""
+    validate_credentials(username, password)
+    password_hash = runtime().passwords.hash(password)
+    with transaction():
+        user = _lock_user(tenant_slug, username)
+        user_id = user.id  # read before commit expires the object
+        user.password_hash = password_hash
+        revoked = revoke_all_for_user(user_id, now, "password changed")
+    log.info("password set tenant=%s user=%s sessions_revoked=%d", tenant_slug, user_id, revoked)
+    return revoked

@@ -109,14 +109,14 @@ def upgrade():
         timestamp("rotated_at", nullable=True),
         sa.CheckConstraint("octet_length(digest) = 32",
                            name=op.f("ck_refresh_tokens_digest_is_sha256")),
-        sa.ForeignKeyConstraint(["parent_id"], ["refresh_tokens.id"], ondelete="SET NULL",
-                                name=op.f("fk_refresh_tokens_parent_id_refresh_tokens")),
         sa.ForeignKeyConstraint(["session_id"], ["sessions.id"], ondelete="CASCADE",
                                 name=op.f("fk_refresh_tokens_session_id_sessions")),
         sa.ForeignKeyConstraint(["tenant_id"], ["tenants.id"], ondelete="CASCADE",
                                 name=op.f("fk_refresh_tokens_tenant_id_tenants")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_refresh_tokens")),
-        # A token has at most one successor: the chain cannot fork.
+        # A token has at most one successor: the chain cannot fork. parent_id has no foreign
+        # key on purpose: purging an old link must never update (or wait for) the live one
+        # after it, so it stays as a plain historical pointer.
         sa.UniqueConstraint("parent_id", name=op.f("uq_refresh_tokens_parent_id")),
         # The refresh lookup, scoped by tenant.
         sa.UniqueConstraint("tenant_id", "digest", name=op.f("uq_refresh_tokens_tenant_id_digest")),

@@ -1,0 +1,186 @@
+"""Token purge (SPEC §7): short batched transactions that never block live refreshes.
+
+What goes, with `cutoff = now - retention`:
+- sessions revoked or past their absolute expiry before the cutoff, with all their tokens;
+- refresh tokens whose idle expiry is before the cutoff. A rotated token of a live session
+  stays until then: until its own expiry it could still be presented, and replay detection
+  needs it to recognise the presentation. If the expired token was the session's current
+  one, the session can never refresh again and goes too.
+
+Every batch is one transaction that selects its rows `FOR UPDATE SKIP LOCKED`: a row that
+a refresh holds is skipped (a later run takes it), and purge never waits for a lock.
+"""
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass
+from dataclasses import field
+from datetime import datetime
+from datetime import timedelta
+from typing import Callable
+
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from app.errors import NotFound
+from app.extensions import db
+from app.models import AuthSession
+from app.models import RefreshToken
+from app.models import Tenant
+from app.services.database import transaction
+
+
+@dataclass
+class PurgeReport:
+    sessions: int = 0
+    tokens: int = 0
+    batches: int = 0
+    longest_batch_s: float = 0.0
+    elapsed_s: float = 0.0
+    dry_run: bool = False
+    _dead_sessions: set = field(default_factory=set, repr=False)
+
+
+Progress = Callable[[PurgeReport], None]
+
+
+def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: str | None = None,
+          dry_run: bool = False, progress: Progress | None = None) -> PurgeReport:
+    """Remove (or with dry_run, count) what expired or was revoked before now - retention."""
+    started = time.monotonic()
+    cutoff = now - retention
+    tenant_id = _tenant_id(tenant_slug)
+    report = PurgeReport(dry_run=dry_run)
+    if dry_run:
+        _count(report, cutoff, tenant_id)
+    else:
+        # Tokens first, in batches of tokens: a long-lived session can own thousands of them.
+        _batches(report, lambda: _dead_session_token_batch(cutoff, tenant_id, batch_size),
+                 progress)
+        _batches(report, lambda: _expired_token_batch(cutoff, tenant_id, batch_size, report),
+                 progress)
+        _batches(report, lambda: _dead_session_batch(cutoff, tenant_id, batch_size), progress)
+        _purge_orphans(report, batch_size, progress)
+    report.elapsed_s = time.monotonic() - started
+    return report
+
+
+def _tenant_id(tenant_slug: str | None) -> int | None:
+    if tenant_slug is None:
+        return None
+    with transaction():
+        tenant_id = db.session.execute(
+            select(Tenant.id).where(Tenant.slug == tenant_slug)).scalar_one_or_none()
+    if tenant_id is None:
+        raise NotFound(f"unknown tenant {tenant_slug!r}")
+    return tenant_id
+
+
+def _batches(report: PurgeReport, run_one: Callable[[], tuple[int, int]],
+             progress: Progress | None) -> None:
+    """Run batches, each its own transaction, until one finds nothing."""
+    while True:
+        started = time.monotonic()
+        with transaction():
+            sessions, tokens = run_one()
+        if sessions == 0 and tokens == 0:
+            return
+        _account(report, started, sessions, tokens, progress)
+
+
+def _account(report: PurgeReport, started: float, sessions: int, tokens: int,
+             progress: Progress | None) -> None:
+    report.batches += 1
+    report.sessions += sessions
+    report.tokens += tokens
+    report.longest_batch_s = max(report.longest_batch_s, time.monotonic() - started)
+    if progress:
+        progress(report)
+
+
+def _dead_sessions(cutoff: datetime, tenant_id: int | None):
+    dead = sa.or_(AuthSession.revoked_at < cutoff, AuthSession.expires_at < cutoff)
+    query = select(AuthSession.id).where(dead)
+    return query.where(AuthSession.tenant_id == tenant_id) if tenant_id else query
+
+
+def _expired_tokens(cutoff: datetime, tenant_id: int | None):
+    query = select(RefreshToken.id).where(RefreshToken.expires_at < cutoff)
+    return query.where(RefreshToken.tenant_id == tenant_id) if tenant_id else query
+
+
+def _delete_sessions(ids: list[uuid.UUID]) -> tuple[int, int]:
+    tokens = db.session.execute(
+        sa.delete(RefreshToken).where(RefreshToken.session_id.in_(ids))).rowcount
+    sessions = db.session.execute(sa.delete(AuthSession).where(AuthSession.id.in_(ids))).rowcount
+    return sessions, tokens
+
+
+def _dead_session_token_batch(cutoff, tenant_id, batch_size) -> tuple[int, int]:
+    dead = _dead_sessions(cutoff, tenant_id).subquery()
+    ids = db.session.scalars(
+        select(RefreshToken.id).join(dead, dead.c.id == RefreshToken.session_id)
+        .limit(batch_size).with_for_update(of=RefreshToken, skip_locked=True)
+    ).all()
+    if not ids:
+        return 0, 0
+    return 0, db.session.execute(sa.delete(RefreshToken).where(RefreshToken.id.in_(ids))).rowcount
+
+
+def _dead_session_batch(cutoff, tenant_id, batch_size) -> tuple[int, int]:
+    ids = db.session.scalars(
+        _dead_sessions(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
+    ).all()
+    return _delete_sessions(ids) if ids else (0, 0)
+
+
+def _expired_token_batch(cutoff, tenant_id, batch_size, report: PurgeReport) -> tuple[int, int]:
+    ids = db.session.scalars(
+        _expired_tokens(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
+    ).all()
+    if not ids:
+        return 0, 0
+    deleted = db.session.execute(
+        sa.delete(RefreshToken).where(RefreshToken.id.in_(ids))
+        .returning(RefreshToken.session_id, RefreshToken.rotated_at)
+    ).all()
+    # An expired *current* token leaves its session unable to refresh: it goes next.
+    report._dead_sessions.update(row.session_id for row in deleted if row.rotated_at is None)
+    return 0, len(deleted)
+
+
+def _purge_orphans(report: PurgeReport, batch_size: int, progress: Progress | None) -> None:
+    """Delete the sessions whose current token expired, in batches (locked ones are skipped)."""
+    pending = sorted(report._dead_sessions)
+    for start in range(0, len(pending), batch_size):
+        started = time.monotonic()
+        with transaction():
+            ids = db.session.scalars(
+                select(AuthSession.id).where(AuthSession.id.in_(pending[start:start + batch_size]))
+                .with_for_update(skip_locked=True)
+            ).all()
+            sessions, tokens = _delete_sessions(ids) if ids else (0, 0)
+        _account(report, started, sessions, tokens, progress)
+
+
+def _count(report: PurgeReport, cutoff: datetime, tenant_id: int | None) -> None:
+    """What a real run would remove now (dry run): same rules, nothing locked or deleted."""
+    with transaction():
+        dead = _dead_sessions(cutoff, tenant_id).subquery()
+        expired = _expired_tokens(cutoff, tenant_id).subquery()
+        orphaned = (
+            select(RefreshToken.session_id).where(RefreshToken.id.in_(select(expired.c.id)),
+                                                  RefreshToken.rotated_at.is_(None))
+            .where(RefreshToken.session_id.not_in(select(dead.c.id)))
+        ).subquery()
+        count = lambda q: db.session.execute(  # noqa: E731
+            select(sa.func.count()).select_from(q)).scalar_one()
+        report.sessions = count(dead) + count(orphaned)
+        gone_sessions = sa.union(select(dead.c.id), select(orphaned.c.session_id)).subquery()
+        report.tokens = count(
+            select(RefreshToken.id).where(sa.or_(
+                RefreshToken.session_id.in_(select(gone_sessions.c.id)),
+                RefreshToken.id.in_(select(expired.c.id)),
+            )).subquery()
+        )
