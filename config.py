@@ -66,6 +66,11 @@ class Config:
     ARGON2_MEMORY_KIB = _int("BATON_ARGON2_MEMORY_KIB", 65536)
     ARGON2_PARALLELISM = _int("BATON_ARGON2_PARALLELISM", 4)
 
+    # Password-login throttling: attempts per window, per username and per client address.
+    LOGIN_WINDOW_S = _int("BATON_LOGIN_WINDOW_S", 300)
+    LOGIN_MAX_PER_USER = _int("BATON_LOGIN_MAX_PER_USER", 5)
+    LOGIN_MAX_PER_ADDRESS = _int("BATON_LOGIN_MAX_PER_ADDRESS", 30)
+
     # Lifetime of tokens printed by `flask users reset-link`.
     RESET_TOKEN_TTL_S = _int("BATON_RESET_TOKEN_TTL_S", 3600)
 
@@ -137,6 +142,8 @@ def engine_options(settings) -> dict:
         "pool_pre_ping": True,
         "pool_timeout": settings["CONNECT_TIMEOUT_S"],
         "connect_args": {"connect_timeout": settings["CONNECT_TIMEOUT_S"], "options": options},
+        # Never put statement parameters (hashes, digests) into exception messages or logs.
+        "hide_parameters": True,
     }
 
 

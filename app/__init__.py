@@ -21,6 +21,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     app.config.from_object(config_class)
     app.config.update(overrides or {})
     baton_config.check_settings(app.config)
+    register_logging(app)
     register_database(app)
     register_proxy(app)
     init_runtime(app)
@@ -38,6 +39,12 @@ def register_database(app: Flask) -> None:
     app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", baton_config.engine_options(app.config))
     db.init_app(app)
     migrate.init_app(app, db, directory=MIGRATIONS_DIR)
+
+
+def register_logging(app: Flask) -> None:
+    from app.logs import configure_logging
+
+    configure_logging(app)
 
 
 def register_proxy(app: Flask) -> None:

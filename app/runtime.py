@@ -18,6 +18,7 @@ class Runtime:
     lock_timeout_ms: int
     retry_after_s: int
     audience: str
+    login_limits: dict  # keyword arguments of ratelimit.reserve_attempt
 
 
 def init_runtime(app: Flask) -> None:
@@ -33,6 +34,11 @@ def init_runtime(app: Flask) -> None:
         lock_timeout_ms=app.config["LOCK_TIMEOUT_MS"],
         retry_after_s=app.config["RETRY_AFTER_S"],
         audience=app.config["ACCESS_TOKEN_AUDIENCE"],
+        login_limits={
+            "window_s": app.config["LOGIN_WINDOW_S"],
+            "max_per_user": app.config["LOGIN_MAX_PER_USER"],
+            "max_per_address": app.config["LOGIN_MAX_PER_ADDRESS"],
+        },
     )
 
 

@@ -23,7 +23,7 @@ from app.services import users
 from tests.factories import TokenClient
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TABLES = "refresh_tokens, sessions, signing_keys, users, tenants"
+TABLES = "login_attempts, refresh_tokens, sessions, signing_keys, users, tenants"
 
 
 @pytest.fixture(scope="session")

@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 from app.extensions import db
 from tests.conftest import utcnow
 
-TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys"}
+TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys", "login_attempts"}
 
 
 def table_names() -> set[str]:

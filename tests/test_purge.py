@@ -66,8 +66,8 @@ def cases(ctx, user):
     sql("UPDATE sessions SET expires_at = :t WHERE id = :id", t=now - 8 * DAY, id=sid)
     sql("UPDATE refresh_tokens SET expires_at = :t WHERE session_id = :id", t=now - 8 * DAY, id=sid)
     sid = make("rotated_expired", rotations=2)
-    sql("UPDATE refresh_tokens SET expires_at = :t WHERE session_id = :id AND rotated_at IS NOT NULL",
-        t=now - 8 * DAY, id=sid)
+    sql("UPDATE refresh_tokens SET expires_at = :t"
+        " WHERE session_id = :id AND rotated_at IS NOT NULL", t=now - 8 * DAY, id=sid)
     make("rotated_fresh", rotations=1)
     sql("UPDATE refresh_tokens SET expires_at = :t WHERE session_id = :id", t=now - 8 * DAY,
         id=make("current_idle_expired"))

@@ -1,9 +1,10 @@
 """Every model, re-exported so Alembic sees one metadata."""
 from app.models.base import Base
+from app.models.login_attempt import LoginAttempts
 from app.models.refresh_token import RefreshToken
 from app.models.session import AuthSession
 from app.models.signing_key import SigningKey
 from app.models.tenant import Tenant
 from app.models.user import User
 
-__all__ = ["AuthSession", "Base", "RefreshToken", "SigningKey", "Tenant", "User"]
+__all__ = ["AuthSession", "Base", "LoginAttempts", "RefreshToken", "SigningKey", "Tenant", "User"]

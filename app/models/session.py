@@ -34,7 +34,9 @@ class AuthSession(Base):
     tenant_id: Mapped[int] = mapped_column(
         sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE")
     )
-    user_id: Mapped[int] = mapped_column(sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE")
+    )
     created_at: Mapped[datetime] = timestamp()
     last_used_at: Mapped[datetime] = timestamp()
     # Absolute lifetime: fixed at login, never extended by rotation.

@@ -53,7 +53,8 @@ def _password_grant(tenant: str, params: dict[str, str]):
     username, password = require(params, "username"), require(params, "password")
     validate_credentials(username, password)  # length limits before any hashing
     return tokens.login(tenant, username, password, issuer=issuer(tenant), now=utcnow(),
-                        user_agent=request.headers.get("User-Agent"))
+                        user_agent=request.headers.get("User-Agent"),
+                        client_address=request.remote_addr)
 
 
 def _bounded(value: str, name: str) -> str:

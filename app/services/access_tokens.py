@@ -55,7 +55,8 @@ class VerifiedAccess:
 _parsed_keys: dict[str, Ed25519PublicKey] = {}
 
 
-def _published_key(kid: str, tenant_slug: str, now: datetime) -> tuple[int, Ed25519PublicKey] | None:
+def _published_key(kid: str, tenant_slug: str,
+                   now: datetime) -> tuple[int, Ed25519PublicKey] | None:
     """(tenant id, key) if the tenant publishes this kid now (inside the caller's transaction)."""
     row = db.session.execute(
         select(Tenant.id, Tenant.access_ttl, SigningKey.retired_at, SigningKey.public_jwk)

@@ -27,7 +27,7 @@ def _context(kid: str) -> bytes:
 
 
 def add_signing_key(tenant_id: int, now: datetime) -> str:
-    """Insert a new current key for the tenant (inside the caller's transaction); returns its kid."""
+    """Insert a new current key for the tenant (in the caller's transaction); returns its kid."""
     raw_private, jwk = new_ed25519_key()
     kid = jwk["kid"]
     db.session.add(

@@ -20,6 +20,7 @@ from sqlalchemy import select
 from app.errors import InvalidGrant
 from app.errors import NotFound
 from app.extensions import db
+from app.logs import security_event
 from app.models import Tenant
 from app.models import User
 from app.runtime import runtime
@@ -60,7 +61,8 @@ def reset_password(tenant_slug: str, token: str, new_password: str, now: datetim
         claims = _serializer().loads(token, max_age=current_app.config["RESET_TOKEN_TTL_S"])
         tenant_id, user_id, fingerprint = int(claims["t"]), int(claims["u"]), str(claims["h"])
     except (BadData, KeyError, TypeError, ValueError):
-        log.info("password reset rejected tenant=%s reason=bad token", tenant_slug)
+        log.info("password reset rejected", extra={"event": "password_reset_rejected",
+                                                   "tenant": tenant_slug, "reason": "bad token"})
         raise InvalidGrant() from None
     validate_credentials("x", new_password)
     new_hash = runtime().passwords.hash(new_password)  # slow: before taking any lock
@@ -76,8 +78,9 @@ def reset_password(tenant_slug: str, token: str, new_password: str, now: datetim
             user.password_hash = new_hash
             revoked = revoke_all_for_user(user_id, now, "password reset")
     if not valid:
-        log.info("password reset rejected tenant=%s user=%s reason=used or foreign",
-                 tenant_slug, user_id)
+        log.info("password reset rejected", extra={"event": "password_reset_rejected",
+                                                   "tenant": tenant_slug, "user_id": user_id,
+                                                   "reason": "used or foreign"})
         raise InvalidGrant()
-    log.warning("security event=password_reset tenant=%s user=%s sessions_revoked=%d",
-                tenant_slug, user_id, revoked)
+    security_event("password_reset", tenant=tenant_slug, user_id=user_id,
+                   sessions_revoked=revoked)

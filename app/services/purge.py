@@ -29,6 +29,7 @@ from app.models import AuthSession
 from app.models import RefreshToken
 from app.models import Tenant
 from app.services.database import transaction
+from app.services.ratelimit import purge_windows
 
 
 @dataclass
@@ -62,6 +63,8 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
                  progress)
         _batches(report, lambda: _dead_session_batch(cutoff, tenant_id, batch_size), progress)
         _purge_orphans(report, batch_size, progress)
+        with transaction():  # login-throttle windows: tiny rows, one statement
+            purge_windows(now - max(retention, timedelta(days=1)))
     report.elapsed_s = time.monotonic() - started
     return report
 

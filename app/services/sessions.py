@@ -6,7 +6,6 @@ never leave a live successor behind.
 """
 from __future__ import annotations
 
-import logging
 import uuid
 from dataclasses import dataclass
 from datetime import datetime
@@ -17,6 +16,7 @@ from sqlalchemy import select
 from app.errors import InvalidToken
 from app.errors import NotFound
 from app.extensions import db
+from app.logs import security_event
 from app.models import AuthSession
 from app.models import Tenant
 from app.models import User
@@ -28,7 +28,6 @@ from app.services.tokens import lock_chain
 from app.services.tokens import require_tenant
 from app.services.tokens import revoke_session
 
-log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -96,7 +95,7 @@ def delete_session(tenant_slug: str, access_token: str, session_id: str, now: da
         if locked is None:
             raise NotFound("No such session.")
         revoke_session(target, now, "logout")
-    log.info("session revoked tenant=%s session=%s reason=logout", tenant_slug, target)
+    security_event("session_revoked", tenant=tenant_slug, session_id=target, reason="logout")
 
 
 def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> None:
@@ -108,8 +107,8 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
         for kind in order:
             session_id = _REVOKERS[kind](tenant_slug, token, now)
             if session_id is not None:
-                log.info("session revoked tenant=%s session=%s reason=revoke via=%s",
-                         tenant_slug, session_id, kind)
+                security_event("session_revoked", tenant=tenant_slug, session_id=session_id,
+                               reason="revoke", via=kind)
                 return
 
 

@@ -25,6 +25,7 @@ from app.crypto import token_digest
 from app.errors import InvalidGrant
 from app.errors import NotFound
 from app.extensions import db
+from app.logs import security_event
 from app.models import AuthSession
 from app.models import RefreshToken
 from app.models import SigningKey
@@ -34,6 +35,8 @@ from app.runtime import runtime
 from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
 from app.services.database import transaction
+from app.services.ratelimit import release_after_success
+from app.services.ratelimit import reserve_attempt
 
 log = logging.getLogger(__name__)
 MAX_USER_AGENT = 512
@@ -123,9 +126,9 @@ _ROTATE = sa.text(
 
 def login(
     tenant_slug: str, username: str, password: str, *, issuer: str, now: datetime,
-    user_agent: str | None = None,
+    user_agent: str | None = None, client_address: str | None = None,
 ) -> IssuedTokens:
-    """Password grant: verify the password, start a session, issue its first tokens."""
+    """Password grant: count the attempt, verify the password, start a session."""
     rt = runtime()
     with transaction():
         tenant = db.session.execute(
@@ -140,18 +143,24 @@ def login(
             select(User.id, User.password_hash, User.disabled_at)
             .where(User.tenant_id == tenant.id, User.username == username)
         ).one_or_none()
-        # verify() hashes even for an unknown user: the timing tells nothing.
-        valid = rt.passwords.verify(user.password_hash if user else None, password)
-        if not valid or user.disabled_at is not None:
-            log.info("login failed tenant=%s user_known=%s", tenant_slug, user is not None)
-            raise InvalidGrant()
+        # Committed before hashing, so parallel guesses on other workers see it (429 past it).
+        reserve_attempt(tenant.id, username, client_address, now, **rt.login_limits)
+    # verify() hashes even for an unknown user: the timing tells nothing. No transaction is
+    # open while it runs.
+    valid = rt.passwords.verify(user.password_hash if user else None, password)
+    if not valid or user.disabled_at is not None:
+        log.info("login failed", extra={"event": "login_failed", "tenant": tenant_slug})
+        raise InvalidGrant()
+    with transaction():
         if rt.passwords.needs_rehash(user.password_hash):
             db.session.execute(
                 sa.update(User).where(User.id == user.id)
                 .values(password_hash=rt.passwords.hash(password))
             )
+        release_after_success(tenant.id, username, client_address)
         grant = _start_session(tenant, user.id, now, user_agent)
-    log.info("login tenant=%s session=%s", tenant_slug, grant.session_id)
+    log.info("login", extra={"event": "login", "tenant": tenant_slug,
+                             "session_id": grant.session_id})
     return _issue(grant, issuer, now)
 
 
@@ -271,11 +280,12 @@ def require_tenant(tenant_slug: str) -> None:
 
 def _report(rejection: _Rejection, tenant_slug: str) -> None:
     if rejection.revoked:
-        log.warning("security event=refresh_token_replay tenant=%s session=%s action=session_revoked",
-                    tenant_slug, rejection.session_id)
+        security_event("refresh_token_replay", tenant=tenant_slug,
+                       session_id=rejection.session_id, action="session_revoked")
     else:
-        log.info("refresh rejected tenant=%s session=%s reason=%s",
-                 tenant_slug, rejection.session_id, rejection.reason)
+        log.info("refresh rejected", extra={"event": "refresh_rejected", "tenant": tenant_slug,
+                                            "session_id": rejection.session_id,
+                                            "reason": rejection.reason})
 
 
 def _issue(grant: _Grant, issuer: str, now: datetime) -> IssuedTokens:

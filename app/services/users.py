@@ -1,7 +1,6 @@
 """Users: creation with an argon2id password hash."""
 from __future__ import annotations
 
-import logging
 from datetime import datetime
 
 from sqlalchemy import select
@@ -9,6 +8,7 @@ from sqlalchemy import select
 from app.errors import InvalidRequest
 from app.errors import NotFound
 from app.extensions import db
+from app.logs import security_event
 from app.models import Tenant
 from app.models import User
 from app.models.user import MAX_USERNAME_LENGTH
@@ -16,7 +16,6 @@ from app.runtime import runtime
 from app.services.database import transaction
 from app.services.sessions import revoke_all_for_user
 
-log = logging.getLogger(__name__)
 
 MAX_PASSWORD_LENGTH = 1024
 
@@ -83,7 +82,7 @@ def disable_user(tenant_slug: str, username: str, now: datetime) -> int:
         if user.disabled_at is None:
             user.disabled_at = now
         revoked = revoke_all_for_user(user_id, now, "user disabled")
-    log.info("user disabled tenant=%s user=%s sessions_revoked=%d", tenant_slug, user_id, revoked)
+    security_event("user_disabled", tenant=tenant_slug, user_id=user_id, sessions_revoked=revoked)
     return revoked
 
 
@@ -96,5 +95,5 @@ def set_password(tenant_slug: str, username: str, password: str, now: datetime) 
         user_id = user.id  # read before commit expires the object
         user.password_hash = password_hash
         revoked = revoke_all_for_user(user_id, now, "password changed")
-    log.info("password set tenant=%s user=%s sessions_revoked=%d", tenant_slug, user_id, revoked)
+    security_event("password_set", tenant=tenant_slug, user_id=user_id, sessions_revoked=revoked)
     return revoked

@@ -1,0 +1,86 @@
+"""Structured logging: one JSON object per line, one line per request, with a request id.
+
+Security events are their own lines with an `event` field. No token, password
+or secret is ever passed to a logger: callers log ids (session, user) only.
+"""
+from __future__ import annotations
+
+import json
+import logging
+import re
+import sys
+import time
+import uuid
+from datetime import datetime
+from datetime import timezone
+
+from flask import Flask
+from flask import g
+from flask import has_request_context
+from flask import request
+from flask import Response
+
+log = logging.getLogger("app.request")
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
+
+
+class JsonFormatter(logging.Formatter):
+    """Render a record and its `extra` fields as one JSON line."""
+
+    def format(self, record: logging.LogRecord) -> str:
+        entry = {
+            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
+            "level": record.levelname,
+            "logger": record.name,
+            "msg": record.getMessage(),
+        }
+        if has_request_context() and "request_id" in g:
+            entry["request_id"] = g.request_id
+        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
+        if record.exc_info:
+            entry["exc"] = self.formatException(record.exc_info)
+        return json.dumps(entry, default=str)
+
+
+def configure_logging(app: Flask) -> None:
+    """JSON lines on stderr for the `app` loggers (once per process)."""
+    logger = logging.getLogger("app")
+    if not any(isinstance(h.formatter, JsonFormatter) for h in logger.handlers):
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(JsonFormatter())
+        logger.addHandler(handler)
+    logger.setLevel(app.config.get("LOG_LEVEL", "INFO"))
+    app.before_request(_start_request)
+    app.after_request(_log_request)
+
+
+def _start_request() -> None:
+    g.request_started = time.perf_counter()
+    offered = request.headers.get("X-Request-ID", "")
+    g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+
+
+def _log_request(response: Response) -> Response:
+    request_id = g.get("request_id") or uuid.uuid4().hex
+    response.headers["X-Request-ID"] = request_id
+    started = g.get("request_started", time.perf_counter())
+    log.info("%s %s %s", request.method, request.url_rule.rule if request.url_rule else "-",
+             response.status_code, extra={
+                 "event": "request",
+                 "method": request.method,
+                 "route": request.url_rule.rule if request.url_rule else None,
+                 "tenant": (request.view_args or {}).get("tenant"),
+                 "status": response.status_code,
+                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+                 "client": request.remote_addr,
+             })
+    return response
+
+
+_security = logging.getLogger("app.security")
+
+
+def security_event(event: str, **fields) -> None:
+    """One line per security event (ids only, never a token or password)."""
+    _security.warning("security event %s", event, extra={"event": event, **fields})
