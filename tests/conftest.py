@@ -10,9 +10,12 @@ from datetime import datetime
 from datetime import timezone
 from pathlib import Path
 
+import logging
+
 import pytest
 import requests
 import sqlalchemy as sa
+from flask.testing import FlaskClient
 from flask_migrate import upgrade
 
 import config
@@ -20,26 +23,131 @@ from app import create_app
 from app.extensions import db
 from app.services import tenants
 from app.services import users
+from app.logs import JsonFormatter
+from tests import secret_registry
 from tests.factories import TokenClient
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 TABLES = "login_attempts, refresh_tokens, sessions, signing_keys, users, tenants"
 
 
+class RecordingClient(FlaskClient):
+    """The test client, noting every secret it sends or receives (see secret_registry)."""
+
+    def open(self, *args, **kwargs):
+        secret_registry.remember_body(kwargs.get("data"))
+        secret_registry.remember_body(kwargs.get("json"))
+        response = super().open(*args, **kwargs)
+        if response.is_json:
+            secret_registry.remember_fields(response.get_json(silent=True))
+        return response
+
+
+_real_request = requests.Session.request
+
+
+def _recording_request(self, method, url, **kwargs):
+    secret_registry.remember_body(kwargs.get("data"))
+    secret_registry.remember_body(kwargs.get("json"))
+    response = _real_request(self, method, url, **kwargs)
+    try:
+        secret_registry.remember_fields(response.json())
+    except ValueError:
+        pass
+    return response
+
+
+requests.Session.request = _recording_request  # also in forked client processes
+
+
+@pytest.fixture(scope="session", autouse=True)
+def no_secrets_in_logs(tmp_path_factory):
+    """Capture every log line of the whole run; at the end none may hold a used secret."""
+    os.environ[secret_registry.ENV] = str(tmp_path_factory.mktemp("secrets") / "used.jsonl")
+    lines: list[str] = []
+    formatter = JsonFormatter()
+
+    class Capture(logging.Handler):
+        def emit(self, record):
+            lines.append(formatter.format(record))
+
+    # On the `app` logger, not the root: Alembic's fileConfig replaces the root's handlers.
+    handler = Capture(level=logging.DEBUG)
+    logging.getLogger("app").addHandler(handler)
+    yield lines
+    logging.getLogger("app").removeHandler(handler)
+    for log_file in SERVER_LOGS:
+        lines.extend(log_file.read_text(errors="replace").splitlines())
+    text = "\n".join(lines)
+    leaked = sorted(s for s in secret_registry.recorded() if s in text)
+    assert not leaked, f"{len(leaked)} secrets appear in the logs, e.g. {leaked[0][:12]}..."
+
+
+SERVER_LOGS: list[Path] = []
+
+
+class EmbeddedDatabase:
+    """The embedded server of a test run, with stop/start for the outage tests."""
+
+    def __init__(self, pgdata: Path) -> None:
+        from app.embedded_db import embedded_database_url
+
+        self.url = embedded_database_url(str(pgdata), cleanup_mode="delete")
+        import pgserver
+
+        self.server = pgserver.get_server(pgdata)
+
+    def stop(self) -> None:
+        from pgserver._commands import pg_ctl
+
+        pg_ctl(["-w", "-m", "fast", "stop"], pgdata=self.server.pgdata,
+               user=self.server.system_user)
+
+    def start(self) -> None:
+        with self.server._lock:
+            self.server.ensure_postgres_running()
+
+
+class ServerDatabase:
+    """A database on a PostgreSQL server: an outage is refusing and cutting its connections."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        parsed = sa.engine.make_url(url)
+        self.name = parsed.database
+        self.admin = sa.create_engine(parsed.set(database="postgres"),
+                                      isolation_level="AUTOCOMMIT")
+
+    def stop(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false'))
+            conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+                                 " WHERE datname = :db AND pid <> pg_backend_pid()"),
+                         {"db": self.name})
+
+    def start(self) -> None:
+        with self.admin.connect() as conn:
+            conn.execute(sa.text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS true'))
+
+
 @pytest.fixture(scope="session")
-def database_url(tmp_path_factory) -> str:
-    """The server under test: TEST_DATABASE_URL, else an embedded one removed at exit."""
+def database(tmp_path_factory):
+    """TEST_DATABASE_URL, else an embedded PostgreSQL removed at exit."""
     url = config.test_database_url()
     if url:
-        return url
-    from app.embedded_db import embedded_database_url
+        return ServerDatabase(url)
+    return EmbeddedDatabase(tmp_path_factory.mktemp("embedded") / "pgdata")
 
-    pgdata = tmp_path_factory.mktemp("embedded") / "pgdata"
-    return embedded_database_url(str(pgdata), cleanup_mode="delete")
+
+@pytest.fixture(scope="session")
+def database_url(database) -> str:
+    return database.url
 
 
 def make_app(database_url: str, **overrides):
-    return create_app(config.TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+    app = create_app(config.TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+    app.test_client_class = RecordingClient
+    return app
 
 
 @pytest.fixture(scope="session")
@@ -119,6 +227,7 @@ def live_server(app, database_url, tmp_path_factory):
     port = _free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path_factory.mktemp("gunicorn") / "server.log"
+    SERVER_LOGS.append(log_path)
     env = {
         **os.environ,
         "BATON_ENV": "test",

@@ -99,3 +99,19 @@ def test_disabled_user_cannot_log_in(app, tokens):
             db.session.execute(sa.text("UPDATE users SET disabled_at = now()"))
         db.session.remove()
     assert tokens.login().get_json() == INVALID_GRANT
+
+
+def test_unknown_user_costs_one_full_hash(app, tokens, monkeypatch):
+    """No user enumeration by timing: an unknown user is verified against a dummy hash
+    made with the same argon2 parameters."""
+    from argon2 import PasswordHasher
+
+    calls = []
+    real_verify = PasswordHasher.verify
+    monkeypatch.setattr(PasswordHasher, "verify",
+                        lambda self, h, p: calls.append(h) or real_verify(self, h, p))
+    tokens.login("nobody", "whatever")
+    tokens.login("alice", "wrong")
+    assert len(calls) == 2
+    unknown, known = (h.split("$")[3] for h in calls)  # "m=...,t=...,p=..."
+    assert unknown == known
