@@ -1,0 +1,60 @@
+"""A deterministic guard on the hot path: how many SQL statements one refresh executes.
+
+Not a timing. If a change adds a round trip to a refresh, this fails; update the number
+only together with docs/performance.md.
+"""
+from __future__ import annotations
+
+from contextlib import contextmanager
+from datetime import timedelta
+
+import pytest
+from sqlalchemy import event
+
+from app.errors import InvalidGrant
+from app.extensions import db
+from app.services import tokens as svc
+from tests.conftest import utcnow
+
+REFRESH_STATEMENTS = 2  # the locking SELECT and the rotation CTE (plus BEGIN and COMMIT)
+
+
+@contextmanager
+def statements():
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement.split(None, 1)[0].upper())
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        yield seen
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+
+
+def test_rotation_executes_two_statements(ctx, user):
+    first = svc.login("acme", "alice", "correct horse", issuer="x", now=utcnow())
+    with statements() as seen:
+        svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
+    assert seen == ["SELECT", "WITH"]
+    assert len(seen) == REFRESH_STATEMENTS
+
+
+def test_duplicate_within_interval_adds_one_read(ctx, user):
+    t0 = utcnow()
+    first = svc.login("acme", "alice", "correct horse", issuer="x", now=t0)
+    svc.rotate("acme", first.refresh_token, issuer="x", now=t0)
+    with statements() as seen:
+        svc.rotate("acme", first.refresh_token, issuer="x", now=t0 + timedelta(seconds=1))
+    assert seen == ["SELECT", "SELECT"]  # lock, then the successor; nothing written
+
+
+def test_replay_writes_only_the_revocation(ctx, user):
+    t0 = utcnow()
+    first = svc.login("acme", "alice", "correct horse", issuer="x", now=t0)
+    svc.rotate("acme", first.refresh_token, issuer="x", now=t0)
+    with statements() as seen:
+        with pytest.raises(InvalidGrant):
+            svc.rotate("acme", first.refresh_token, issuer="x", now=t0 + timedelta(hours=1))
+    assert seen == ["SELECT", "UPDATE"]
