@@ -52,7 +52,12 @@ class Config:
     STATEMENT_TIMEOUT_MS = _int("BATON_STATEMENT_TIMEOUT_MS", 10000)
     CONNECT_TIMEOUT_S = _int("BATON_CONNECT_TIMEOUT_S", 3)
     DB_POOL_SIZE = _int("BATON_DB_POOL_SIZE", 2)
+    # Pre-ping costs a round trip per request. Without it a connection that died (database
+    # restart) fails one request with 503, and SQLAlchemy then recycles the whole pool.
+    DB_PRE_PING = _int("BATON_DB_PRE_PING", 0) == 1
     RETRY_AFTER_S = _int("BATON_RETRY_AFTER_S", 1)
+    # How long a worker may use cached tenant settings and signing key (tenant_cache.py).
+    TENANT_CACHE_S = _int("BATON_TENANT_CACHE_S", 5)
 
     MAX_CONTENT_LENGTH = _int("BATON_MAX_BODY_BYTES", 16 * 1024)
     # Public URL of the service, used for `iss` and metadata; empty means the request's host.
@@ -139,7 +144,7 @@ def engine_options(settings) -> dict:
     return {
         "pool_size": settings["DB_POOL_SIZE"],
         "max_overflow": 2,
-        "pool_pre_ping": True,
+        "pool_pre_ping": settings["DB_PRE_PING"],
         "pool_timeout": settings["CONNECT_TIMEOUT_S"],
         "connect_args": {"connect_timeout": settings["CONNECT_TIMEOUT_S"], "options": options},
         # Never put statement parameters (hashes, digests) into exception messages or logs.

@@ -19,6 +19,7 @@ class Runtime:
     retry_after_s: int
     audience: str
     login_limits: dict  # keyword arguments of ratelimit.reserve_attempt
+    tenant_cache_s: float
 
 
 def init_runtime(app: Flask) -> None:
@@ -34,6 +35,7 @@ def init_runtime(app: Flask) -> None:
         lock_timeout_ms=app.config["LOCK_TIMEOUT_MS"],
         retry_after_s=app.config["RETRY_AFTER_S"],
         audience=app.config["ACCESS_TOKEN_AUDIENCE"],
+        tenant_cache_s=app.config["TENANT_CACHE_S"],
         login_limits={
             "window_s": app.config["LOGIN_WINDOW_S"],
             "max_per_user": app.config["LOGIN_MAX_PER_USER"],

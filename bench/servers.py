@@ -15,6 +15,9 @@ import requests
 import sqlalchemy as sa
 
 ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from config import psycopg2_url  # noqa: E402
 BENCH_DB = "baton_bench"
 
 
@@ -23,7 +26,6 @@ def server_url() -> str:
     url = os.environ.get("BENCH_SERVER_URL")
     if url:
         return url.rstrip("/")
-    sys.path.insert(0, str(ROOT))
     from app.embedded_db import embedded_database_url
 
     embedded = embedded_database_url(str(ROOT / "instance" / "bench-pgdata"))
@@ -37,7 +39,8 @@ def with_database(url: str, name: str) -> str:
 
 def recreate_database(url: str) -> str:
     """Drop and create the bench database; returns its URL."""
-    admin = sa.create_engine(with_database(url, "postgres"), isolation_level="AUTOCOMMIT")
+    admin = sa.create_engine(psycopg2_url(with_database(url, "postgres")),
+                             isolation_level="AUTOCOMMIT")
     with admin.connect() as conn:
         conn.execute(sa.text(f"DROP DATABASE IF EXISTS {BENCH_DB} WITH (FORCE)"))
         conn.execute(sa.text(f"CREATE DATABASE {BENCH_DB}"))

@@ -21,6 +21,7 @@ from flask_migrate import upgrade
 import config
 from app import create_app
 from app.extensions import db
+from app.services import tenant_cache
 from app.services import tenants
 from app.services import users
 from app.logs import JsonFormatter
@@ -145,7 +146,10 @@ def database_url(database) -> str:
 
 
 def make_app(database_url: str, **overrides):
-    app = create_app(config.TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url, **overrides})
+    # The test process pings pooled connections, since the outage tests cut them; the
+    # gunicorn under test runs the production setting (no pre-ping, recycle on error).
+    app = create_app(config.TestConfig, {"SQLALCHEMY_DATABASE_URI": database_url,
+                                         "DB_PRE_PING": True, **overrides})
     app.test_client_class = RecordingClient
     return app
 
@@ -163,6 +167,7 @@ def app(database_url):
 def clean_db(request):
     """Empty every table after each test that touched the database (real commits)."""
     yield
+    tenant_cache.forget()  # identities restart, so a cached slug could name another tenant
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")

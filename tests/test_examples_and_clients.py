@@ -22,12 +22,15 @@ SCRIPTS = ["login.sh", "userinfo.sh", "refresh.sh", "userinfo.sh", "sessions.sh"
 
 
 @pytest.fixture
-def live_user(app):
+def live_user(app, request):
+    # A slug of its own per test: gunicorn workers cache tenant settings for a few seconds,
+    # and tables are emptied between tests (tenants are never deleted in production).
+    slug = "ex-" + request.node.name.split("_")[1]
     with app.app_context():
-        tenants.create_tenant(tenants.TenantSettings("example", "Example"), utcnow())
-        users.create_user("example", "demo", "demo password", utcnow())
+        tenants.create_tenant(tenants.TenantSettings(slug, "Example"), utcnow())
+        users.create_user(slug, "demo", "demo password", utcnow())
         db.session.remove()
-    return "example", "demo", "demo password"
+    return slug, "demo", "demo password"
 
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")

@@ -10,6 +10,7 @@ from app.errors import InvalidGrant
 from app.errors import NotFound
 from app.extensions import db
 from app.services import tokens as svc
+from app.services import tenant_cache
 from app.services import tenants
 from app.services import users
 from tests.conftest import utcnow
@@ -36,6 +37,7 @@ def session_revoked(session_id) -> bool:
 def set_reuse_interval(seconds: int) -> None:
     with db.session.begin():
         db.session.execute(sa.text("UPDATE tenants SET reuse_interval = :s"), {"s": seconds})
+    tenant_cache.forget()
 
 
 @pytest.fixture

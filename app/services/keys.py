@@ -19,6 +19,16 @@ from app.models import SigningKey
 from app.models import Tenant
 from app.runtime import runtime
 from app.services.database import transaction
+from app.services.tenant_cache import forget
+
+
+def retention_window(access_ttl: int) -> timedelta:
+    """How long a retired key stays published and accepted.
+
+    A worker may sign with a key for up to TENANT_CACHE_S after its retirement (the
+    settings cache), and such a token lives access_ttl more seconds.
+    """
+    return timedelta(seconds=access_ttl + runtime().tenant_cache_s)
 
 
 def _context(kid: str) -> bytes:
@@ -67,7 +77,9 @@ def rotate_key(tenant_slug: str, now: datetime) -> str:
         )
         # Flush the retirement before the insert: one current key per tenant (partial unique).
         db.session.flush()
-        return add_signing_key(tenant.id, now)
+        kid = add_signing_key(tenant.id, now)
+    forget(tenant_slug)  # this worker signs with the new key at once; others within the TTL
+    return kid
 
 
 def published_keys(tenant_slug: str, now: datetime) -> list[dict]:
@@ -78,8 +90,7 @@ def published_keys(tenant_slug: str, now: datetime) -> list[dict]:
         ).one_or_none()
         if tenant is None:
             raise NotFound("Unknown tenant.")
-        # A key retired at R signed its last token at R; that token expires by R + access_ttl.
-        still_needed = now - timedelta(seconds=tenant.access_ttl)
+        still_needed = now - retention_window(tenant.access_ttl)
         rows = db.session.scalars(
             select(SigningKey.public_jwk)
             .where(

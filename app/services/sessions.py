@@ -18,14 +18,14 @@ from app.errors import NotFound
 from app.extensions import db
 from app.logs import security_event
 from app.models import AuthSession
-from app.models import Tenant
 from app.models import User
 from app.runtime import runtime
 from app.services.access_tokens import VerifiedAccess
 from app.services.access_tokens import verify_access_token
 from app.services.database import transaction
+from app.services.tenant_cache import TenantInfo
+from app.services.tenant_cache import tenant_info
 from app.services.tokens import lock_chain
-from app.services.tokens import require_tenant
 from app.services.tokens import revoke_session
 
 
@@ -103,24 +103,28 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
     order = ("access_token", "refresh_token") if hint == "access_token" else (
         "refresh_token", "access_token")
     with transaction():
-        require_tenant(tenant_slug)
+        tenant = tenant_info(tenant_slug)
+        if tenant is None:
+            raise NotFound("Unknown tenant.")
         for kind in order:
-            session_id = _REVOKERS[kind](tenant_slug, token, now)
+            session_id = _REVOKERS[kind](tenant, tenant_slug, token, now)
             if session_id is not None:
                 security_event("session_revoked", tenant=tenant_slug, session_id=session_id,
                                reason="revoke", via=kind)
                 return
 
 
-def _revoke_by_refresh_token(tenant_slug: str, token: str, now: datetime) -> uuid.UUID | None:
-    chain = lock_chain(tenant_slug, token)  # session row, then token row: rotation's order
+def _revoke_by_refresh_token(tenant: TenantInfo, tenant_slug: str, token: str,
+                             now: datetime) -> uuid.UUID | None:
+    chain = lock_chain(tenant.id, token)  # session row, then token row: rotation's order
     if chain is None:
         return None
     revoke_session(chain.session_id, now, "revoke")
     return chain.session_id
 
 
-def _revoke_by_access_token(tenant_slug: str, token: str, now: datetime) -> uuid.UUID | None:
+def _revoke_by_access_token(tenant: TenantInfo, tenant_slug: str, token: str,
+                            now: datetime) -> uuid.UUID | None:
     if token.count(".") != 2:
         return None
     try:
@@ -128,10 +132,9 @@ def _revoke_by_access_token(tenant_slug: str, token: str, now: datetime) -> uuid
     except InvalidToken:
         return None
     session_id = _uuid(caller.session_id)
-    tenant_id = select(Tenant.id).where(Tenant.slug == tenant_slug).scalar_subquery()
     locked = db.session.execute(
         select(AuthSession.id)
-        .where(AuthSession.id == session_id, AuthSession.tenant_id == tenant_id)
+        .where(AuthSession.id == session_id, AuthSession.tenant_id == tenant.id)
         .with_for_update()
     ).first()
     if locked is None:

@@ -28,14 +28,14 @@ from app.extensions import db
 from app.logs import security_event
 from app.models import AuthSession
 from app.models import RefreshToken
-from app.models import SigningKey
-from app.models import Tenant
 from app.models import User
 from app.runtime import runtime
 from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
 from app.services.database import transaction
 from app.services.ratelimit import release_after_success
+from app.services.tenant_cache import TenantInfo
+from app.services.tenant_cache import tenant_info
 from app.services.ratelimit import reserve_attempt
 
 log = logging.getLogger(__name__)
@@ -76,34 +76,28 @@ class _Rejection:
     revoked: bool = False
 
 
-_current_key = sa.and_(SigningKey.tenant_id == Tenant.id, SigningKey.retired_at.is_(None))
-
-# The one query of a refresh: token, session, user, tenant settings and signing key,
-# locking the session row and then the token row.
+# The one query of a refresh: the token (by tenant and digest), its session and user,
+# locking the session row and then the token row. Tenant settings and the signing key come
+# from the per-worker cache. Built on the Core tables, not the mapped classes, so executing
+# it skips the ORM's per-statement work: this is the hot path.
+_tokens, _sessions, _users = RefreshToken.__table__, AuthSession.__table__, User.__table__
 _LOCK_CHAIN = (
     select(
-        RefreshToken.id.label("token_id"),
-        RefreshToken.expires_at.label("token_expires_at"),
-        RefreshToken.rotated_at,
-        AuthSession.id.label("session_id"),
-        AuthSession.expires_at.label("session_expires_at"),
-        AuthSession.revoked_at,
-        User.id.label("user_id"),
-        User.disabled_at,
-        Tenant.id.label("tenant_id"),
-        Tenant.access_ttl,
-        Tenant.refresh_ttl,
-        Tenant.reuse_interval,
-        SigningKey.kid,
-        SigningKey.private_key_encrypted,
+        _tokens.c.id.label("token_id"),
+        _tokens.c.expires_at.label("token_expires_at"),
+        _tokens.c.rotated_at,
+        _sessions.c.id.label("session_id"),
+        _sessions.c.expires_at.label("session_expires_at"),
+        _sessions.c.revoked_at,
+        _sessions.c.user_id,
+        _users.c.disabled_at,
     )
-    .select_from(RefreshToken)
-    .join(Tenant, Tenant.id == RefreshToken.tenant_id)
-    .join(AuthSession, AuthSession.id == RefreshToken.session_id)
-    .join(User, User.id == AuthSession.user_id)
-    .outerjoin(SigningKey, _current_key)
-    .where(Tenant.slug == sa.bindparam("slug"), RefreshToken.digest == sa.bindparam("digest"))
-    .with_for_update(of=[AuthSession.__table__, RefreshToken.__table__])
+    .select_from(_tokens)
+    .join(_sessions, _sessions.c.id == _tokens.c.session_id)
+    .join(_users, _users.c.id == _sessions.c.user_id)
+    .where(_tokens.c.tenant_id == sa.bindparam("tenant_id"),
+           _tokens.c.digest == sa.bindparam("digest"))
+    .with_for_update(of=[_sessions, _tokens])
 )
 
 # Mark the token rotated, touch the session and insert the successor: one round trip.
@@ -131,12 +125,7 @@ def login(
     """Password grant: count the attempt, verify the password, start a session."""
     rt = runtime()
     with transaction():
-        tenant = db.session.execute(
-            select(Tenant.id, Tenant.access_ttl, Tenant.refresh_ttl, Tenant.session_ttl,
-                   SigningKey.kid, SigningKey.private_key_encrypted)
-            .outerjoin(SigningKey, _current_key)
-            .where(Tenant.slug == tenant_slug)
-        ).one_or_none()
+        tenant = tenant_info(tenant_slug)
         if tenant is None:
             raise NotFound("Unknown tenant.")
         user = db.session.execute(
@@ -180,33 +169,33 @@ def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None) 
         created_at=now, expires_at=refresh_expires_at,
     ))
     return _Grant(refresh, digest, refresh_expires_at, now, session_id, user_id, tenant.id,
-                  tenant.access_ttl, tenant.kid, tenant.private_key_encrypted)
+                  tenant.access_ttl, tenant.kid, tenant.encrypted_key)
 
 
 def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime) -> IssuedTokens:
     """Refresh grant: exchange a refresh token for its successor, exactly once (SPEC §5)."""
     successor = successor_token(presented, runtime().successor_key)
     with transaction():
-        chain = lock_chain(tenant_slug, presented)
-        if chain is None:
-            require_tenant(tenant_slug)
-            outcome = _Rejection("unknown token")
-        else:
-            outcome = _decide(chain, successor, now)
+        tenant = tenant_info(tenant_slug)
+        if tenant is None:
+            raise NotFound("Unknown tenant.")
+        chain = lock_chain(tenant.id, presented)
+        outcome = (_Rejection("unknown token") if chain is None
+                   else _decide(chain, tenant, successor, now))
     if isinstance(outcome, _Rejection):
         _report(outcome, tenant_slug)
         raise InvalidGrant()
     return _issue(outcome, issuer, now)
 
 
-def lock_chain(tenant_slug: str, presented: str):
+def lock_chain(tenant_id: int, presented: str):
     """Find a refresh token of the tenant and lock its session, then itself; None if unknown."""
-    return db.session.execute(
-        _LOCK_CHAIN, {"slug": tenant_slug, "digest": token_digest(presented)}
+    return db.session.connection().execute(
+        _LOCK_CHAIN, {"tenant_id": tenant_id, "digest": token_digest(presented)}
     ).one_or_none()
 
 
-def _decide(chain, successor: str, now: datetime) -> _Grant | _Rejection:
+def _decide(chain, tenant: TenantInfo, successor: str, now: datetime) -> _Grant | _Rejection:
     """The state table of docs/design.md, applied under the session and token locks."""
     if chain.revoked_at is not None:
         return _Rejection("session revoked", chain.session_id)
@@ -217,30 +206,31 @@ def _decide(chain, successor: str, now: datetime) -> _Grant | _Rejection:
     if chain.rotated_at is None:
         if chain.token_expires_at <= now:
             return _Rejection("token expired", chain.session_id)
-        return _rotate(chain, successor, now)
-    duplicate = _duplicate_within_interval(chain, successor, now)
+        return _rotate(chain, tenant, successor, now)
+    duplicate = _duplicate_within_interval(chain, tenant, successor, now)
     if duplicate is not None:
         return duplicate
     revoke_session(chain.session_id, now, "replay")
     return _Rejection("replay", chain.session_id, revoked=True)
 
 
-def _rotate(chain, successor: str, now: datetime) -> _Grant:
+def _rotate(chain, tenant: TenantInfo, successor: str, now: datetime) -> _Grant:
     digest = token_digest(successor)
-    expires_at = min(now + timedelta(seconds=chain.refresh_ttl), chain.session_expires_at)
-    inserted = db.session.execute(_ROTATE, {
+    expires_at = min(now + timedelta(seconds=tenant.refresh_ttl), chain.session_expires_at)
+    inserted = db.session.connection().execute(_ROTATE, {
         "now": now, "token_id": chain.token_id, "session_id": chain.session_id,
         "digest": digest, "expires_at": expires_at,
     }).rowcount
     if inserted != 1:  # impossible while the token row is locked; never answer with a ghost
         raise RuntimeError(f"rotation of token {chain.token_id} inserted {inserted} successors")
-    return _grant(chain, successor, digest, expires_at, issued_at=now)
+    return _grant(chain, tenant, successor, digest, expires_at, issued_at=now)
 
 
-def _duplicate_within_interval(chain, successor: str, now: datetime) -> _Grant | None:
+def _duplicate_within_interval(chain, tenant: TenantInfo, successor: str,
+                               now: datetime) -> _Grant | None:
     """The same successor again, if this is the immediate predecessor within the interval."""
-    interval = timedelta(seconds=chain.reuse_interval)
-    if chain.reuse_interval == 0 or now - chain.rotated_at >= interval:
+    interval = timedelta(seconds=tenant.reuse_interval)
+    if tenant.reuse_interval == 0 or now - chain.rotated_at >= interval:
         return None
     child = db.session.execute(
         select(RefreshToken.digest, RefreshToken.expires_at, RefreshToken.rotated_at)
@@ -253,13 +243,13 @@ def _duplicate_within_interval(chain, successor: str, now: datetime) -> _Grant |
         # Only if the successor key changed (a new SECRET_KEY) since the rotation.
         log.error("successor mismatch session=%s: was SECRET_KEY changed?", chain.session_id)
         return None
-    return _grant(chain, successor, digest, child.expires_at, issued_at=chain.rotated_at)
+    return _grant(chain, tenant, successor, digest, child.expires_at, issued_at=chain.rotated_at)
 
 
-def _grant(chain, successor: str, digest: bytes, expires_at: datetime, *,
+def _grant(chain, tenant: TenantInfo, successor: str, digest: bytes, expires_at: datetime, *,
            issued_at: datetime) -> _Grant:
     return _Grant(successor, digest, expires_at, issued_at, chain.session_id, chain.user_id,
-                  chain.tenant_id, chain.access_ttl, chain.kid, chain.private_key_encrypted)
+                  tenant.id, tenant.access_ttl, tenant.kid, tenant.encrypted_key)
 
 
 def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
@@ -270,12 +260,6 @@ def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
         .values(revoked_at=now, revoke_reason=reason)
     )
     return result.rowcount == 1
-
-
-def require_tenant(tenant_slug: str) -> None:
-    """Raise NotFound unless the tenant exists (inside the caller's transaction)."""
-    if db.session.execute(select(Tenant.id).where(Tenant.slug == tenant_slug)).first() is None:
-        raise NotFound("Unknown tenant.")
 
 
 def _report(rejection: _Rejection, tenant_slug: str) -> None:
