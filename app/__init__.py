@@ -4,6 +4,7 @@ from __future__ import annotations
 from typing import Any
 
 from flask import Flask
+from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
 import config as baton_config
@@ -14,6 +15,16 @@ from app.runtime import init_runtime
 MIGRATIONS_DIR = str(baton_config.BASE_DIR / "migrations")
 
 
+class NoCookieSessions(SessionInterface):
+    """Flask's `session` is never used: no cookie is read or written."""
+
+    def open_session(self, app, request):
+        return None  # Flask falls back to a NullSession
+
+    def save_session(self, app, session, response) -> None:
+        return None
+
+
 def create_app(config_class: type | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the application: load and check config, then wire extensions, blueprints, CLI."""
     config_class = config_class or baton_config.select_config()
@@ -21,6 +32,9 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     app.config.from_object(config_class)
     app.config.update(overrides or {})
     baton_config.check_settings(app.config)
+    # An API without cookies: skip Flask's signed-cookie session (it builds a signer per
+    # request), so a refresh does not pay for it (docs/performance.md).
+    app.session_interface = NoCookieSessions()
     register_logging(app)
     register_database(app)
     register_proxy(app)

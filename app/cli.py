@@ -86,6 +86,10 @@ def list_tenants() -> None:
                    f"{t.reuse_interval:>5}  {t.name}")
 
 
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input.")
+
+
 def read_password(from_stdin: bool) -> str:
     """The new password: one line of stdin, or prompted twice without echo."""
     if from_stdin:
@@ -97,7 +101,7 @@ def read_password(from_stdin: bool) -> str:
 @users_cli.command("create")
 @click.argument("tenant")
 @click.argument("username")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@password_stdin_option
 @service_errors
 def create_user(tenant, username, password_stdin) -> None:
     """Create a user; the password is prompted for twice unless --password-stdin."""
@@ -120,7 +124,7 @@ def disable_user(tenant, username) -> None:
 @users_cli.command("set-password")
 @click.argument("tenant")
 @click.argument("username")
-@click.option("--password-stdin", is_flag=True, help="Read the password from standard input.")
+@password_stdin_option
 @service_errors
 def set_password(tenant, username, password_stdin) -> None:
     """Set a user's password and revoke all of their sessions."""

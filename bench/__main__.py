@@ -157,6 +157,7 @@ class Bench:
         started = time.monotonic()
         self._fill_tokens(self.args.rows - small_rows)
         fill_s = time.monotonic() - started
+        self.run_baton(8, 3)  # warm the caches after the bulk load
         big = self.run_baton(8)
         self.report["table_size"] = {
             "small": {"rows": small_rows, **small.summary()},
@@ -220,8 +221,14 @@ class Bench:
                     SELECT 1, md5('fill' || (g % 10000 + 1))::uuid,
                            sha256(('fill' || g)::bytea), now(), now() + interval '14 days', now()
                     FROM generate_series(:lo, :hi) g"""), {"lo": start + 1, "hi": start + count})
+        self._settle()
+
+    def _settle(self) -> None:
+        """After a bulk load: fresh statistics, and its writes flushed before measuring."""
         with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
             conn.execute(sa.text("VACUUM ANALYZE refresh_tokens"))
+            conn.execute(sa.text("VACUUM ANALYZE sessions"))
+            conn.execute(sa.text("CHECKPOINT"))
 
     def _seed_expired(self, rows: int) -> None:
         """Sessions revoked two days ago, 100 rotated tokens each."""
@@ -241,8 +248,7 @@ class Bench:
                        now() - interval '9 days', now() + interval '1 day',
                        now() - interval '9 days'
                 FROM generate_series(1, :rows) g"""), {"n": sessions, "rows": rows})
-        with self.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
-            conn.execute(sa.text("VACUUM ANALYZE refresh_tokens"))
+        self._settle()
 
     def close(self) -> None:
         self.baton.stop()

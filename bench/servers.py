@@ -94,29 +94,30 @@ def postgres_processes() -> list[psutil.Process]:
 
 
 class CpuMeter:
-    """CPU seconds (user + system) used by a set of processes between start() and stop()."""
+    """CPU seconds (user + system) used between enter and exit by the processes that
+    `processes()` lists at either end (a process started in between counts whole)."""
 
     def __init__(self, processes) -> None:
         self.processes = processes
 
     @staticmethod
-    def _total(procs) -> float:
-        total = 0.0
+    def _times(procs) -> dict[int, float]:
+        times = {}
         for proc in procs:
             try:
-                times = proc.cpu_times()
-                total += times.user + times.system
+                cpu = proc.cpu_times()
+                times[proc.pid] = cpu.user + cpu.system
             except psutil.NoSuchProcess:
                 pass
-        return total
+        return times
 
     def __enter__(self):
-        self.procs = self.processes()
-        self.before = self._total(self.procs)
+        self.before = self._times(self.processes())
         return self
 
     def __exit__(self, *exc) -> None:
-        self.seconds = self._total(self.procs) - self.before
+        after = self._times(self.processes())
+        self.seconds = sum(t - self.before.get(pid, 0.0) for pid, t in after.items())
 
 
 def pgbench(url: str, script: Path, clients: int, seconds: int, variables: dict) -> dict:
