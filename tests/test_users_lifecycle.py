@@ -122,3 +122,26 @@ def test_reset_missing_parameters(client, user, body):
     response = client.post("/v1/tenants/acme/password/reset", json=body)
     assert response.status_code == 400
     assert response.get_json()["error"] == "invalid_request"
+
+
+def test_login_racing_a_disable_never_leaves_a_live_session(app, tokens, monkeypatch):
+    """The password hash runs outside any transaction; a disable that lands meanwhile wins."""
+    passwords = app.extensions["baton"].passwords
+    real_verify = passwords.verify
+
+    def verify_then_disable(password_hash, password):
+        valid = real_verify(password_hash, password)
+        with app.app_context():  # another request, committed while this one hashes
+            users.disable_user("acme", "alice", utcnow())
+            db.session.remove()
+        return valid
+
+    monkeypatch.setattr(passwords, "verify", verify_then_disable)
+    assert tokens.login().get_json()["error"] == INVALID_GRANT
+    with app.app_context():
+        import sqlalchemy as sa
+
+        live = db.session.execute(sa.text(
+            "SELECT count(*) FROM sessions WHERE revoked_at IS NULL")).scalar_one()
+        db.session.remove()
+    assert live == 0

@@ -34,9 +34,9 @@ from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
 from app.services.database import transaction
 from app.services.ratelimit import release_after_success
+from app.services.ratelimit import reserve_attempt
 from app.services.tenant_cache import TenantInfo
 from app.services.tenant_cache import tenant_info
-from app.services.ratelimit import reserve_attempt
 
 log = logging.getLogger(__name__)
 MAX_USER_AGENT = 512
@@ -141,6 +141,15 @@ def login(
         log.info("login failed", extra={"event": "login_failed", "tenant": tenant_slug})
         raise InvalidGrant()
     with transaction():
+        # The user row, shared-locked: a disable or password change that committed while the
+        # hash ran (and revoked every session) must not be followed by a fresh session.
+        unchanged = db.session.execute(
+            select(User.id).where(User.id == user.id, User.disabled_at.is_(None),
+                                  User.password_hash == user.password_hash)
+            .with_for_update(read=True)
+        ).first()
+        if unchanged is None:
+            raise InvalidGrant()
         if rt.passwords.needs_rehash(user.password_hash):
             db.session.execute(
                 sa.update(User).where(User.id == user.id)
