@@ -102,6 +102,7 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
     """RFC 7009: revoke the session of a refresh or access token; unknown tokens are ignored."""
     order = ("access_token", "refresh_token") if hint == "access_token" else (
         "refresh_token", "access_token")
+    session_id = kind = None
     with transaction():
         tenant = tenant_info(tenant_slug)
         if tenant is None:
@@ -109,9 +110,10 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
         for kind in order:
             session_id = _REVOKERS[kind](tenant, tenant_slug, token, now)
             if session_id is not None:
-                security_event("session_revoked", tenant=tenant_slug, session_id=session_id,
-                               reason="revoke", via=kind)
-                return
+                break
+    if session_id is not None:  # logged once the revocation is committed
+        security_event("session_revoked", tenant=tenant_slug, session_id=session_id,
+                       reason="revoke", via=kind)
 
 
 def _revoke_by_refresh_token(tenant: TenantInfo, tenant_slug: str, token: str,
