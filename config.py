@@ -12,9 +12,11 @@ BASE_DIR = Path(__file__).resolve().parent
 MIN_SECRET_LENGTH = 32
 
 
+INSECURE_DEV_SECRET = "baton-development-secret-not-for-production"
+
+
 class ConfigurationError(RuntimeError):
     """A setting that stops startup; its message is the one line the operator sees."""
-INSECURE_DEV_SECRET = "baton-development-secret-not-for-production"
 
 
 def _int(name: str, default: int) -> int:

@@ -1,12 +1,14 @@
 """gunicorn entry point: `gunicorn -c gunicorn.conf.py wsgi:app`."""
 import sys
 
-from app import create_app
-from config import ConfigurationError
-
 try:
+    from app import create_app
+
     app = create_app()
-except ConfigurationError as exc:
+except RuntimeError as exc:
+    # config.ConfigurationError, by name: it may be raised while `config` itself is imported.
+    if type(exc).__name__ != "ConfigurationError":
+        raise
     print(f"baton: configuration error: {exc}", file=sys.stderr)
     # 3 is gunicorn's WORKER_BOOT_ERROR: the master stops instead of respawning.
     sys.exit(3)

@@ -17,8 +17,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
-REFRESH_TOKEN_BYTES = 32  # 256 bits of entropy (SPEC §5)
-REFRESH_TOKEN_LENGTH = 43  # len(base64url(32 bytes)) without padding
+REFRESH_TOKEN_BYTES = 32  # 256 bits of entropy (SPEC §5); 43 base64url characters
 
 
 def b64url(data: bytes) -> str:

@@ -95,3 +95,12 @@ def test_500_is_json_without_internals(database_url, caplog):
     assert response.get_json()["error"] == "server_error"
     assert "1234" not in response.get_data(as_text=True)
     assert "internal detail 1234" in caplog.text  # logged server-side with the traceback
+
+
+def test_bad_number_in_environment_is_one_line():
+    env = {"PATH": "/usr/bin:/bin", "BATON_ENV": "development", "BATON_LOCK_TIMEOUT_MS": "soon"}
+    result = subprocess.run([sys.executable, "-c", "import wsgi"], cwd=PROJECT_ROOT, env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and "BATON_LOCK_TIMEOUT_MS" in lines[0], result.stderr

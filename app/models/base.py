@@ -1,8 +1,6 @@
 """Declarative base with a naming convention, so constraints have stable names."""
 from __future__ import annotations
 
-from datetime import datetime
-
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import mapped_column
@@ -23,8 +21,3 @@ class Base(DeclarativeBase):
 def timestamp(nullable: bool = False):
     """A timezone-aware timestamp column."""
     return mapped_column(sa.DateTime(timezone=True), nullable=nullable)
-
-
-def is_past(moment: datetime | None, now: datetime) -> bool:
-    """True when `moment` is set and not after `now`."""
-    return moment is not None and moment <= now

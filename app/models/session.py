@@ -14,7 +14,6 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 from app.models.base import Base
-from app.models.base import is_past
 from app.models.base import timestamp
 
 
@@ -44,7 +43,3 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None] = timestamp(nullable=True)
     revoke_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     user_agent: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
-
-    def is_live(self, now: datetime) -> bool:
-        """Neither revoked nor past its absolute lifetime."""
-        return self.revoked_at is None and not is_past(self.expires_at, now)
