@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
 
-.PHONY: run test install bench clean-db
+.PHONY: run test install bench lint clean-db
 
 $(STAMP): setup.cfg pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -24,6 +24,9 @@ run: $(STAMP)
 # TEST_DATABASE_URL when set, else an embedded PostgreSQL the suite starts and removes.
 test: $(STAMP)
 	BATON_ENV=test $(BIN)/python -m pytest $(PYTEST_ARGS)
+
+lint: $(STAMP)
+	$(BIN)/ruff check app bench tests config.py wsgi.py gunicorn.conf.py
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -8,8 +8,8 @@ from datetime import timedelta
 from datetime import timezone
 
 import click
-from flask import current_app
 from flask import Flask
+from flask import current_app
 from flask.cli import AppGroup
 from flask.cli import with_appcontext
 

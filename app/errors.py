@@ -4,8 +4,8 @@ from __future__ import annotations
 import logging
 
 from flask import Flask
-from flask import jsonify
 from flask import Response
+from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db

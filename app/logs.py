@@ -15,10 +15,10 @@ from datetime import datetime
 from datetime import timezone
 
 from flask import Flask
+from flask import Response
 from flask import g
 from flask import has_request_context
 from flask import request
-from flask import Response
 
 log = logging.getLogger("app.request")
 _REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")

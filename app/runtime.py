@@ -3,11 +3,11 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from flask import current_app
 from flask import Flask
+from flask import current_app
 
-from app.crypto import derive_key
 from app.crypto import Passwords
+from app.crypto import derive_key
 
 
 @dataclass(frozen=True)

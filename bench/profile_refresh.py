@@ -22,12 +22,13 @@ from bench import servers
 
 
 def make_app():
+    from flask_migrate import upgrade
+
     import config
     from app import create_app
     from app.extensions import db
     from app.services import tenants
     from app.services import users
-    from flask_migrate import upgrade
 
     url = servers.recreate_database(servers.server_url())
     app = create_app(config.ProductionConfig, {

@@ -18,6 +18,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from config import psycopg2_url  # noqa: E402
+
 BENCH_DB = "baton_bench"
 
 

@@ -1,6 +1,7 @@
 """Fixtures in the flaskr style, on real PostgreSQL (TEST_DATABASE_URL or an embedded one)."""
 from __future__ import annotations
 
+import logging
 import os
 import socket
 import subprocess
@@ -9,8 +10,6 @@ import time
 from datetime import datetime
 from datetime import timezone
 from pathlib import Path
-
-import logging
 
 import pytest
 import requests
@@ -21,10 +20,10 @@ from flask_migrate import upgrade
 import config
 from app import create_app
 from app.extensions import db
+from app.logs import JsonFormatter
 from app.services import tenant_cache
 from app.services import tenants
 from app.services import users
-from app.logs import JsonFormatter
 from tests import secret_registry
 from tests.factories import TokenClient
 

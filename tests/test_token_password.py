@@ -92,6 +92,7 @@ def test_malformed_bodies_are_invalid_request(client, tenant, body, content_type
 
 def test_disabled_user_cannot_log_in(app, tokens):
     import sqlalchemy as sa
+
     from app.extensions import db
 
     with app.app_context():

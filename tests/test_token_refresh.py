@@ -9,9 +9,9 @@ import sqlalchemy as sa
 from app.errors import InvalidGrant
 from app.errors import NotFound
 from app.extensions import db
-from app.services import tokens as svc
 from app.services import tenant_cache
 from app.services import tenants
+from app.services import tokens as svc
 from app.services import users
 from tests.conftest import utcnow
 from tests.factories import chain_violations

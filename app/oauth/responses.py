@@ -1,8 +1,8 @@
 """Response helpers for the OAuth endpoints."""
 from __future__ import annotations
 
-from flask import jsonify
 from flask import Response
+from flask import jsonify
 
 from app.services.tokens import IssuedTokens
 

@@ -11,6 +11,7 @@ from flask import jsonify
 from flask import request
 
 from app.errors import InvalidRequest
+from app.errors import InvalidToken
 from app.errors import NotFound
 from app.errors import UnsupportedGrantType
 from app.models.tenant import SLUG_PATTERN
@@ -18,9 +19,8 @@ from app.oauth import bp
 from app.oauth import wellknown_bp
 from app.oauth.params import body_params
 from app.oauth.params import require
-from app.oauth.responses import token_response
-from app.errors import InvalidToken
 from app.oauth.responses import NO_STORE
+from app.oauth.responses import token_response
 from app.services import keys
 from app.services import password_reset as password_reset_service
 from app.services import sessions

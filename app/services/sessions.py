@@ -29,7 +29,6 @@ from app.services.tokens import lock_chain
 from app.services.tokens import revoke_session
 
 
-
 @dataclass(frozen=True)
 class SessionInfo:
     id: str

@@ -16,7 +16,6 @@ from app.runtime import runtime
 from app.services.database import transaction
 from app.services.sessions import revoke_all_for_user
 
-
 MAX_PASSWORD_LENGTH = 1024
 
 
