@@ -105,7 +105,7 @@ def read_password(from_stdin: bool) -> str:
 @service_errors
 def create_user(tenant, username, password_stdin) -> None:
     """Create a user; the password is prompted for twice unless --password-stdin."""
-    if not tenants.tenant_exists(tenant):
+    if not tenants.tenant_exists(tenant):  # before prompting, not after
         raise click.ClickException(f"unknown tenant {tenant!r}")
     users.create_user(tenant, username, read_password(password_stdin), utcnow())
     click.echo(f"Created user {username!r} in tenant {tenant!r}.")

@@ -6,16 +6,8 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-import sqlalchemy as sa
-from sqlalchemy import select
-
-from app.extensions import db
-from app.models import Tenant
-from app.models import User
-from app.runtime import runtime
 from app.services import tenants
 from app.services import users
-from app.services.database import transaction
 
 DEMO_TENANT = "demo"
 DEMO_USER = "demo"
@@ -32,18 +24,11 @@ def ensure_demo(instance_path: str, now: datetime) -> tuple[str, str, Path]:
     if not users.user_exists(DEMO_TENANT, DEMO_USER):
         users.create_user(DEMO_TENANT, DEMO_USER, password, now)
     elif not saved:
-        _reset_password(password)  # the password was lost with instance/: make a known one
+        # The password was lost with instance/: set a known one (and end old sessions).
+        users.set_password(DEMO_TENANT, DEMO_USER, password, now)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"tenant": DEMO_TENANT, "username": DEMO_USER,
                                 "password": password}))
     path.chmod(0o600)
     return DEMO_USER, password, path
 
-
-def _reset_password(password: str) -> None:
-    with transaction():
-        tenant_id = select(Tenant.id).where(Tenant.slug == DEMO_TENANT).scalar_subquery()
-        db.session.execute(
-            sa.update(User).where(User.tenant_id == tenant_id, User.username == DEMO_USER)
-            .values(password_hash=runtime().passwords.hash(password))
-        )

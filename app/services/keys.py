@@ -20,6 +20,7 @@ from app.models import Tenant
 from app.runtime import runtime
 from app.services.database import transaction
 from app.services.tenant_cache import forget
+from app.services.tenant_cache import tenant_info
 
 
 def retention_window(access_ttl: int) -> timedelta:
@@ -85,9 +86,7 @@ def rotate_key(tenant_slug: str, now: datetime) -> str:
 def published_keys(tenant_slug: str, now: datetime) -> list[dict]:
     """Public JWKs: the current key and retired keys whose tokens may still be unexpired."""
     with transaction():
-        tenant = db.session.execute(
-            select(Tenant.id, Tenant.access_ttl).where(Tenant.slug == tenant_slug)
-        ).one_or_none()
+        tenant = tenant_info(tenant_slug)
         if tenant is None:
             raise NotFound("Unknown tenant.")
         still_needed = now - retention_window(tenant.access_ttl)
