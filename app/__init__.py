@@ -73,8 +73,10 @@ def register_blueprints(app: Flask) -> None:
     from app.health import bp as health_bp
     from app.oauth import bp as oauth_bp
     from app.oauth import wellknown_bp
+    from app.openapi import bp as openapi_bp
 
     app.register_blueprint(health_bp)
+    app.register_blueprint(openapi_bp)
     app.register_blueprint(oauth_bp)
     app.register_blueprint(wellknown_bp)
 
