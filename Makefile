@@ -4,16 +4,39 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 FLASK := $(BIN)/flask --app wsgi
+PIP := $(BIN)/python -m pip --disable-pip-version-check
+# Every install takes the versions the suite was run with (refresh them with `make lock`).
+CONSTRAINTS := constraints.txt
 
-.PHONY: run test install bench lint clean-db
+.PHONY: run test install install-prod lock flask bench lint clean-db
 
-$(STAMP): setup.cfg pyproject.toml
+$(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check --upgrade pip
-	$(BIN)/python -m pip install --quiet --disable-pip-version-check -e '.[dev]'
+	$(PIP) install --quiet --upgrade pip
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e '.[dev,embedded]'
 	touch $(STAMP)
 
 install: $(STAMP)
+
+# Production from a checkout (README "Production"): no test tools, no embedded PostgreSQL.
+install-prod:
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) install --quiet -c $(CONSTRAINTS) -e .
+
+# Re-resolve every dependency to the newest allowed by setup.cfg, then run `make test`.
+lock:
+	rm -rf .lock-venv
+	$(PYTHON) -m venv .lock-venv
+	.lock-venv/bin/python -m pip install --quiet --disable-pip-version-check -e '.[dev,embedded]'
+	( echo "# Tested versions of every dependency: make install and CI install with -c."; \
+	  echo "# Regenerate with 'make lock' (newest versions setup.cfg allows), then make test."; \
+	  .lock-venv/bin/python -m pip freeze --exclude-editable --all \
+	    | grep -v -i -E '^(pip|setuptools|wheel)==' ) > $(CONSTRAINTS)
+	rm -rf .lock-venv
+
+# An operator command with the settings `make run` uses, e.g. make flask ARGS="tenants list".
+flask: $(STAMP)
+	@BATON_ENV=development $(FLASK) $(ARGS)
 
 # Embedded PostgreSQL under instance/ unless DATABASE_URL is set; Ctrl-C stops both.
 run: $(STAMP)

@@ -12,11 +12,16 @@ from flask import Flask
 from flask import current_app
 from flask.cli import AppGroup
 from flask.cli import with_appcontext
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.errors import OAuthError
+from app.errors import TemporarilyUnavailable
 from app.services import keys
 from app.services import tenants
 from app.services import users
+from app.services.database import describe_database_problem
+from app.services.database import is_transient
 
 
 class BatonGroup(AppGroup):
@@ -36,8 +41,17 @@ def service_errors(func):
     def wrapper(*args, **kwargs):
         try:
             return func(*args, **kwargs)
+        except TemporarilyUnavailable as exc:
+            # An operator needs the reason HTTP clients are not told (refused, no such
+            # database, authentication failed): it is on the exception's context.
+            reason = describe_database_problem(exc.__context__) or exc.description
+            raise click.ClickException(reason) from None
         except OAuthError as exc:
             raise click.ClickException(exc.description) from None
+        except (DBAPIError, PoolTimeout) as exc:
+            if not is_transient(exc):
+                raise
+            raise click.ClickException(describe_database_problem(exc)) from None
 
     return wrapper
 
@@ -90,10 +104,18 @@ password_stdin_option = click.option(
     "--password-stdin", is_flag=True, help="Read the password from standard input.")
 
 
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
 def read_password(from_stdin: bool) -> str:
     """The new password: one line of stdin, or prompted twice without echo."""
     if from_stdin:
         return sys.stdin.readline().rstrip("\r\n")
+    if not stdin_is_terminal():
+        # getpass would fall back to an echoing prompt with a GetPassWarning.
+        raise click.ClickException("standard input is not a terminal: pass --password-stdin "
+                                   "to read the password from it")
     return click.prompt("Password", hide_input=True, confirmation_prompt=True, default="",
                         show_default=False)
 
@@ -170,7 +192,7 @@ def demo() -> None:
 
 
 class Duration(click.ParamType):
-    """`30s`, `15m`, `12h`, `7d` (or plain seconds) as a timedelta."""
+    """`30s`, `15m`, `12h`, `7d` as a timedelta; a bare number is refused (7 is not 7 days)."""
 
     name = "duration"
     UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
@@ -179,10 +201,13 @@ class Duration(click.ParamType):
         if isinstance(value, timedelta):
             return value
         text = str(value).strip().lower()
-        number, unit = (text[:-1], text[-1]) if text[-1:] in self.UNITS else (text, "s")
-        if not number.isdigit():
-            self.fail(f"{value!r} is not a duration like 30s, 15m, 12h or 7d", param, ctx)
-        return timedelta(seconds=int(number) * self.UNITS[unit])
+        number, unit = text[:-1], text[-1:]
+        if number.isdigit() and unit in self.UNITS:
+            return timedelta(seconds=int(number) * self.UNITS[unit])
+        if text.isdigit():
+            self.fail(f"{value!r} has no unit: write {text}s, {text}m, {text}h or {text}d",
+                      param, ctx)
+        self.fail(f"{value!r} is not a duration like 30s, 15m, 12h or 7d", param, ctx)
 
 
 tokens_cli = BatonGroup("tokens", help="Maintain the token tables.")

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import pytest
 
+from app import cli
 from app.extensions import db
 from app.services import tokens as svc
 from tests.conftest import utcnow
@@ -15,6 +16,12 @@ def assert_one_error_line(result, *fragments: str) -> None:
     assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
     for fragment in fragments:
         assert fragment in lines[0]
+
+
+@pytest.fixture
+def terminal(monkeypatch):
+    """The CLI runner's stdin stands in for a terminal (the prompt is simulated by click)."""
+    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
 
 
 def test_tenants_create_and_list(runner):
@@ -47,7 +54,7 @@ def test_bad_options(runner, args, fragment):
     assert_one_error_line(runner.invoke(args=args), fragment)
 
 
-def test_users_create_with_prompt(runner, tenant, app):
+def test_users_create_with_prompt(runner, tenant, app, terminal):
     result = runner.invoke(args=["users", "create", tenant, "bob"], input="s3cret\ns3cret\n")
     assert result.exit_code == 0, result.output
     with app.app_context():
@@ -55,7 +62,7 @@ def test_users_create_with_prompt(runner, tenant, app):
         db.session.remove()
 
 
-def test_users_create_prompt_mismatch_then_match(runner, tenant):
+def test_users_create_prompt_mismatch_then_match(runner, tenant, terminal):
     result = runner.invoke(args=["users", "create", tenant, "bob"],
                            input="one\ntwo\nthree\nthree\n")
     assert result.exit_code == 0, result.output

@@ -1,6 +1,7 @@
 """Standard tooling against a live gunicorn: the curl examples and requests-oauthlib."""
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import shutil
@@ -25,7 +26,7 @@ SCRIPTS = ["login.sh", "userinfo.sh", "refresh.sh", "userinfo.sh", "sessions.sh"
 def live_user(app, request):
     # A slug of its own per test: gunicorn workers cache tenant settings for a few seconds,
     # and tables are emptied between tests (tenants are never deleted in production).
-    slug = "ex-" + request.node.name.split("_")[1]
+    slug = "ex-" + hashlib.sha256(request.node.name.encode()).hexdigest()[:12]
     with app.app_context():
         tenants.create_tenant(tenants.TenantSettings(slug, "Example"), utcnow())
         users.create_user(slug, "demo", "demo password", utcnow())
@@ -33,18 +34,45 @@ def live_user(app, request):
     return slug, "demo", "demo password"
 
 
-@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
-def test_curl_examples_run_verbatim(live_server, live_user, tmp_path):
-    tenant, username, password = live_user
+def _curl_env(live_server: str, tenant: str, tmp_path, username: str, password: str) -> dict:
     credentials = tmp_path / "credentials.json"
     credentials.write_text(json.dumps({"username": username, "password": password}))
-    env = {**os.environ, "BASE_URL": live_server, "TENANT": tenant,
-           "STATE": str(tmp_path / "tokens.json"), "CREDENTIALS": str(credentials)}
+    # USERNAME is set by many desktops: the scripts must not take it for theirs.
+    return {**os.environ, "BATON_BASE_URL": live_server, "BATON_TENANT": tenant,
+            "BATON_CURL_STATE": str(tmp_path / "tokens.json"),
+            "BATON_CREDENTIALS": str(credentials), "USERNAME": "someone-else"}
+
+
+def _script(name: str, env: dict, cwd) -> subprocess.CompletedProcess:
+    return subprocess.run(["bash", str(PROJECT_ROOT / "examples" / "curl" / name)], cwd=cwd,
+                          env=env, capture_output=True, text=True, timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_examples_run_verbatim(live_server, live_user, tmp_path):
+    """Run from another directory: the scripts find their files from their own folder."""
+    tenant, username, password = live_user
+    env = _curl_env(live_server, tenant, tmp_path, username, password)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
     for script in SCRIPTS:
-        result = subprocess.run(["bash", f"examples/curl/{script}"], cwd=PROJECT_ROOT, env=env,
-                                capture_output=True, text=True, timeout=60)
+        result = _script(script, env, elsewhere)
         assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
         assert result.stdout.strip(), f"{script} printed nothing"
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_curl_failed_login_keeps_saved_tokens(live_server, live_user, tmp_path):
+    tenant, username, password = live_user
+    env = _curl_env(live_server, tenant, tmp_path, username, password)
+    assert _script("login.sh", env, tmp_path).returncode == 0
+    saved = (tmp_path / "tokens.json").read_text()
+    failed = _script("login.sh", {**env, "BATON_PASSWORD": "wrong password"}, tmp_path)
+    assert failed.returncode == 1
+    assert "HTTP 400" in failed.stderr and "invalid_grant" in failed.stderr
+    assert "Traceback" not in failed.stderr
+    assert (tmp_path / "tokens.json").read_text() == saved
+    assert _script("userinfo.sh", env, tmp_path).returncode == 0  # the old tokens still work
 
 
 def test_requests_oauthlib_password_and_refresh(live_server, live_user, monkeypatch):

@@ -129,6 +129,7 @@ def test_cli_purge(runner, cases):
 
 @pytest.mark.parametrize("args, fragment", [
     (["--retention", "7x"], "duration"),
+    (["--retention", "7"], "no unit: write 7s, 7m, 7h or 7d"),  # 7 seconds was a trap
     (["--retention", "-1d"], "duration"),
     (["--retention", ""], "duration"),
     (["--batch-size", "0"], "--batch-size"),

@@ -44,3 +44,36 @@ def transaction() -> Iterator[None]:
         log.warning("database unavailable sqlstate=%s error=%s", code, type(exc).__name__)
         db.session.rollback()
         raise TemporarilyUnavailable(runtime().retry_after_s) from None
+
+
+# Driver messages of a failed connection → what an operator should check (CLI only: HTTP
+# clients get the terse 503). Matched on text: psycopg2 gives connection errors no SQLSTATE.
+CONNECTION_PROBLEMS = (
+    ("does not exist", None),  # database or role: the server's own sentence says which
+    ("password authentication failed", None),
+    ("authentication failed", None),
+    ("no password supplied", "authentication failed: no password supplied"),
+    ("connection refused", "connection refused: is PostgreSQL running and listening there?"),
+    ("could not translate host name", "unknown host name"),
+    ("timeout expired", "connection timed out"),
+)
+
+
+def describe_database_problem(exc: BaseException | None) -> str | None:
+    """One line saying why the database could not be used, or None if it is not that."""
+    while exc is not None and not isinstance(exc, (DBAPIError, PoolTimeout)):
+        exc = exc.__cause__ or exc.__context__
+    if exc is None:
+        return None
+    if isinstance(exc, PoolTimeout):
+        return "no database connection became free in time"
+    url = db.engine.url
+    where = f"database {url.database!r} at {url.host or 'localhost'}:{url.port or 5432}"
+    text = str(getattr(exc, "orig", exc))
+    for needle, explanation in CONNECTION_PROBLEMS:
+        if needle in text.lower():
+            # The server's FATAL line names the database or role; it never holds the password.
+            detail = explanation or text.split("FATAL:", 1)[-1].strip().splitlines()[0]
+            return f"cannot use {where}: {detail}"
+    code = getattr(getattr(exc, "orig", None), "pgcode", None)
+    return f"cannot use {where}: {type(exc).__name__} (SQLSTATE {code or 'none'})"

@@ -1,9 +1,10 @@
 # Shared by the example scripts: where the server is and who logs in.
-# Defaults fit `make run` (run the scripts from the project root); override any of them.
-BASE_URL="${BASE_URL:-http://127.0.0.1:8000}"
-TENANT="${TENANT:-demo}"
-STATE="${STATE:-instance/curl-tokens.json}"   # the last token response, reused by the others
-CREDENTIALS="${CREDENTIALS:-instance/demo-credentials.json}"
+# Defaults fit `make run`, from any directory; override any of them with BATON_* variables.
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+BASE_URL="${BATON_BASE_URL:-http://127.0.0.1:8000}"
+TENANT="${BATON_TENANT:-demo}"
+STATE="${BATON_CURL_STATE:-$ROOT/instance/curl-tokens.json}"   # the last token response
+CREDENTIALS="${BATON_CREDENTIALS:-$ROOT/instance/demo-credentials.json}"
 API="$BASE_URL/v1/tenants/$TENANT"
 
 json_field() {  # json_field FILE FIELD: print one field of a JSON object
@@ -12,6 +13,20 @@ json_field() {  # json_field FILE FIELD: print one field of a JSON object
 
 require_state() {
   [ -f "$STATE" ] || { echo "No $STATE yet: run examples/curl/login.sh first." >&2; exit 1; }
+}
+
+token_request() {  # token_request CURL_ARGS...: POST …/token; save the answer only on success
+  local new="$STATE.new" status
+  mkdir -p "$(dirname "$STATE")"
+  status=$(curl -sS -o "$new" -w '%{http_code}' "$API/token" "$@") || { rm -f "$new"; exit 1; }
+  if [ "$status" != 200 ]; then
+    echo "HTTP $status from $API/token:" >&2
+    cat "$new" >&2; echo >&2
+    rm -f "$new"
+    echo "The saved tokens (if any) are unchanged." >&2
+    exit 1
+  fi
+  mv "$new" "$STATE"
 }
 
 show() {  # pretty-print a JSON body on stdin

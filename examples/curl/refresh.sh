@@ -4,9 +4,6 @@ set -euo pipefail
 . "$(dirname "$0")/_common.sh"
 require_state
 OLD=$(json_field "$STATE" refresh_token)
-curl -sS --fail-with-body "$API/token" \
-  --data-urlencode grant_type=refresh_token \
-  --data-urlencode "refresh_token=$OLD" > "$STATE.new"
-mv "$STATE.new" "$STATE"
+token_request --data-urlencode grant_type=refresh_token --data-urlencode "refresh_token=$OLD"
 echo "Rotated: the old refresh token is spent, the new one is saved."
 show < "$STATE"

@@ -1,0 +1,111 @@
+"""The operator's first hour: commands as the README writes them, and what a mistake says."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+
+import pytest
+import sqlalchemy as sa
+
+import config
+from app import create_app
+from tests.conftest import PROJECT_ROOT
+
+FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
+
+
+def run_flask(args: list[str], env: dict[str, str], stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([*FLASK, *args], cwd=PROJECT_ROOT, env=env, input=stdin,
+                          capture_output=True, text=True, timeout=120)
+
+
+def clean_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SECRET_KEY", "DATABASE_URL", "BATON_ENV", "TEST_DATABASE_URL")}
+    return {**env, **extra}
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _cli_against(url: str, args: list[str]):
+    app = create_app(config.TestConfig, {"SQLALCHEMY_DATABASE_URI": url})
+    return app.test_cli_runner().invoke(args=args)
+
+
+def _one_error_line(result) -> str:
+    assert result.exit_code == 1, result.output
+    lines = result.output.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("Error: "), result.output
+    return lines[0]
+
+
+def test_missing_database_is_named(database_url) -> None:
+    url = sa.engine.make_url(database_url).set(database="baton_no_such_database")
+    line = _one_error_line(_cli_against(url.render_as_string(hide_password=False),
+                                        ["tenants", "list"]))
+    assert "does not exist" in line and "baton_no_such_database" in line
+    assert "temporarily unavailable" not in line
+
+
+def test_refused_connection_is_named() -> None:
+    url = f"postgresql+psycopg2://baton@127.0.0.1:{_free_port()}/baton"
+    line = _one_error_line(_cli_against(url, ["users", "disable", "acme", "alice"]))
+    assert "connection refused" in line and "127.0.0.1" in line
+
+
+def test_failed_authentication_is_named(database_url) -> None:
+    url = sa.engine.make_url(database_url).set(username="baton_no_such_role", password="x")
+    line = _one_error_line(_cli_against(url.render_as_string(hide_password=False),
+                                        ["tokens", "purge", "--dry-run"]))
+    assert 'role "baton_no_such_role" does not exist' in line
+    assert "x@" not in line  # the URL's password is never echoed
+
+
+def test_http_answer_stays_terse(database_url) -> None:
+    """The reason is for the operator; an HTTP client still gets the generic 503."""
+    url = sa.engine.make_url(database_url).set(database="baton_no_such_database")
+    app = create_app(config.TestConfig,
+                     {"SQLALCHEMY_DATABASE_URI": url.render_as_string(hide_password=False)})
+    answer = app.test_client().post("/v1/tenants/acme/token",
+                                    data={"grant_type": "refresh_token", "refresh_token": "x"})
+    assert answer.status_code == 503
+    assert "does not exist" not in answer.get_data(as_text=True)
+
+
+def test_piped_password_without_flag_is_refused_cleanly(app, tenant, database_url) -> None:
+    env = clean_env(BATON_ENV="test", DATABASE_URL=database_url)
+    result = run_flask(["users", "create", tenant, "bob"], env, stdin="s3cret password\n")
+    assert result.returncode == 1
+    assert result.stderr.strip() == ("Error: standard input is not a terminal: pass "
+                                     "--password-stdin to read the password from it")
+    assert "Warning" not in result.stderr + result.stdout
+
+
+def test_configuration_error_exit_code_matches_readme() -> None:
+    """README: a missing production setting prints one `baton: configuration error` line, exit 3."""
+    result = run_flask(["tenants", "list"], clean_env())
+    assert result.returncode == 3
+    lines = result.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("baton: configuration error: SECRET_KEY")
+    readme = (PROJECT_ROOT / "README.md").read_text()
+    assert "`baton: configuration error: …` line and exits 3" in readme
+    assert "one `Error: …` line on stderr and exits 1" in readme
+
+
+@pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
+def test_make_flask_runs_operator_commands(app, tenant, database_url) -> None:
+    """The README's form next to `make run`: the same settings as the server it started."""
+    env = clean_env(DATABASE_URL=database_url)
+    result = subprocess.run(["make", "--no-print-directory", "flask", "ARGS=tenants list"],
+                            cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
+                            timeout=300)
+    assert result.returncode == 0, result.stderr
+    assert tenant in result.stdout
+    assert 'make flask ARGS="tenants list"' in (PROJECT_ROOT / "README.md").read_text()
