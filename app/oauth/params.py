@@ -43,6 +43,10 @@ def body_params(request: Request) -> dict[str, str]:
 
 
 def _form_pairs(text: str) -> list[tuple[str, str]]:
+    if text.lstrip().startswith(("{", "[")):
+        # The usual slip: curl -d '{...}' sends JSON with the form content type.
+        raise InvalidRequest("The body looks like JSON but is sent as a form: send it with "
+                             "Content-Type: application/json.")
     try:
         return parse_qsl(text, keep_blank_values=True, strict_parsing=bool(text),
                          encoding="utf-8", errors="strict")
