@@ -8,13 +8,21 @@ from __future__ import annotations
 import warnings
 from pathlib import Path
 
+from config import ConfigurationError
+
 
 def embedded_database_url(pgdata: str, *, cleanup_mode: str | None = "stop") -> str:
     """Start (or join) the embedded server at `pgdata` and return its SQLAlchemy URL."""
     with warnings.catch_warnings():
         # platformdirs warns when XDG_RUNTIME_DIR is unset; the fallback is fine.
         warnings.simplefilter("ignore")
-        import pgserver
+        try:
+            import pgserver
+        except ImportError:
+            # A production install (`make install-prod`) leaves the embedded database out.
+            raise ConfigurationError(
+                "no DATABASE_URL and no embedded PostgreSQL: set DATABASE_URL, or install "
+                "the embedded one with `make install` (pip install -e '.[embedded]')") from None
 
         path = Path(pgdata)
         path.parent.mkdir(parents=True, exist_ok=True)

@@ -122,6 +122,14 @@ def test_readme_production_section_verbatim(fresh_database, tmp_path) -> None:
         installed = subprocess.run([str(checkout / ".venv/bin/python"), "-c", "import pgserver"],
                                    capture_output=True)
         assert installed.returncode != 0, "the production install pulled in pgserver"
+        dev = subprocess.run([".venv/bin/flask", "--app", "wsgi", "tenants", "list"],
+                             cwd=checkout, env=bare_env(BATON_ENV="development"),
+                             capture_output=True, text=True, timeout=60)
+        assert dev.returncode == 3  # without pgserver, development needs DATABASE_URL
+        assert dev.stderr.strip().splitlines() == [
+            "baton: configuration error: no DATABASE_URL and no embedded PostgreSQL: set "
+            "DATABASE_URL, or install the embedded one with `make install` "
+            "(pip install -e '.[embedded]')"]
         token_url = f"{base}/v1/tenants/{tenant}/token"
         login = requests.post(token_url, timeout=30, data={
             "grant_type": "password", "username": username, "password": password})
