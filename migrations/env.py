@@ -1,7 +1,9 @@
 import logging
 from logging.config import fileConfig
 
+import click
 from flask import current_app
+from sqlalchemy.exc import DBAPIError
 
 from alembic import context
 
@@ -67,6 +69,16 @@ def run_migrations_offline():
         context.run_migrations()
 
 
+def _connect(engine):
+    """The migration's connection; an unreachable database is one `Error:` line, exit 1."""
+    try:
+        return engine.connect()
+    except DBAPIError as exc:
+        from app.services.database import describe_database_problem
+
+        raise click.ClickException(describe_database_problem(exc) or str(exc)) from None
+
+
 def run_migrations_online():
     """Run migrations in 'online' mode.
 
@@ -91,7 +103,7 @@ def run_migrations_online():
 
     connectable = get_engine()
 
-    with connectable.connect() as connection:
+    with _connect(connectable) as connection:
         context.configure(
             connection=connection,
             target_metadata=get_metadata(),

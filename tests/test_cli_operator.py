@@ -109,3 +109,14 @@ def test_make_flask_runs_operator_commands(app, tenant, database_url) -> None:
     assert result.returncode == 0, result.stderr
     assert tenant in result.stdout
     assert 'make flask ARGS="tenants list"' in (PROJECT_ROOT / "README.md").read_text()
+
+
+def test_db_upgrade_against_missing_database_is_one_line(database_url) -> None:
+    """The Production section's first database command, with a mistyped database name."""
+    url = sa.engine.make_url(database_url).set(database="baton_no_such_database")
+    env = clean_env(BATON_ENV="test", DATABASE_URL=url.render_as_string(hide_password=False))
+    result = run_flask(["db", "upgrade"], env)
+    assert result.returncode == 1
+    lines = result.stderr.strip().splitlines()
+    assert lines == [f"Error: cannot use database 'baton_no_such_database' at {url.host}:"
+                     f"{url.port or 5432}: database \"baton_no_such_database\" does not exist"]

@@ -49,6 +49,13 @@ def test_json_sent_as_form_hints_at_content_type(client, tenant) -> None:
     assert "Content-Type: application/json" in answer.get_json()["error_description"]
 
 
+def test_form_sent_as_json_hints_at_content_type(client, tenant) -> None:
+    answer = client.post(f"/v1/tenants/{tenant}/token", data="grant_type=password&username=a",
+                         content_type="application/json")
+    assert answer.status_code == 400
+    assert "application/x-www-form-urlencoded" in answer.get_json()["error_description"]
+
+
 @pytest.mark.live
 def test_readme_python_client_runs(live_server, app, tmp_path) -> None:
     """The README's Python client block, unchanged, against a live gunicorn."""

@@ -59,6 +59,9 @@ def _json_pairs(text: str) -> list[tuple[str, str]]:
         # Duplicate keys are kept as pairs so they can be refused, not silently merged.
         pairs = json.loads(text, object_pairs_hook=_Pairs)
     except (ValueError, RecursionError):
+        if "=" in text and not text.lstrip().startswith(("{", "[")):
+            raise InvalidRequest("The body looks like a form but is sent as JSON: send it "
+                                 "with Content-Type: application/x-www-form-urlencoded.") from None
         raise InvalidRequest("The JSON body is malformed.") from None
     if not isinstance(pairs, _Pairs):
         raise InvalidRequest("The JSON body must be an object.")
