@@ -139,8 +139,9 @@ def encode_cursor(username: str) -> str:
 
 def decode_cursor(cursor: str) -> str:
     try:
-        return base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-    except (binascii.Error, ValueError):
+        padded = (cursor + "=" * (-len(cursor) % 4)).encode("ascii")
+        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+    except (binascii.Error, ValueError, UnicodeError):
         raise InvalidRequest("cursor is malformed; use next_cursor of the previous page") from None
 
 

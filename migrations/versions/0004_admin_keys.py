@@ -88,6 +88,6 @@ def downgrade():
     # Normalised usernames stay normalised: the original spelling is not kept anywhere.
     op.drop_index("ix_admin_keys_tenant_id", table_name="admin_keys")
     op.drop_table("admin_keys")
-    op.drop_constraint("ck_tenants_password_min_length_range", "tenants", type_="check")
+    op.drop_constraint(op.f("ck_tenants_password_min_length_range"), "tenants", type_="check")
     op.drop_column("tenants", "cors_origins")
     op.drop_column("tenants", "password_min_length")
