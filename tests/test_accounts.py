@@ -127,7 +127,8 @@ def test_migration_refuses_collisions_naming_the_rows(ctx):
             upgrade()
         message = info.value.message
         assert "\n" not in message
-        assert "user id 1 'Alice', user id 2 'alice' all become 'alice'" in message
+        assert ("tenant 'acme': user id 1 'Alice', user id 2 'alice' all become 'alice'"
+                in message)
         assert "user id 4" in message and "user id 5" in message and "user id 6" in message
         assert "bob" not in message
         # Nothing changed: the whole upgrade rolled back.

@@ -59,16 +59,17 @@ def normalize_usernames():
     conn = op.get_bind()
     # Serialise with anything still creating users while the migration runs.
     conn.execute(sa.text("LOCK TABLE users IN SHARE ROW EXCLUSIVE MODE"))
-    rows = conn.execute(sa.text("SELECT id, tenant_id, username FROM users ORDER BY id")).all()
+    rows = conn.execute(sa.text("SELECT u.id, t.slug, u.username FROM users u"
+                                " JOIN tenants t ON t.id = u.tenant_id ORDER BY u.id")).all()
     groups = defaultdict(list)
     for row in rows:
-        groups[(row.tenant_id, normalize(row.username))].append(row)
+        groups[(row.slug, normalize(row.username))].append(row)
     clashes = [(key, found) for key, found in groups.items() if len(found) > 1]
     if clashes:
         described = "; ".join(
-            f"tenant id {tenant_id}: " + ", ".join(f"user id {r.id} {r.username!r}" for r in found)
+            f"tenant {slug!r}: " + ", ".join(f"user id {r.id} {r.username!r}" for r in found)
             + f" all become {name!r}"
-            for (tenant_id, name), found in clashes
+            for (slug, name), found in clashes
         )
         # A ClickException: `flask db upgrade` prints it as one `Error:` line and exits 1.
         raise click.ClickException(
@@ -79,8 +80,8 @@ def normalize_usernames():
                if normalize(r.username) != r.username]
     if changed:
         # Two steps, so a swap of names never meets the unique constraint half way.
-        conn.execute(sa.text("UPDATE users SET username = chr(1) || 'renaming ' || id::text WHERE id = :id"),
-                     changed)
+        conn.execute(sa.text("UPDATE users SET username = chr(1) || 'renaming ' || id::text"
+                             " WHERE id = :id"), changed)
         conn.execute(sa.text("UPDATE users SET username = :name WHERE id = :id"), changed)
 
 
