@@ -39,6 +39,7 @@ def test_create_get_and_find_user(admin):
     assert set(body) == {"id", "username", "created_at", "disabled", "disabled_at"}
     assert body["username"] == "bob" and body["disabled"] is False and body["disabled_at"] is None
     assert isinstance(body["id"], str)
+    assert created.headers["Location"].endswith(f"/v1/tenants/acme/admin/users/{body['id']}")
     assert admin("GET", f"/users/{body['id']}").get_json() == body
     found = admin("GET", "/users?username=BOB").get_json()
     assert found == {"users": [body], "next_cursor": None}

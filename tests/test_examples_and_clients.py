@@ -5,7 +5,6 @@ import json
 import os
 import shutil
 import subprocess
-import sys
 
 import jwt
 import pytest
@@ -74,18 +73,21 @@ def test_requests_oauthlib_password_and_refresh(live_server, live_user, monkeypa
 
 @pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
 def test_admin_curl_examples_run_verbatim(live_server, live_user, database_url, tmp_path):
-    """Create a key, create a user, list users, introspect, log out everywhere, introspect."""
+    """Create a key, create a user, list users, introspect, log out everywhere, introspect.
+
+    Run from another directory: the admin scripts find the project from their own folder.
+    """
     tenant = live_user[0]
     key_file = tmp_path / "admin-key"
     env = {**os.environ, "BASE_URL": live_server, "TENANT": tenant,
            "STATE": str(tmp_path / "tokens.json"), "BATON_ADMIN_KEY_FILE": str(key_file),
-           "BATON_FLASK": f"{sys.executable} -m flask", "BATON_ENV": "test",
+           "BATON_ENV": "test",
            "DATABASE_URL": database_url, "USERNAME": "Newbie", "PASSWORD": "newbie password"}
 
     def run(script: str, *args: str, stdin: str | None = None) -> str:
-        result = subprocess.run(["bash", f"examples/curl/{script}", *args], cwd=PROJECT_ROOT,
-                                env=env, capture_output=True, text=True, timeout=60,
-                                input=stdin)
+        result = subprocess.run(["bash", str(PROJECT_ROOT / "examples/curl" / script), *args],
+                                cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60, input=stdin)
         assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 

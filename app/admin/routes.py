@@ -9,6 +9,7 @@ from flask import Response
 from flask import current_app
 from flask import jsonify
 from flask import request
+from flask import url_for
 
 from app.admin import bp
 from app.admin.auth import authenticate
@@ -74,7 +75,9 @@ def _user_id(raw: str) -> int:
 def create_user(tenant: str):
     body = json_body(request, {"username": str, "password": str}, ("username", "password"))
     user = users.create_user(tenant, body["username"], body["password"], utcnow())
-    return _answer(user_json(user), 201)
+    response = _answer(user_json(user), 201)
+    response.headers["Location"] = url_for("admin.get_user", tenant=tenant, user_id=user.id)
+    return response
 
 
 @bp.get("/users")

@@ -1,6 +1,8 @@
 # Shared by the admin-*.sh scripts (on top of _common.sh): where the admin key is.
 # BATON_ADMIN_KEY wins; else the file admin-key-create.sh saved (BATON_ADMIN_KEY_FILE).
-BATON_ADMIN_KEY_FILE="${BATON_ADMIN_KEY_FILE:-instance/curl-admin-key}"
+# Paths default to the project the scripts belong to, whatever the current directory.
+BATON_ROOT="${BATON_ROOT:-$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)}"
+BATON_ADMIN_KEY_FILE="${BATON_ADMIN_KEY_FILE:-$BATON_ROOT/instance/curl-admin-key}"
 ADMIN="$API/admin"
 
 admin_key() {

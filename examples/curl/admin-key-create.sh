@@ -4,12 +4,12 @@
 set -euo pipefail
 . "$(dirname "$0")/_common.sh"
 . "$(dirname "$0")/_admin.sh"
-BATON_FLASK="${BATON_FLASK:-.venv/bin/flask}"
+BATON_FLASK="${BATON_FLASK:-$BATON_ROOT/.venv/bin/flask}"
 mkdir -p "$(dirname "$BATON_ADMIN_KEY_FILE")"
 umask 077
 # The key is the last line; only the first lines are shown here.
-OUTPUT=$($BATON_FLASK --app wsgi admin-keys create "$TENANT" --name curl-examples \
-  --scope "${BATON_ADMIN_SCOPE:-admin}")
+OUTPUT=$(cd "$BATON_ROOT" && $BATON_FLASK --app wsgi admin-keys create "$TENANT" \
+  --name curl-examples --scope "${BATON_ADMIN_SCOPE:-admin}")
 printf '%s\n' "$OUTPUT" | sed '$d'
 printf '%s\n' "$OUTPUT" | tail -n 1 > "$BATON_ADMIN_KEY_FILE"
 echo "Saved the key in $BATON_ADMIN_KEY_FILE"
