@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import logging
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -34,8 +33,6 @@ from app.services.sessions import revoke_all_for_user
 from app.services.tenant_cache import TenantInfo
 from app.services.tenant_cache import tenant_info
 
-log = logging.getLogger(__name__)
-MAX_PASSWORD_LENGTH = MAX_PASSWORD_LENGTH  # re-exported for the token endpoint's length check
 UserRef = str | int  # a username (CLI) or a user id (admin API)
 
 
