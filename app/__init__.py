@@ -70,6 +70,7 @@ def register_proxy(app: Flask) -> None:
 
 
 def register_blueprints(app: Flask) -> None:
+    from app.admin import bp as admin_bp
     from app.health import bp as health_bp
     from app.oauth import bp as oauth_bp
     from app.oauth import wellknown_bp
@@ -79,6 +80,7 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(openapi_bp)
     app.register_blueprint(oauth_bp)
     app.register_blueprint(wellknown_bp)
+    app.register_blueprint(admin_bp)
 
 
 def register_errors(app: Flask) -> None:

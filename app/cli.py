@@ -17,9 +17,11 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.errors import OAuthError
 from app.errors import TemporarilyUnavailable
+from app.services import admin_keys
 from app.services import keys
 from app.services import tenants
 from app.services import users
+from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
 from app.services.database import describe_database_problem
 from app.services.database import is_transient
 
@@ -77,13 +79,47 @@ keys_cli = BatonGroup("keys", help="Manage signing keys.")
               show_default=True, help="Refresh token idle lifetime, seconds.")
 @click.option("--session-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_SESSION_TTL,
               show_default=True, help="Absolute session lifetime, seconds.")
+@click.option("--password-min-length", type=click.IntRange(1, 1024),
+              default=DEFAULT_PASSWORD_MIN_LENGTH, show_default=True,
+              help="Shortest password accepted (characters after NFC).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
+              help="A browser origin allowed to call the token endpoints (repeatable).")
 @service_errors
-def create_tenant(slug, name, reuse_interval, access_ttl, refresh_ttl, session_ttl) -> None:
+def create_tenant(slug, name, reuse_interval, access_ttl, refresh_ttl, session_ttl,
+                  password_min_length, cors_origins) -> None:
     """Create a tenant and its first signing key."""
     settings = tenants.TenantSettings(slug, name or slug, access_ttl, refresh_ttl, session_ttl,
-                                      reuse_interval)
+                                      reuse_interval, password_min_length, tuple(cors_origins))
     tenants.create_tenant(settings, utcnow())
     click.echo(f"Created tenant {slug!r}.")
+
+
+@tenants_cli.command("update")
+@click.argument("slug")
+@click.option("--name", help="Display name.")
+@click.option("--reuse-interval", type=click.IntRange(0, 300), help="Seconds (0-300).")
+@click.option("--access-ttl", type=click.IntRange(min=1), help="Access token lifetime, seconds.")
+@click.option("--refresh-ttl", type=click.IntRange(min=1), help="Refresh idle lifetime, seconds.")
+@click.option("--session-ttl", type=click.IntRange(min=1), help="Absolute session lifetime, s.")
+@click.option("--password-min-length", type=click.IntRange(1, 1024),
+              help="Shortest password accepted from now on.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
+              help="Replace the allowed browser origins with these (repeatable).")
+@click.option("--no-cors-origins", is_flag=True, help="Allow no browser origin.")
+@service_errors
+def update_tenant(slug, cors_origins, no_cors_origins, **options) -> None:
+    """Change settings of a tenant; every node applies them within the tenant cache window."""
+    changes = {name: value for name, value in options.items() if value is not None}
+    if cors_origins and no_cors_origins:
+        raise click.ClickException("use either --cors-origin or --no-cors-origins, not both")
+    if cors_origins or no_cors_origins:
+        changes["cors_origins"] = tuple(cors_origins)
+    if not changes:
+        raise click.ClickException("nothing to change: give at least one option (see --help)")
+    tenants.update_tenant(slug, **changes)
+    window = current_app.config["TENANT_CACHE_S"]
+    click.echo(f"Updated tenant {slug!r} ({', '.join(sorted(changes))}); "
+               f"every node applies it within {window} s.")
 
 
 @tenants_cli.command("list")
@@ -141,6 +177,16 @@ def disable_user(tenant, username) -> None:
     """Disable a user and revoke all of their sessions."""
     revoked = users.disable_user(tenant, username, utcnow())
     click.echo(f"Disabled {username!r} in tenant {tenant!r}; revoked {revoked} session(s).")
+
+
+@users_cli.command("enable")
+@click.argument("tenant")
+@click.argument("username")
+@service_errors
+def enable_user(tenant, username) -> None:
+    """Enable a disabled user (their old sessions stay revoked)."""
+    users.enable_user(tenant, username, utcnow())
+    click.echo(f"Enabled {username!r} in tenant {tenant!r}.")
 
 
 @users_cli.command("set-password")
@@ -242,6 +288,55 @@ def _progress_line(report) -> None:
                f"{report.batches} batches...", nl=False, err=True)
 
 
+admin_keys_cli = BatonGroup("admin-keys", help="Manage a tenant's admin API keys.")
+
+
+@admin_keys_cli.command("create")
+@click.argument("tenant")
+@click.option("--name", help="What the key is for (shown by list).")
+@click.option("--scope", type=click.Choice(["admin", "introspect"]), default="admin",
+              show_default=True, help="admin: the whole admin API; introspect: only introspection.")
+@service_errors
+def create_admin_key(tenant, name, scope) -> None:
+    """Create an admin key; it is printed once, alone on the last line."""
+    key_id, key = admin_keys.create_key(tenant, name, scope, utcnow())
+    click.echo(f"Admin key {key_id} (scope {scope}) for tenant {tenant!r}. "
+               "Store it now: it is not shown again.")
+    click.echo(key)
+
+
+@admin_keys_cli.command("list")
+@click.argument("tenant")
+@service_errors
+def list_admin_keys(tenant) -> None:
+    """List a tenant's admin keys (never the keys themselves)."""
+    rows = admin_keys.list_keys(tenant)
+    if not rows:
+        click.echo("No admin keys.")
+        return
+    click.echo(f"{'id':>6} {'scope':<10} {'created':<20} {'last used':<20} {'status':<8} name")
+    for k in rows:
+        click.echo(f"{k.id:>6} {k.scope:<10} {_when(k.created_at):<20} "
+                   f"{_when(k.last_used_at):<20} {'revoked' if k.revoked_at else 'active':<8} "
+                   f"{k.name}")
+
+
+def _when(moment) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
+
+
+@admin_keys_cli.command("revoke")
+@click.argument("tenant")
+@click.argument("key_id", type=click.IntRange(min=1))
+@service_errors
+def revoke_admin_key(tenant, key_id) -> None:
+    """Revoke an admin key at once (every node: keys are not cached)."""
+    if admin_keys.revoke_key(tenant, key_id, utcnow()):
+        click.echo(f"Revoked admin key {key_id} of tenant {tenant!r}.")
+    else:
+        click.echo(f"Admin key {key_id} of tenant {tenant!r} was already revoked.")
+
+
 def register_commands(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, keys_cli, tokens_cli, demo):
+    for group in (tenants_cli, users_cli, keys_cli, tokens_cli, admin_keys_cli, demo):
         app.cli.add_command(group)

@@ -58,6 +58,23 @@ class NotFound(OAuthError):
     description = "Not found."
 
 
+class InsufficientScope(OAuthError):
+    # RFC 6750 §3.1: a valid credential that may not do this.
+    error = "insufficient_scope"
+    status_code = 403
+    description = "The admin key does not have the scope this endpoint needs."
+
+    def __init__(self, scope: str) -> None:
+        super().__init__()
+        self.headers = {"WWW-Authenticate": f'Bearer error="insufficient_scope", scope="{scope}"'}
+
+
+class Conflict(OAuthError):
+    error = "conflict"
+    status_code = 409
+    description = "The resource already exists."
+
+
 class SlowDown(OAuthError):
     error = "slow_down"
     status_code = 429

@@ -28,7 +28,7 @@ from tests import secret_registry
 from tests.factories import TokenClient
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TABLES = "login_attempts, refresh_tokens, sessions, signing_keys, users, tenants"
+TABLES = "admin_keys, login_attempts, refresh_tokens, sessions, signing_keys, users, tenants"
 
 
 class RecordingClient(FlaskClient):
@@ -269,3 +269,23 @@ def _wait_until_up(base: str, proc: subprocess.Popen, log_path: Path) -> None:
             pass
         time.sleep(0.2)
     raise RuntimeError(f"gunicorn did not become ready:\n{log_path.read_text()}")
+
+
+@pytest.fixture
+def admin_key(app, tenant) -> str:
+    """A fresh `admin`-scope key of the acme tenant."""
+    from app.services import admin_keys
+
+    with app.app_context():
+        _, key = admin_keys.create_key(tenant, "tests", "admin", utcnow())
+        db.session.remove()
+    secret_registry.remember(key)
+    return key
+
+
+@pytest.fixture
+def admin(client, admin_key):
+    """The Flask test client with the admin key's Authorization header."""
+    from tests.factories import AdminClient
+
+    return AdminClient(client, "acme", admin_key)

@@ -40,3 +40,19 @@ def chain_violations() -> dict[str, int]:
         " GROUP BY session_id HAVING count(*) > 1) c")).scalar_one()
     db.session.rollback()
     return {"tokens_with_two_successors": forks, "sessions_with_two_current": two_current}
+
+
+class AdminClient:
+    """Calls /v1/tenants/<tenant>/admin/... with an admin key."""
+
+    def __init__(self, client, tenant: str, key: str) -> None:
+        self.client, self.tenant, self.key = client, tenant, key
+
+    def __call__(self, method: str, path: str, key: str | None = None, **kw):
+        headers = {"Authorization": f"Bearer {self.key if key is None else key}",
+                   **kw.pop("headers", {})}
+        return self.client.open(f"/v1/tenants/{self.tenant}/admin{path}", method=method,
+                                headers=headers, **kw)
+
+    def create_user(self, username: str, password: str = "correct horse"):
+        return self("POST", "/users", json={"username": username, "password": password})

@@ -55,16 +55,16 @@ def test_bad_options(runner, args, fragment):
 
 
 def test_users_create_with_prompt(runner, tenant, app, terminal):
-    result = runner.invoke(args=["users", "create", tenant, "bob"], input="s3cret\ns3cret\n")
+    result = runner.invoke(args=["users", "create", tenant, "bob"], input="s3cret-pw\ns3cret-pw\n")
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert svc.login(tenant, "bob", "s3cret", issuer="x", now=utcnow()).refresh_token
+        assert svc.login(tenant, "bob", "s3cret-pw", issuer="x", now=utcnow()).refresh_token
         db.session.remove()
 
 
 def test_users_create_prompt_mismatch_then_match(runner, tenant, terminal):
     result = runner.invoke(args=["users", "create", tenant, "bob"],
-                           input="one\ntwo\nthree\nthree\n")
+                           input="first one\nsecond one\nthird one\nthird one\n")
     assert result.exit_code == 0, result.output
 
 
@@ -79,7 +79,7 @@ def test_users_create_password_stdin(runner, tenant, app):
 
 def test_users_create_unknown_tenant(runner):
     result = runner.invoke(args=["users", "create", "nope", "bob", "--password-stdin"],
-                           input="pw\n")
+                           input="hunter2hunter2\n")
     assert_one_error_line(result, "unknown tenant")
 
 
@@ -90,7 +90,7 @@ def test_users_create_empty_password(runner, tenant):
 
 def test_users_create_duplicate(runner, user, tenant):
     result = runner.invoke(args=["users", "create", tenant, "alice", "--password-stdin"],
-                           input="pw\n")
+                           input="hunter2hunter2\n")
     assert_one_error_line(result, "already exists")
 
 

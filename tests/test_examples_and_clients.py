@@ -16,6 +16,7 @@ from requests_oauthlib import OAuth2Session
 from app.extensions import db
 from app.services import tenants
 from app.services import users
+from tests import secret_registry
 from tests.conftest import PROJECT_ROOT
 from tests.conftest import utcnow
 
@@ -96,3 +97,75 @@ def test_requests_oauthlib_password_and_refresh(live_server, live_user, monkeypa
     key = jwks.get_signing_key_from_jwt(refreshed["access_token"])
     claims = jwt.decode(refreshed["access_token"], key, algorithms=["EdDSA"], audience="baton")
     assert claims["sid"] == token["session_id"]
+
+
+@pytest.mark.skipif(shutil.which("curl") is None, reason="curl is not installed")
+def test_admin_curl_examples_run_verbatim(live_server, live_user, database_url, tmp_path):
+    """Create a key, create a user, list users, introspect, log out everywhere, introspect.
+
+    Run from another directory: the admin scripts find the project from their own folder.
+    """
+    tenant = live_user[0]
+    key_file = tmp_path / "admin-key"
+    env = {**os.environ, "BASE_URL": live_server, "TENANT": tenant,
+           "STATE": str(tmp_path / "tokens.json"), "BATON_ADMIN_KEY_FILE": str(key_file),
+           "BATON_ENV": "test",
+           "DATABASE_URL": database_url, "USERNAME": "Newbie", "PASSWORD": "newbie password"}
+
+    def run(script: str, *args: str, stdin: str | None = None) -> str:
+        result = subprocess.run(["bash", str(PROJECT_ROOT / "examples/curl" / script), *args],
+                                cwd=tmp_path, env=env, capture_output=True, text=True,
+                                timeout=60, input=stdin)
+        assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
+        return result.stdout
+
+    run("admin-key-create.sh")
+    key = key_file.read_text().strip()
+    secret_registry.remember(key, "newbie password")
+    assert key.startswith("bat_") and (key_file.stat().st_mode & 0o077) == 0
+    created = json.loads(run("admin-user-create.sh", "Newbie", stdin="newbie password\n"))
+    assert created["username"] == "newbie"
+    assert "newbie" in run("admin-users-list.sh")
+    assert json.loads(run("admin-users-list.sh", "NEWBIE"))["users"][0]["id"] == created["id"]
+    run("login.sh")
+    assert json.loads(run("admin-introspect.sh"))["active"] is True
+    assert "HTTP 204" in run("admin-logout-everywhere.sh", created["id"])
+    assert json.loads(run("admin-introspect.sh")) == {"active": False}
+
+
+def test_stock_clients_admin_api_and_introspection(live_server, live_user, app, monkeypatch):
+    """Plain `requests` drives the admin API; requests-oauthlib logs the new user in."""
+    from app.services import admin_keys
+
+    monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
+    tenant = live_user[0]
+    with app.app_context():
+        _, key = admin_keys.create_key(tenant, "backend", "admin", utcnow())
+        db.session.remove()
+    secret_registry.remember(key)
+    base = f"{live_server}/v1/tenants/{tenant}"
+    admin = requests.Session()
+    admin.headers["Authorization"] = f"Bearer {key}"
+    created = admin.post(f"{base}/admin/users", json={"username": "Carol",
+                                                      "password": "carol's password"})
+    assert created.status_code == 201, created.text
+    user_id = created.json()["id"]
+
+    meta = requests.get(f"{base}/.well-known/oauth-authorization-server", timeout=10).json()
+    oauth = OAuth2Session(client=LegacyApplicationClient(client_id="baton-example"))
+    token = oauth.fetch_token(token_url=meta["token_endpoint"], username="carol",
+                              password="carol's password", include_client_id=True)
+
+    def active() -> bool:
+        response = admin.post(meta["introspection_endpoint"],
+                              data={"token": token["access_token"]}, timeout=10)
+        assert response.status_code == 200, response.text
+        return response.json()["active"]
+
+    assert active() is True
+    assert admin.delete(f"{base}/admin/users/{user_id}/sessions", timeout=10).status_code == 204
+    assert active() is False
+    # The JWT itself still verifies against the JWKS: only introspection sees the logout.
+    key_set = jwt.PyJWKClient(meta["jwks_uri"])
+    signing = key_set.get_signing_key_from_jwt(token["access_token"])
+    assert jwt.decode(token["access_token"], signing, algorithms=["EdDSA"], audience="baton")

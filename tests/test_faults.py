@@ -59,7 +59,7 @@ def outage_tenant(app):
     with app.app_context():
         tenants.create_tenant(tenants.TenantSettings("outage", "Outage"), utcnow())
         for i in range(CLIENTS):
-            users.create_user("outage", f"u{i}", "pw", utcnow())
+            users.create_user("outage", f"u{i}", "hunter2hunter2", utcnow())
         db.session.remove()
     return "outage"
 
@@ -68,7 +68,7 @@ def test_outage_gives_quick_503_and_every_chain_continues(app, live_server, data
                                                           outage_tenant, capsys):
     base = f"{live_server}/v1/tenants/{outage_tenant}"
     starts = [requests.post(f"{base}/token", timeout=30, data={
-        "grant_type": "password", "username": f"u{i}", "password": "pw"}).json()
+        "grant_type": "password", "username": f"u{i}", "password": "hunter2hunter2"}).json()
         for i in range(CLIENTS)]
     marks = {}
 

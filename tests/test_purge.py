@@ -176,11 +176,11 @@ def seed_purgeable(sessions: int, tokens_per_session: int, tenant_id: int = 1) -
 def test_purge_while_clients_refresh(app, live_server, ctx):
     tenants.create_tenant(tenants.TenantSettings("busy", "Busy"), utcnow())
     for i in range(8):
-        users.create_user("busy", f"u{i}", "pw", utcnow())
+        users.create_user("busy", f"u{i}", "hunter2hunter2", utcnow())
     seed_purgeable(sessions=200, tokens_per_session=100)
     base = f"{live_server}/v1/tenants/busy"
     starts = [requests.post(f"{base}/token", timeout=30, data={
-        "grant_type": "password", "username": f"u{i}", "password": "pw"}).json()
+        "grant_type": "password", "username": f"u{i}", "password": "hunter2hunter2"}).json()
         for i in range(8)]
     reports = []
 

@@ -76,12 +76,13 @@ def test_other_tenants_token_is_ignored(app, client, tokens):
 def test_revoke_racing_refresh_leaves_nothing_alive(app, live_server):
     with app.app_context():
         tenants.create_tenant(tenants.TenantSettings("revrace", "x"), utcnow())
-        users.create_user("revrace", "u", "pw", utcnow())
+        users.create_user("revrace", "u", "hunter2hunter2", utcnow())
         db.session.remove()
     base = f"{live_server}/v1/tenants/revrace"
     for _ in range(25):
-        body = requests.post(f"{base}/token", data={"grant_type": "password", "username": "u",
-                                                    "password": "pw"}, timeout=30).json()
+        body = requests.post(f"{base}/token", data={
+            "grant_type": "password", "username": "u", "password": "hunter2hunter2"},
+            timeout=30).json()
         token = body["refresh_token"]
         results = run_together(_race_step, [(base, token, "refresh"), (base, token, "revoke")])
         assert results[1][0] == 200

@@ -44,7 +44,7 @@ def test_login_accepts_json(client, tokens):
 @pytest.mark.parametrize("username, password", [
     ("alice", "wrong"),
     ("nobody", "correct horse"),
-    ("ALICE", "correct horse"),
+    ("alicia", "correct horse"),  # (ALICE is alice: usernames are case-folded, SPEC §11)
 ])
 def test_bad_credentials_all_look_the_same(tokens, username, password):
     response = tokens.login(username, password)

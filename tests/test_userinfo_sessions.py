@@ -117,10 +117,10 @@ def test_delete_unknown_session_is_404(client, tokens, session_id):
 
 def test_delete_other_users_session_is_404(app, client, tokens):
     with app.app_context():
-        users.create_user("acme", "bob", "pw", utcnow())
+        users.create_user("acme", "bob", "hunter2hunter2", utcnow())
         db.session.remove()
     alice = tokens.login().get_json()
-    bob = tokens.login("bob", "pw").get_json()
+    bob = tokens.login("bob", "hunter2hunter2").get_json()
     response = client.delete(f"/v1/tenants/acme/sessions/{alice['session_id']}",
                              headers=bearer(bob["access_token"]))
     assert response.status_code == 404

@@ -49,7 +49,7 @@ def test_set_password_revokes_sessions(runner, tokens):
 def test_unknown_user_is_one_line_error(runner, tenant, command):
     result = runner.invoke(args=["users", command, "acme", "nobody", "--password-stdin"]
                            if command == "set-password" else ["users", command, "acme", "nobody"],
-                           input="pw\n")
+                           input="hunter2hunter2\n")
     assert result.exit_code == 1
     lines = result.output.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("Error:") and "nobody" in lines[0]
@@ -72,7 +72,7 @@ def test_reset_flow(runner, client, tokens):
 def test_reset_token_dies_when_password_changes_otherwise(runner, client, tokens):
     token = reset_token(runner)
     runner.invoke(args=["users", "set-password", "acme", "alice", "--password-stdin"],
-                  input="changed\n")
+                  input="changed pw\n")
     assert reset(client, token).get_json()["error"] == INVALID_GRANT
 
 

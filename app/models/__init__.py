@@ -1,4 +1,5 @@
 """Every model, re-exported so Alembic sees one metadata."""
+from app.models.admin_key import AdminKey
 from app.models.base import Base
 from app.models.login_attempt import LoginAttempts
 from app.models.refresh_token import RefreshToken
@@ -7,4 +8,5 @@ from app.models.signing_key import SigningKey
 from app.models.tenant import Tenant
 from app.models.user import User
 
-__all__ = ["AuthSession", "Base", "LoginAttempts", "RefreshToken", "SigningKey", "Tenant", "User"]
+__all__ = ["AdminKey", "AuthSession", "Base", "LoginAttempts", "RefreshToken", "SigningKey",
+           "Tenant", "User"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
@@ -12,6 +13,7 @@ from app.models.base import timestamp
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
 MAX_REUSE_INTERVAL = 300
+MAX_PASSWORD_LENGTH = 1024
 
 
 class Tenant(Base):
@@ -25,6 +27,10 @@ class Tenant(Base):
         sa.CheckConstraint(
             "access_ttl > 0 AND refresh_ttl > 0 AND session_ttl > 0", name="positive_lifetimes"
         ),
+        sa.CheckConstraint(
+            f"password_min_length BETWEEN 1 AND {MAX_PASSWORD_LENGTH}",
+            name="password_min_length_range",
+        ),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -35,3 +41,9 @@ class Tenant(Base):
     session_ttl: Mapped[int] = mapped_column(sa.Integer)
     reuse_interval: Mapped[int] = mapped_column(sa.Integer)
     created_at: Mapped[datetime] = timestamp()
+    # SPEC §11: characters after NFC; the maximum is fixed (MAX_PASSWORD_LENGTH).
+    password_min_length: Mapped[int] = mapped_column(sa.Integer, server_default="8")
+    # SPEC §4: browser origins allowed on the token, revoke, userinfo and sessions endpoints.
+    cors_origins: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text), server_default=sa.text("'{}'::text[]")
+    )

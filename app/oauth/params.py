@@ -54,7 +54,9 @@ def _form_pairs(text: str) -> list[tuple[str, str]]:
         raise InvalidRequest("The form body is malformed.") from None
 
 
-def _json_pairs(text: str) -> list[tuple[str, str]]:
+def json_object_pairs(text: str, malformed: str = "The JSON body is malformed.",
+                      not_object: str = "The JSON body must be an object.") -> list[tuple]:
+    """A JSON object's (name, value) pairs in order, duplicates kept; InvalidRequest otherwise."""
     try:
         # Duplicate keys are kept as pairs so they can be refused, not silently merged.
         pairs = json.loads(text, object_pairs_hook=_Pairs)
@@ -62,9 +64,14 @@ def _json_pairs(text: str) -> list[tuple[str, str]]:
         if "=" in text and not text.lstrip().startswith(("{", "[")):
             raise InvalidRequest("The body looks like a form but is sent as JSON: send it "
                                  "with Content-Type: application/x-www-form-urlencoded.") from None
-        raise InvalidRequest("The JSON body is malformed.") from None
+        raise InvalidRequest(malformed) from None
     if not isinstance(pairs, _Pairs):
-        raise InvalidRequest("The JSON body must be an object.")
+        raise InvalidRequest(not_object)
+    return pairs
+
+
+def _json_pairs(text: str) -> list[tuple[str, str]]:
+    pairs = json_object_pairs(text)
     for name, value in pairs:
         if not isinstance(value, str):
             raise InvalidRequest(f"Parameter {name!r} must be a string.")

@@ -6,10 +6,13 @@ from datetime import datetime
 from datetime import timezone
 from typing import Callable
 
+from flask import Response
 from flask import current_app
+from flask import g
 from flask import jsonify
 from flask import request
 
+from app.admin.auth import require_admin_key
 from app.errors import InvalidRequest
 from app.errors import InvalidToken
 from app.errors import NotFound
@@ -21,6 +24,7 @@ from app.oauth.params import body_params
 from app.oauth.params import require
 from app.oauth.responses import NO_STORE
 from app.oauth.responses import token_response
+from app.services import introspection
 from app.services import keys
 from app.services import password_reset as password_reset_service
 from app.services import sessions
@@ -57,8 +61,8 @@ def _password_grant(tenant: str, params: dict[str, str]):
                         client_address=request.remote_addr)
 
 
-def _bounded(value: str, name: str) -> str:
-    if len(value) > MAX_TOKEN_LENGTH:
+def _bounded(value: str, name: str, limit: int = MAX_TOKEN_LENGTH) -> str:
+    if len(value) > limit:
         raise InvalidRequest(f"Parameter {name!r} is too long.")
     return value
 
@@ -117,6 +121,45 @@ def revoke(tenant: str):
     return response
 
 
+@bp.post("/introspect")
+@require_admin_key("introspect")
+def introspect(tenant: str):
+    """RFC 7662: is this token active now? Authenticated with an admin key of the tenant."""
+    params = body_params(request)
+    token = _bounded(require(params, "token"), "token", 4 * MAX_TOKEN_LENGTH)
+    answer = introspection.introspect(g.admin_key.tenant_id, tenant, token,
+                                      params.get("token_type_hint"), issuer=issuer(tenant),
+                                      now=utcnow())
+    response = jsonify(answer)
+    response.headers.update(NO_STORE)
+    return response
+
+
+# SPEC §4: the endpoints a browser client calls; never the admin API or introspection.
+CORS_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.userinfo", "oauth.list_sessions",
+                  "oauth.delete_session"}
+CORS_MAX_AGE_S = 600
+
+
+@bp.after_request
+def add_cors_headers(response: Response) -> Response:
+    """Allow the tenant's configured origins, preflights (OPTIONS) included."""
+    if request.endpoint not in CORS_ENDPOINTS:
+        return response
+    response.vary.add("Origin")
+    origin = request.headers.get("Origin")
+    if not origin or origin not in tenants.cors_origins(request.view_args["tenant"]):
+        return response
+    response.headers["Access-Control-Allow-Origin"] = origin
+    if request.method == "OPTIONS":
+        response.headers["Access-Control-Allow-Methods"] = ", ".join(sorted(response.allow))
+        response.headers["Access-Control-Allow-Headers"] = "Authorization, Content-Type"
+        response.headers["Access-Control-Max-Age"] = str(CORS_MAX_AGE_S)
+    else:
+        response.headers["Access-Control-Expose-Headers"] = "WWW-Authenticate, Retry-After"
+    return response
+
+
 @bp.get("/userinfo")
 def userinfo(tenant: str):
     response = jsonify(sessions.userinfo(tenant, bearer_token(), utcnow()))
@@ -169,10 +212,13 @@ def server_metadata(tenant: str) -> dict:
         "revocation_endpoint": f"{base}/revoke",
         "jwks_uri": f"{base}/jwks.json",
         "userinfo_endpoint": f"{base}/userinfo",
+        "introspection_endpoint": f"{base}/introspect",
         "grant_types_supported": list(GRANTS),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
+        # An admin key of the tenant (scope introspect or admin) as a Bearer token.
+        "introspection_endpoint_auth_methods_supported": ["bearer"],
     }
 
 

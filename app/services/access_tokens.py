@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from dataclasses import field
 from datetime import datetime
 from functools import lru_cache
 
@@ -66,6 +67,7 @@ class VerifiedAccess:
     user_id: int
     session_id: str
     tenant_id: int
+    claims: dict = field(default_factory=dict, compare=False)  # all of them, for introspection
 
 
 # kid → parsed public key; a kid's key material never changes, so entries never go stale.
@@ -114,4 +116,4 @@ def verify_access_token(token: str, tenant_slug: str, audience: str,
         raise InvalidToken() from None
     if tenant_id != key_tenant_id or not isinstance(claims["sid"], str):
         raise InvalidToken()
-    return VerifiedAccess(user_id, claims["sid"], tenant_id)
+    return VerifiedAccess(user_id, claims["sid"], tenant_id, claims)

@@ -23,10 +23,11 @@ from app.extensions import db
 from app.logs import security_event
 from app.models import Tenant
 from app.models import User
-from app.runtime import runtime
 from app.services.database import transaction
 from app.services.sessions import revoke_all_for_user
-from app.services.users import validate_credentials
+from app.services.users import UserRef
+from app.services.users import get_user
+from app.services.users import hash_new_password
 
 log = logging.getLogger(__name__)
 SALT = "baton.password-reset.v1"
@@ -41,16 +42,15 @@ def _fingerprint(password_hash: str) -> str:
     return hashlib.sha256(b"baton-reset:" + password_hash.encode()).hexdigest()[:32]
 
 
-def issue_reset_token(tenant_slug: str, username: str) -> str:
-    """A reset token for the user (what `flask users reset-link` prints)."""
+def issue_reset_token(tenant_slug: str, who: UserRef) -> str:
+    """A reset token for the user (`flask users reset-link` and the admin API)."""
+    user_id = get_user(tenant_slug, who).id
     with transaction():
         row = db.session.execute(
-            select(User.id, User.tenant_id, User.password_hash)
-            .join(Tenant, Tenant.id == User.tenant_id)
-            .where(Tenant.slug == tenant_slug, User.username == username)
+            select(User.id, User.tenant_id, User.password_hash).where(User.id == user_id)
         ).one_or_none()
-        if row is None:
-            raise NotFound(f"no user {username!r} in tenant {tenant_slug!r}")
+        if row is None:  # deleted in between
+            raise NotFound(f"no user {who!r} in tenant {tenant_slug!r}")
     return _serializer().dumps({"t": row.tenant_id, "u": row.id,
                                 "h": _fingerprint(row.password_hash)})
 
@@ -64,8 +64,7 @@ def reset_password(tenant_slug: str, token: str, new_password: str, now: datetim
         log.info("password reset rejected", extra={"event": "password_reset_rejected",
                                                    "tenant": tenant_slug, "reason": "bad token"})
         raise InvalidGrant() from None
-    validate_credentials("x", new_password)
-    new_hash = runtime().passwords.hash(new_password)  # slow: before taking any lock
+    new_hash = hash_new_password(tenant_slug, new_password)  # policy, then the slow hash
     with transaction():
         user = db.session.execute(
             select(User).join(Tenant, Tenant.id == User.tenant_id)

@@ -158,6 +158,23 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 
+def admin_delete_session(tenant_slug: str, session_id: str, now: datetime) -> None:
+    """Revoke one session of the tenant by id (admin API); NotFound if unknown or foreign."""
+    target = _uuid(session_id)
+    with transaction():
+        tenant = tenant_info(tenant_slug)
+        locked = db.session.execute(
+            select(AuthSession.id)  # the session row: rotation's first lock
+            .where(AuthSession.id == target, AuthSession.tenant_id == tenant.id)
+            .with_for_update()
+        ).first() if target and tenant else None
+        if locked is None:
+            raise NotFound("No such session.")
+        revoked = revoke_session(target, now, "admin")
+    if revoked:
+        security_event("session_revoked", tenant=tenant_slug, session_id=target, reason="admin")
+
+
 def revoke_all_for_user(user_id: int, now: datetime, reason: str) -> int:
     """Revoke every live session of a user, inside the caller's transaction.
 

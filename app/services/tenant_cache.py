@@ -1,6 +1,8 @@
 """Per-worker cache of tenant settings and the current signing key (the refresh hot path).
 
-Entries live for `TENANT_CACHE_S` (default 5 s). A key rotation clears the entry in the
+Entries live for `TENANT_CACHE_S` (default 5 s): a `flask tenants update` (lifetimes,
+reuse interval, password minimum, CORS origins) is seen by every worker within that time.
+A key rotation clears the entry in the
 process that ran it; other workers pick the new key up within that time, and the retired
 key stays published (and accepted) for `access_ttl + TENANT_CACHE_S` so nothing it signed
 in the meantime goes unverifiable. Lookups happen inside the caller's transaction.
@@ -21,7 +23,8 @@ from app.runtime import runtime
 _tenants, _keys = Tenant.__table__, SigningKey.__table__
 _LOOKUP = (
     select(_tenants.c.id, _tenants.c.access_ttl, _tenants.c.refresh_ttl, _tenants.c.session_ttl,
-           _tenants.c.reuse_interval, _keys.c.kid, _keys.c.private_key_encrypted)
+           _tenants.c.reuse_interval, _tenants.c.password_min_length, _tenants.c.cors_origins,
+           _keys.c.kid, _keys.c.private_key_encrypted)
     .outerjoin(_keys, sa.and_(_keys.c.tenant_id == _tenants.c.id, _keys.c.retired_at.is_(None)))
     .where(_tenants.c.slug == sa.bindparam("slug"))
 )
@@ -36,6 +39,8 @@ class TenantInfo:
     reuse_interval: int
     kid: str
     encrypted_key: bytes
+    password_min_length: int = 8
+    cors_origins: tuple[str, ...] = ()
 
 
 _cache: dict[str, tuple[float, TenantInfo]] = {}
@@ -52,7 +57,8 @@ def tenant_info(slug: str) -> TenantInfo | None:
         _cache.pop(slug, None)
         return None
     info = TenantInfo(row.id, row.access_ttl, row.refresh_ttl, row.session_ttl,
-                      row.reuse_interval, row.kid, bytes(row.private_key_encrypted))
+                      row.reuse_interval, row.kid, bytes(row.private_key_encrypted),
+                      row.password_min_length, tuple(row.cors_origins))
     if len(_cache) > 10_000:
         _cache.clear()
     _cache[slug] = (now + runtime().tenant_cache_s, info)

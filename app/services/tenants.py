@@ -1,17 +1,26 @@
-"""Tenants: creation (with the first signing key) and listing."""
+"""Tenants: creation (with the first signing key), settings updates and listing."""
 from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from dataclasses import fields
+from dataclasses import replace
 from datetime import datetime
+from urllib.parse import urlsplit
 
+import sqlalchemy as sa
 from sqlalchemy import select
 
 from app.errors import InvalidRequest
+from app.errors import NotFound
+from app.errors import TemporarilyUnavailable
 from app.extensions import db
 from app.models import Tenant
+from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.tenant import MAX_REUSE_INTERVAL
 from app.models.tenant import SLUG_PATTERN
+from app.services import tenant_cache
+from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
 from app.services.database import transaction
 from app.services.keys import add_signing_key
 
@@ -29,6 +38,22 @@ class TenantSettings:
     refresh_ttl: int = DEFAULT_REFRESH_TTL
     session_ttl: int = DEFAULT_SESSION_TTL
     reuse_interval: int = DEFAULT_REUSE_INTERVAL
+    password_min_length: int = DEFAULT_PASSWORD_MIN_LENGTH
+    cors_origins: tuple[str, ...] = ()
+
+
+def normalize_origin(origin: str) -> str:
+    """A browser origin as browsers send it (`https://app.example`, no path); InvalidRequest."""
+    try:
+        parts = urlsplit(origin)
+        port = parts.port
+    except ValueError:
+        parts = port = None
+    if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
+            or parts.username or parts.password or parts.path or parts.query or parts.fragment
+            or origin.endswith(("#", "?"))):
+        raise InvalidRequest(f"cors origin {origin!r} must look like https://app.example.com")
+    return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port is not None else "")
 
 
 def validate_settings(settings: TenantSettings) -> None:
@@ -42,10 +67,13 @@ def validate_settings(settings: TenantSettings) -> None:
             raise InvalidRequest(f"{name} must be a positive number of seconds")
     if not 0 <= settings.reuse_interval <= MAX_REUSE_INTERVAL:
         raise InvalidRequest(f"reuse interval must be between 0 and {MAX_REUSE_INTERVAL} seconds")
+    if not 1 <= settings.password_min_length <= MAX_PASSWORD_LENGTH:
+        raise InvalidRequest(f"password minimum length must be 1 to {MAX_PASSWORD_LENGTH}")
 
 
 def create_tenant(settings: TenantSettings, now: datetime) -> int:
     """Create a tenant and its first signing key in one transaction; returns its id."""
+    settings = replace(settings, cors_origins=tuple(map(normalize_origin, settings.cors_origins)))
     validate_settings(settings)
     with transaction():
         taken = db.session.execute(select(Tenant.id).where(Tenant.slug == settings.slug)).first()
@@ -55,6 +83,8 @@ def create_tenant(settings: TenantSettings, now: datetime) -> int:
             slug=settings.slug, name=settings.name, access_ttl=settings.access_ttl,
             refresh_ttl=settings.refresh_ttl, session_ttl=settings.session_ttl,
             reuse_interval=settings.reuse_interval, created_at=now,
+            password_min_length=settings.password_min_length,
+            cors_origins=list(settings.cors_origins),
         )
         db.session.add(tenant)
         db.session.flush()
@@ -67,11 +97,54 @@ def list_tenants() -> list[TenantSettings]:
         rows = db.session.scalars(select(Tenant).order_by(Tenant.slug)).all()
         return [
             TenantSettings(t.slug, t.name, t.access_ttl, t.refresh_ttl, t.session_ttl,
-                           t.reuse_interval)
+                           t.reuse_interval, t.password_min_length, tuple(t.cors_origins))
             for t in rows
         ]
+
+
+def update_tenant(slug: str, **changes) -> TenantSettings:
+    """Change some settings of a tenant (the names of TenantSettings); returns the new settings.
+
+    Other workers see the change within TENANT_CACHE_S (tenant_cache.py); this one at once.
+    """
+    unknown = set(changes) - {f.name for f in fields(TenantSettings)} | ({"slug"} & set(changes))
+    if unknown:
+        raise InvalidRequest(f"unknown tenant setting(s): {', '.join(sorted(unknown))}")
+    if "cors_origins" in changes:
+        changes["cors_origins"] = tuple(map(normalize_origin, changes["cors_origins"]))
+    with transaction():
+        tenant = db.session.execute(
+            select(Tenant).where(Tenant.slug == slug).with_for_update()
+        ).scalar_one_or_none()
+        if tenant is None:
+            raise NotFound(f"unknown tenant {slug!r}")
+        current = TenantSettings(tenant.slug, tenant.name, tenant.access_ttl, tenant.refresh_ttl,
+                                 tenant.session_ttl, tenant.reuse_interval,
+                                 tenant.password_min_length, tuple(tenant.cors_origins))
+        updated = replace(current, **changes)
+        validate_settings(updated)
+        values = {name: getattr(updated, name) for name in changes}
+        if "cors_origins" in values:
+            values["cors_origins"] = list(values["cors_origins"])
+        db.session.execute(sa.update(Tenant).where(Tenant.id == tenant.id).values(**values))
+    tenant_cache.forget(slug)
+    return updated
 
 
 def tenant_exists(slug: str) -> bool:
     with transaction():
         return db.session.execute(select(Tenant.id).where(Tenant.slug == slug)).first() is not None
+
+
+def cors_origins(slug: str) -> tuple[str, ...]:
+    """The tenant's allowed browser origins (cached like its other settings); () if unknown.
+
+    Called after the view answered: a database fault here must not turn that answer into an
+    error, so it only drops the CORS headers.
+    """
+    try:
+        with transaction():
+            info = tenant_cache.tenant_info(slug)
+    except TemporarilyUnavailable:
+        return ()
+    return info.cors_origins if info else ()

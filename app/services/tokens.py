@@ -32,6 +32,7 @@ from app.models import User
 from app.runtime import runtime
 from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
+from app.services.accounts import normalize_username
 from app.services.database import transaction
 from app.services.ratelimit import release_after_success
 from app.services.ratelimit import reserve_attempt
@@ -124,6 +125,7 @@ def login(
 ) -> IssuedTokens:
     """Password grant: count the attempt, verify the password, start a session."""
     rt = runtime()
+    username = normalize_username(username)  # `Alice` logs in as `alice` (SPEC §11)
     with transaction():
         tenant = tenant_info(tenant_slug)
         if tenant is None:

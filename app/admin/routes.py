@@ -1,0 +1,147 @@
+"""Admin views (SPEC §9): parse strictly, call one service, shape the answer."""
+from __future__ import annotations
+
+import re
+from datetime import datetime
+from datetime import timezone
+
+from flask import Response
+from flask import current_app
+from flask import jsonify
+from flask import request
+from flask import url_for
+
+from app.admin import bp
+from app.admin.auth import authenticate
+from app.admin.params import int_arg
+from app.admin.params import json_body
+from app.admin.params import query_args
+from app.errors import NotFound
+from app.models.tenant import SLUG_PATTERN
+from app.oauth.responses import NO_STORE
+from app.services import password_reset
+from app.services import sessions
+from app.services import users
+from app.services.users import UserView
+
+_SLUG = re.compile(SLUG_PATTERN)
+_USER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+@bp.url_value_preprocessor
+def check_tenant_slug(endpoint, values) -> None:
+    if not _SLUG.match(values.get("tenant", "")):
+        raise NotFound("Unknown tenant.")
+
+
+@bp.before_request
+def require_admin_scope() -> None:
+    """Every admin endpoint needs an admin key of this tenant with the `admin` scope."""
+    authenticate("admin")
+
+
+def _answer(body: dict, status: int = 200) -> Response:
+    response = jsonify(body)
+    response.status_code = status
+    response.headers.update(NO_STORE)
+    return response
+
+
+def _no_content() -> Response:
+    return Response(status=204, headers=NO_STORE)
+
+
+def user_json(user: UserView) -> dict:
+    return {
+        "id": str(user.id),
+        "username": user.username,
+        "created_at": user.created_at.isoformat(),
+        "disabled": user.disabled_at is not None,
+        "disabled_at": user.disabled_at.isoformat() if user.disabled_at else None,
+    }
+
+
+def _user_id(raw: str) -> int:
+    if not _USER_ID.match(raw):
+        raise NotFound("No such user.")
+    return int(raw)
+
+
+@bp.post("/users")
+def create_user(tenant: str):
+    body = json_body(request, {"username": str, "password": str}, ("username", "password"))
+    user = users.create_user(tenant, body["username"], body["password"], utcnow())
+    response = _answer(user_json(user), 201)
+    response.headers["Location"] = url_for("admin.get_user", tenant=tenant, user_id=user.id)
+    return response
+
+
+@bp.get("/users")
+def list_users(tenant: str):
+    """Keyset-paginated users in username order, or the one user named by `?username=`."""
+    args = query_args(request, ("limit", "cursor", "username"))
+    limit = int_arg(args, "limit", 50, 1, 200)
+    if "username" in args:
+        found = users.find_user(tenant, args["username"])
+        return _answer({"users": [user_json(found)] if found else [], "next_cursor": None})
+    page, next_cursor = users.list_users(tenant, limit, args.get("cursor") or None)
+    return _answer({"users": [user_json(u) for u in page], "next_cursor": next_cursor})
+
+
+@bp.get("/users/<user_id>")
+def get_user(tenant: str, user_id: str):
+    return _answer(user_json(users.get_user(tenant, _user_id(user_id))))
+
+
+@bp.patch("/users/<user_id>")
+def update_user(tenant: str, user_id: str):
+    """`{"disabled": true|false}`; disabling revokes every session in the same transaction."""
+    who = _user_id(user_id)
+    body = json_body(request, {"disabled": bool}, ("disabled",))
+    user, _ = users.set_disabled(tenant, who, body["disabled"], utcnow())
+    return _answer(user_json(user))
+
+
+@bp.put("/users/<user_id>/password")
+def set_password(tenant: str, user_id: str):
+    who = _user_id(user_id)
+    body = json_body(request, {"password": str}, ("password",))
+    users.set_password(tenant, who, body["password"], utcnow())
+    return _no_content()
+
+
+@bp.post("/users/<user_id>/reset-link")
+def reset_link(tenant: str, user_id: str):
+    """A token for `POST …/password/reset` (the application mails it to the user)."""
+    who = _user_id(user_id)
+    json_body(request, {})
+    token = password_reset.issue_reset_token(tenant, who)
+    return _answer({"token": token, "expires_in": current_app.config["RESET_TOKEN_TTL_S"]})
+
+
+@bp.get("/users/<user_id>/sessions")
+def user_sessions(tenant: str, user_id: str):
+    found = users.user_sessions(tenant, _user_id(user_id), utcnow())
+    return _answer({"sessions": [{
+        "id": s.id,
+        "created_at": s.created_at.isoformat(),
+        "last_used_at": s.last_used_at.isoformat(),
+        "expires_at": s.expires_at.isoformat(),
+        "user_agent": s.user_agent,
+    } for s in found]})
+
+
+@bp.delete("/users/<user_id>/sessions")
+def logout_everywhere(tenant: str, user_id: str):
+    users.logout_everywhere(tenant, _user_id(user_id), utcnow())
+    return _no_content()
+
+
+@bp.delete("/sessions/<session_id>")
+def delete_session(tenant: str, session_id: str):
+    sessions.admin_delete_session(tenant, session_id, utcnow())
+    return _no_content()

@@ -1,0 +1,36 @@
+"""Usernames and the password policy (SPEC §11): one place for the CLI, admin API and reset."""
+from __future__ import annotations
+
+import unicodedata
+
+from app.errors import InvalidRequest
+from app.models.tenant import MAX_PASSWORD_LENGTH
+from app.models.user import MAX_USERNAME_LENGTH
+
+DEFAULT_PASSWORD_MIN_LENGTH = 8
+
+
+def normalize_username(raw: str) -> str:
+    """NFC, then case-folded (then NFC again, so the stored form is canonical): `Alice` is `alice`.
+
+    The migration 0004_admin applies the same function to existing rows.
+    """
+    if raw != raw.strip():
+        raise InvalidRequest("username must not start or end with spaces")
+    name = unicodedata.normalize("NFC", unicodedata.normalize("NFC", raw).casefold())
+    if not name or len(name) > MAX_USERNAME_LENGTH or "\x00" in name:
+        raise InvalidRequest(f"username must be 1-{MAX_USERNAME_LENGTH} characters, no NUL")
+    return name
+
+
+def check_password(password: str, min_length: int) -> None:
+    """Raise InvalidRequest (one clear sentence) for a password the tenant's policy refuses."""
+    length = len(unicodedata.normalize("NFC", password))
+    if "\x00" in password:
+        raise InvalidRequest("password must not contain NUL characters")
+    if not min_length <= length <= MAX_PASSWORD_LENGTH:
+        raise InvalidRequest(
+            f"password must be {min_length} to {MAX_PASSWORD_LENGTH} characters long"
+        )
+    if not password.strip():
+        raise InvalidRequest("password must not be only whitespace")

@@ -1,0 +1,161 @@
+"""Admin keys (SPEC §9): created and shown once, stored as SHA-256 digests, scoped, revocable.
+
+A key is `bat_` + 256 random bits (base64url). Only its digest is stored, so a copy of the
+database (a backup, a replica, a leaked dump) grants nothing: the digest cannot be presented.
+SHA-256 without salt or stretching is enough because the key is random, not chosen by a
+person (the same reasoning as refresh tokens, docs/design.md).
+"""
+from __future__ import annotations
+
+import hmac
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from datetime import timedelta
+
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from app.crypto import b64url
+from app.crypto import token_digest
+from app.errors import InsufficientScope
+from app.errors import InvalidRequest
+from app.errors import InvalidToken
+from app.errors import NotFound
+from app.extensions import db
+from app.logs import security_event
+from app.models import AdminKey
+from app.models import Tenant
+from app.models.admin_key import SCOPES
+from app.services.database import transaction
+
+log = logging.getLogger(__name__)
+PREFIX = "bat_"
+KEY_BYTES = 32  # 256 bits
+MAX_NAME_LENGTH = 200
+TOUCH_EVERY_S = 60  # last_used_at is written at most once a minute per key
+
+
+@dataclass(frozen=True)
+class AdminKeyInfo:
+    """What `admin-keys list` shows: never the key."""
+
+    id: int
+    name: str
+    scope: str
+    created_at: datetime
+    last_used_at: datetime | None
+    revoked_at: datetime | None
+
+
+@dataclass(frozen=True)
+class AdminPrincipal:
+    """The key a request authenticated with."""
+
+    key_id: int
+    tenant_id: int
+    scope: str
+
+
+def new_admin_key() -> str:
+    return PREFIX + b64url(secrets.token_bytes(KEY_BYTES))
+
+
+def create_key(tenant_slug: str, name: str | None, scope: str, now: datetime) -> tuple[int, str]:
+    """Create a key for the tenant; returns (id, key). The key itself is never stored."""
+    if scope not in SCOPES:
+        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}")
+    name = (name or "").strip() or f"{scope} key"
+    if len(name) > MAX_NAME_LENGTH or "\x00" in name:
+        raise InvalidRequest(f"name must be at most {MAX_NAME_LENGTH} characters, no NUL")
+    key = new_admin_key()
+    with transaction():
+        tenant_id = _tenant_id(tenant_slug)
+        key_id = db.session.execute(
+            sa.insert(AdminKey).values(tenant_id=tenant_id, name=name, scope=scope,
+                                       digest=token_digest(key), created_at=now)
+            .returning(AdminKey.id)
+        ).scalar_one()
+    security_event("admin_key_created", tenant=tenant_slug, admin_key_id=key_id, scope=scope)
+    return key_id, key
+
+
+def list_keys(tenant_slug: str) -> list[AdminKeyInfo]:
+    with transaction():
+        rows = db.session.execute(
+            select(AdminKey.id, AdminKey.name, AdminKey.scope, AdminKey.created_at,
+                   AdminKey.last_used_at, AdminKey.revoked_at)
+            .where(AdminKey.tenant_id == _tenant_id(tenant_slug)).order_by(AdminKey.id)
+        ).all()
+    return [AdminKeyInfo(*row) for row in rows]
+
+
+def revoke_key(tenant_slug: str, key_id: int, now: datetime) -> bool:
+    """Revoke a key of the tenant; False if it was already revoked; NotFound if not the tenant's."""
+    with transaction():
+        tenant_id = _tenant_id(tenant_slug)
+        row = db.session.execute(
+            select(AdminKey.revoked_at).where(AdminKey.id == key_id,
+                                              AdminKey.tenant_id == tenant_id).with_for_update()
+        ).one_or_none()
+        if row is None:
+            raise NotFound(f"no admin key {key_id} in tenant {tenant_slug!r}")
+        if row.revoked_at is not None:
+            return False
+        db.session.execute(sa.update(AdminKey).where(AdminKey.id == key_id)
+                           .values(revoked_at=now))
+    security_event("admin_key_revoked", tenant=tenant_slug, admin_key_id=key_id)
+    return True
+
+
+def _tenant_id(tenant_slug: str) -> int:
+    tenant_id = db.session.execute(
+        select(Tenant.id).where(Tenant.slug == tenant_slug)
+    ).scalar_one_or_none()
+    if tenant_id is None:
+        raise NotFound(f"unknown tenant {tenant_slug!r}")
+    return tenant_id
+
+
+# One round trip: find the live key of this tenant by digest, and touch last_used_at only
+# when it is older than a minute. Unknown, revoked and other tenants' keys all take the
+# same path (one index lookup that finds nothing), so their failures cost the same.
+# Concurrent requests on a stale key: the first UPDATE wins; the others re-check the WHERE
+# after its commit and write nothing.
+_AUTHENTICATE = sa.text(
+    """
+    WITH found AS (
+        SELECT k.id, k.tenant_id, k.scope, k.digest
+        FROM admin_keys k JOIN tenants t ON t.id = k.tenant_id
+        WHERE k.digest = :digest AND t.slug = :slug AND k.revoked_at IS NULL
+    ), touched AS (
+        UPDATE admin_keys SET last_used_at = :now
+        WHERE id = (SELECT id FROM found)
+          AND (last_used_at IS NULL OR last_used_at < :stale_before)
+        RETURNING id
+    )
+    SELECT id, tenant_id, scope, digest FROM found
+    """
+)
+
+
+def authenticate(tenant_slug: str, presented: str, scope: str, now: datetime) -> AdminPrincipal:
+    """The key's principal if it is a live key of this tenant with `scope`.
+
+    InvalidToken (401) for a missing, unknown, revoked or other tenant's key;
+    InsufficientScope (403) for a valid key without the scope (`admin` includes `introspect`).
+    """
+    digest = token_digest(presented)
+    with transaction():
+        row = db.session.connection().execute(_AUTHENTICATE, {
+            "digest": digest, "slug": tenant_slug, "now": now,
+            "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),
+        }).one_or_none()
+    if row is None or not hmac.compare_digest(bytes(row.digest), digest):
+        log.info("admin key rejected", extra={"event": "admin_key_rejected",
+                                              "tenant": tenant_slug})
+        raise InvalidToken()
+    if row.scope != "admin" and row.scope != scope:
+        raise InsufficientScope(scope)
+    return AdminPrincipal(row.id, row.tenant_id, row.scope)

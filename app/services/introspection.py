@@ -1,0 +1,89 @@
+"""Token introspection (RFC 7662; SPEC §10): is this token good right now?
+
+Unlike a JWKS check, an access token is active only while its session is live too, so a
+logout or an admin revocation is seen at once. A refresh token is active only while it is
+its session's current token. Read-only: no lock, nothing written.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+from sqlalchemy import select
+
+from app.crypto import token_digest
+from app.errors import InvalidToken
+from app.extensions import db
+from app.models import AuthSession
+from app.models import RefreshToken
+from app.models import User
+from app.runtime import runtime
+from app.services.access_tokens import verify_access_token
+from app.services.database import transaction
+
+INACTIVE = {"active": False}
+ACCESS_CLAIMS = ("iss", "aud", "iat", "exp", "jti")
+
+
+def introspect(tenant_id: int, tenant_slug: str, token: str, hint: str | None, *,
+               issuer: str, now: datetime) -> dict:
+    """RFC 7662 §2.2 response for a token of the tenant; `{"active": false}` for anything else."""
+    kinds = [_access, _refresh] if hint == "access_token" else [_refresh, _access]
+    with transaction():
+        for kind in kinds:
+            answer = kind(tenant_id, tenant_slug, token, issuer, now)
+            if answer is not None:
+                return answer
+    return dict(INACTIVE)
+
+
+def _live_session_user(tenant_id: int, session_id: uuid.UUID, user_id: int,
+                       now: datetime) -> str | None:
+    """The username if the session is live and its user enabled, else None."""
+    return db.session.execute(
+        select(User.username).join(AuthSession, AuthSession.user_id == User.id)
+        .where(AuthSession.id == session_id, AuthSession.tenant_id == tenant_id,
+               AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > now, User.disabled_at.is_(None))
+    ).scalar_one_or_none()
+
+
+def _access(tenant_id: int, tenant_slug: str, token: str, issuer: str,
+            now: datetime) -> dict | None:
+    if token.count(".") != 2:
+        return None
+    try:
+        verified = verify_access_token(token, tenant_slug, runtime().audience, now)
+        session_id = uuid.UUID(verified.session_id)
+    except (InvalidToken, ValueError):
+        return None
+    if verified.tenant_id != tenant_id:
+        return None
+    username = _live_session_user(tenant_id, session_id, verified.user_id, now)
+    if username is None:
+        return None
+    claims = verified.claims
+    return {"active": True, "token_type": "access_token", "sub": claims["sub"],
+            "username": username, "tid": claims["tid"], "sid": claims["sid"],
+            **{name: claims.get(name) for name in ACCESS_CLAIMS}}
+
+
+def _refresh(tenant_id: int, tenant_slug: str, token: str, issuer: str,
+             now: datetime) -> dict | None:
+    row = db.session.execute(
+        select(RefreshToken.session_id, RefreshToken.created_at, RefreshToken.expires_at,
+               AuthSession.user_id)
+        .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+        .where(RefreshToken.tenant_id == tenant_id,
+               RefreshToken.digest == token_digest(token),
+               RefreshToken.rotated_at.is_(None), RefreshToken.expires_at > now)
+    ).one_or_none()
+    if row is None:
+        return None
+    username = _live_session_user(tenant_id, row.session_id, row.user_id, now)
+    if username is None:
+        return None
+    return {"active": True, "token_type": "refresh_token", "sub": str(row.user_id),
+            "username": username, "tid": tenant_id, "sid": str(row.session_id),
+            "iss": issuer, "iat": int(row.created_at.timestamp()),
+            "exp": int(row.expires_at.timestamp())}
