@@ -206,8 +206,8 @@ def purge_tokens(retention, batch_size, dry_run, tenant) -> None:
     if progress:
         click.echo("", err=True)
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {report.sessions} session(s) and {report.tokens} refresh token(s) "
-               f"in {report.elapsed_s:.2f}s"
+    click.echo(f"{verb} {report.sessions} session(s), {report.tokens} refresh token(s) "
+               f"and {report.events} event(s) in {report.elapsed_s:.2f}s"
                + ("" if dry_run else f" ({report.batches} batch(es), longest "
                                      f"{report.longest_batch_s * 1000:.0f} ms)"))
 
@@ -218,5 +218,7 @@ def _progress_line(report) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, keys_cli, tokens_cli, demo):
+    from app.events_cli import events_cli  # also adds `tenants set-webhook`
+
+    for group in (tenants_cli, users_cli, keys_cli, tokens_cli, events_cli, demo):
         app.cli.add_command(group)

@@ -13,6 +13,7 @@ from app.models import Tenant
 from app.models import User
 from app.models.user import MAX_USERNAME_LENGTH
 from app.runtime import runtime
+from app.services import events
 from app.services.database import transaction
 from app.services.sessions import revoke_all_for_user
 
@@ -31,7 +32,8 @@ def validate_credentials(username: str, password: str) -> None:
         raise InvalidRequest(f"password must be at most {MAX_PASSWORD_LENGTH} characters, no NUL")
 
 
-def create_user(tenant_slug: str, username: str, password: str, now: datetime) -> int:
+def create_user(tenant_slug: str, username: str, password: str, now: datetime,
+                actor: events.Actor = events.CLI) -> int:
     """Create a user of the tenant; returns the user id."""
     validate_credentials(username, password)
     password_hash = runtime().passwords.hash(password)  # outside the transaction: it is slow
@@ -50,6 +52,7 @@ def create_user(tenant_slug: str, username: str, password: str, now: datetime) -
                     created_at=now)
         db.session.add(user)
         db.session.flush()
+        events.record_event(events.USER_CREATED, tenant_id, actor, {"user_id": str(user.id)}, now)
         return user.id
 
 
@@ -73,26 +76,32 @@ def _lock_user(tenant_slug: str, username: str) -> User:
     return user
 
 
-def disable_user(tenant_slug: str, username: str, now: datetime) -> int:
+def disable_user(tenant_slug: str, username: str, now: datetime,
+                 actor: events.Actor = events.CLI) -> int:
     """Disable a user and revoke all of their sessions in one transaction; returns how many."""
     with transaction():
         user = _lock_user(tenant_slug, username)
-        user_id = user.id  # read before commit expires the object
+        user_id, tenant_id = user.id, user.tenant_id  # read before commit expires the object
         if user.disabled_at is None:
             user.disabled_at = now
-        revoked = revoke_all_for_user(user_id, now, "user disabled")
+            events.record_event(events.USER_DISABLED, tenant_id, actor,
+                                {"user_id": str(user_id)}, now)
+        revoked = revoke_all_for_user(user_id, now, "user_disabled", actor)
     security_event("user_disabled", tenant=tenant_slug, user_id=user_id, sessions_revoked=revoked)
     return revoked
 
 
-def set_password(tenant_slug: str, username: str, password: str, now: datetime) -> int:
+def set_password(tenant_slug: str, username: str, password: str, now: datetime,
+                 actor: events.Actor = events.CLI) -> int:
     """Set a new password and revoke all of the user's sessions; returns how many."""
     validate_credentials(username, password)
     password_hash = runtime().passwords.hash(password)
     with transaction():
         user = _lock_user(tenant_slug, username)
-        user_id = user.id  # read before commit expires the object
+        user_id, tenant_id = user.id, user.tenant_id  # read before commit expires the object
         user.password_hash = password_hash
-        revoked = revoke_all_for_user(user_id, now, "password changed")
+        events.record_event(events.USER_PASSWORD_CHANGED, tenant_id, actor,
+                            {"user_id": str(user_id)}, now)
+        revoked = revoke_all_for_user(user_id, now, "password_change", actor)
     security_event("password_set", tenant=tenant_slug, user_id=user_id, sessions_revoked=revoked)
     return revoked
