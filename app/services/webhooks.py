@@ -37,6 +37,7 @@ from app.crypto import decrypt
 from app.crypto import encrypt
 from app.errors import InvalidRequest
 from app.errors import NotFound
+from app.errors import TemporarilyUnavailable
 from app.extensions import db
 from app.models import Tenant
 from app.models import Webhook
@@ -291,7 +292,13 @@ def deliver(*, once: bool, idle_sleep_s: float = 2.0,
     report = DeliveryReport()
     while not should_stop():
         # A refused event is due again only after its backoff, so --once tries each once.
-        batch = claim()
+        try:
+            batch = claim()
+        except TemporarilyUnavailable:
+            if once:
+                raise
+            time.sleep(idle_sleep_s)  # the database is away: a daemon waits for it
+            continue
         if not batch:
             if once:
                 return report
