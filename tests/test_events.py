@@ -3,7 +3,6 @@ commit-order safe; login.throttled is written once per throttle key and window."
 from __future__ import annotations
 
 import json
-import time
 from collections import Counter
 from datetime import timedelta
 
@@ -27,6 +26,7 @@ from app.services import sessions
 from app.services import tokens as token_service
 from app.services import users
 from tests.conftest import utcnow
+from tests.factories import settled
 
 PASSWORD = "correct horse"
 
@@ -62,20 +62,6 @@ def tenant_id(slug: str = "acme") -> int:
     value = db.session.execute(select(Tenant.id).where(Tenant.slug == slug)).scalar_one()
     db.session.rollback()
     return value
-
-
-def settled(tid: int, after: int | None = None, limit: int = 50, *, expect: int):
-    """list_events once `expect` events are listable.
-
-    The listing holds back events younger than the oldest transaction running anywhere on
-    the server, and the test server is shared: wait (bounded) rather than assume it idle.
-    """
-    deadline = time.monotonic() + 30
-    while True:
-        page = events.list_events(tid, after, limit)
-        if len(page.events) >= expect or time.monotonic() > deadline:
-            return page
-        time.sleep(0.05)
 
 
 def login(now=None):
