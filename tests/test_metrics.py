@@ -74,6 +74,19 @@ def test_metrics_off_is_404_and_counts_nothing(database_url, app):
         method="GET", status="200")
 
 
+def test_failed_and_throttled_logins_are_counted(app, client, user):
+    before = parse(client.get("/metrics").get_data(as_text=True))
+    limit = app.config["LOGIN_MAX_PER_USER"]
+    statuses = [client.post("/v1/tenants/acme/token", data={
+        "grant_type": "password", "username": "alice", "password": "wrong password"}).status_code
+        for _ in range(limit + 2)]
+    assert statuses == [400] * limit + [429] * 2
+    after = parse(client.get("/metrics").get_data(as_text=True))
+    for outcome, delta in (("invalid", limit), ("throttled", 2), ("success", 0)):
+        assert value(after, "baton_login_total", outcome=outcome) == value(
+            before, "baton_login_total", outcome=outcome) + delta
+
+
 def test_lock_timeout_is_counted(database_url, app, tokens):
     impatient = make_app(database_url, LOCK_TIMEOUT_MS=200)
     client = impatient.test_client()

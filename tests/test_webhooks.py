@@ -319,3 +319,28 @@ def test_purge_removes_old_delivered_and_unowed_events_only(ctx, runner, user, r
     assert [e.delivery for e in stored()] == ["pending"]  # still owed: kept
     recent = runner.invoke(args=["tokens", "purge", "--retention", "60d"])
     assert "and 0 event(s)" in recent.output
+
+
+def test_deliverer_daemon_delivers_as_events_come_and_stops_on_sigterm(ctx, runner, user,
+                                                                       receiver, database_url):
+    set_webhook(runner, receiver.url)
+    env = {**os.environ, "BATON_ENV": "test", "DATABASE_URL": database_url}
+    daemon = subprocess.Popen(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "events", "deliver"],
+        cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        users.create_user("acme", "bob", "correct horse", utcnow())
+        deadline = time.monotonic() + 30
+        while not receiver.requests and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(receiver.requests) == 1
+        users.create_user("acme", "carol", "correct horse", utcnow())
+        deadline = time.monotonic() + 30
+        while len(receiver.requests) < 2 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert len(receiver.requests) == 2
+    finally:
+        daemon.terminate()
+        out, err = daemon.communicate(timeout=30)
+    assert daemon.returncode == 0, err
+    assert "Delivered 2 event(s)" in out
