@@ -81,6 +81,9 @@ class Config:
     # Lifetime of tokens printed by `flask users reset-link`.
     RESET_TOKEN_TTL_S = _int("BATON_RESET_TOKEN_TTL_S", 3600)
 
+    # Prometheus metrics at /metrics (SPEC §12); 0 turns counting off and /metrics into 404.
+    METRICS_ENABLED = _int("BATON_METRICS", 1) != 0
+
     SQLALCHEMY_RECORD_QUERIES = False
     JSON_SORT_KEYS = False
 

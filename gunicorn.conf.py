@@ -1,5 +1,8 @@
 """gunicorn settings for Baton. Override any of them with GUNICORN_CMD_ARGS or flags."""
 import multiprocessing
+import os
+import shutil
+import tempfile
 
 bind = "127.0.0.1:8000"
 # Sync workers: each handles one request at a time with one pooled connection.
@@ -12,11 +15,50 @@ accesslog = None  # Baton logs its own request lines
 
 
 def on_starting(server):
-    """Hold the embedded database (if used) for the master's lifetime, so it outlives workers."""
+    """Prepare the metrics directory; hold the embedded database (if used) for the master's
+    lifetime, so it outlives workers."""
     import config
+
+    _prepare_metrics_dir()
 
     settings = config.select_config()
     if settings.ALLOW_EMBEDDED_DATABASE and not settings.SQLALCHEMY_DATABASE_URI:
         from app.embedded_db import embedded_database_url
 
         embedded_database_url(settings.EMBEDDED_PGDATA)
+
+
+def _prepare_metrics_dir() -> None:
+    """prometheus_client's multiprocess directory: set and emptied before any worker starts.
+
+    An operator may name it (PROMETHEUS_MULTIPROC_DIR, e.g. on a tmpfs); it is emptied here,
+    because files left by an earlier run would be summed into this one's counters. Otherwise
+    the master makes a private temporary directory and removes it at exit. Workers inherit
+    the variable, so prometheus_client starts in multiprocess mode in each of them.
+    """
+    path = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if path:
+        os.makedirs(path, exist_ok=True)
+        for name in os.listdir(path):
+            if name.endswith(".db"):
+                os.remove(os.path.join(path, name))
+    else:
+        path = tempfile.mkdtemp(prefix="baton-metrics-")
+        os.environ["PROMETHEUS_MULTIPROC_DIR"] = path
+        _owned_dirs.append(path)
+
+
+_owned_dirs: list[str] = []
+
+
+def child_exit(server, worker):
+    """A dead worker's live gauges must not be summed any more."""
+    if "PROMETHEUS_MULTIPROC_DIR" in os.environ:
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(worker.pid)
+
+
+def on_exit(server):
+    for path in _owned_dirs:
+        shutil.rmtree(path, ignore_errors=True)

@@ -10,6 +10,7 @@ from werkzeug.middleware.proxy_fix import ProxyFix
 import config as baton_config
 from app.extensions import db
 from app.extensions import migrate
+from app.metrics import init_metrics
 from app.runtime import init_runtime
 
 MIGRATIONS_DIR = str(baton_config.BASE_DIR / "migrations")
@@ -39,6 +40,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     register_database(app)
     register_proxy(app)
     init_runtime(app)
+    init_metrics(app)
     register_blueprints(app)
     register_errors(app)
     register_cli(app)

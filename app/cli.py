@@ -277,8 +277,8 @@ def purge_tokens(retention, batch_size, dry_run, tenant) -> None:
     if progress:
         click.echo("", err=True)
     verb = "Would remove" if dry_run else "Removed"
-    click.echo(f"{verb} {report.sessions} session(s) and {report.tokens} refresh token(s) "
-               f"in {report.elapsed_s:.2f}s"
+    click.echo(f"{verb} {report.sessions} session(s), {report.tokens} refresh token(s) "
+               f"and {report.events} event(s) in {report.elapsed_s:.2f}s"
                + ("" if dry_run else f" ({report.batches} batch(es), longest "
                                      f"{report.longest_batch_s * 1000:.0f} ms)"))
 
@@ -338,5 +338,7 @@ def revoke_admin_key(tenant, key_id) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    for group in (tenants_cli, users_cli, keys_cli, tokens_cli, admin_keys_cli, demo):
+    from app.events_cli import events_cli  # also adds `tenants set-webhook`
+
+    for group in (tenants_cli, users_cli, keys_cli, tokens_cli, admin_keys_cli, events_cli, demo):
         app.cli.add_command(group)

@@ -1,6 +1,8 @@
 """Plain helpers for tests: an AuthActions-style token client and database checks."""
 from __future__ import annotations
 
+import time
+
 import sqlalchemy as sa
 
 from app.extensions import db
@@ -56,3 +58,19 @@ class AdminClient:
 
     def create_user(self, username: str, password: str = "correct horse"):
         return self("POST", "/users", json={"username": username, "password": password})
+
+
+def settled(tenant_id: int, after: int | None = None, limit: int = 50, *, expect: int):
+    """events.list_events once `expect` events are listable (or after 30 s).
+
+    The listing holds back events younger than the oldest transaction running anywhere on
+    the server, and a test server may be shared: wait (bounded) rather than assume it idle.
+    """
+    from app.services import events
+
+    deadline = time.monotonic() + 30
+    while True:
+        page = events.list_events(tenant_id, after, limit)
+        if len(page.events) >= expect or time.monotonic() > deadline:
+            return page
+        time.sleep(0.05)

@@ -14,7 +14,7 @@ from app.extensions import db
 from tests.conftest import utcnow
 
 TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys", "login_attempts",
-          "admin_keys"}
+          "admin_keys", "events", "webhooks"}
 
 
 def table_names() -> set[str]:

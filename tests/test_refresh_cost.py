@@ -50,11 +50,12 @@ def test_duplicate_within_interval_adds_one_read(ctx, user):
     assert seen == ["SELECT", "SELECT"]  # lock, then the successor; nothing written
 
 
-def test_replay_writes_only_the_revocation(ctx, user):
+def test_replay_writes_the_revocation_and_its_events(ctx, user):
     t0 = utcnow()
     first = svc.login("acme", "alice", "correct horse", issuer="x", now=t0)
     svc.rotate("acme", first.refresh_token, issuer="x", now=t0)
     with statements() as seen:
         with pytest.raises(InvalidGrant):
             svc.rotate("acme", first.refresh_token, issuer="x", now=t0 + timedelta(hours=1))
-    assert seen == ["SELECT", "UPDATE"]
+    # The revocation, then refresh_token.replayed and session.revoked in one INSERT.
+    assert seen == ["SELECT", "UPDATE", "WITH"]

@@ -7,6 +7,7 @@ from datetime import timezone
 
 from flask import Response
 from flask import current_app
+from flask import g
 from flask import jsonify
 from flask import request
 from flask import url_for
@@ -19,6 +20,7 @@ from app.admin.params import query_args
 from app.errors import NotFound
 from app.models.tenant import SLUG_PATTERN
 from app.oauth.responses import NO_STORE
+from app.services import events
 from app.services import password_reset
 from app.services import sessions
 from app.services import users
@@ -42,6 +44,11 @@ def check_tenant_slug(endpoint, values) -> None:
 def require_admin_scope() -> None:
     """Every admin endpoint needs an admin key of this tenant with the `admin` scope."""
     authenticate("admin")
+
+
+def _actor() -> events.Actor:
+    """The admin key this request authenticated with, as the actor of its events."""
+    return events.admin_key_actor(g.admin_key.key_id)
 
 
 def _answer(body: dict, status: int = 200) -> Response:
@@ -74,7 +81,8 @@ def _user_id(raw: str) -> int:
 @bp.post("/users")
 def create_user(tenant: str):
     body = json_body(request, {"username": str, "password": str}, ("username", "password"))
-    user = users.create_user(tenant, body["username"], body["password"], utcnow())
+    user = users.create_user(tenant, body["username"], body["password"], utcnow(),
+                             actor=_actor())
     response = _answer(user_json(user), 201)
     response.headers["Location"] = url_for("admin.get_user", tenant=tenant, user_id=user.id)
     return response
@@ -102,7 +110,7 @@ def update_user(tenant: str, user_id: str):
     """`{"disabled": true|false}`; disabling revokes every session in the same transaction."""
     who = _user_id(user_id)
     body = json_body(request, {"disabled": bool}, ("disabled",))
-    user, _ = users.set_disabled(tenant, who, body["disabled"], utcnow())
+    user, _ = users.set_disabled(tenant, who, body["disabled"], utcnow(), _actor())
     return _answer(user_json(user))
 
 
@@ -110,7 +118,7 @@ def update_user(tenant: str, user_id: str):
 def set_password(tenant: str, user_id: str):
     who = _user_id(user_id)
     body = json_body(request, {"password": str}, ("password",))
-    users.set_password(tenant, who, body["password"], utcnow())
+    users.set_password(tenant, who, body["password"], utcnow(), actor=_actor())
     return _no_content()
 
 
@@ -137,11 +145,20 @@ def user_sessions(tenant: str, user_id: str):
 
 @bp.delete("/users/<user_id>/sessions")
 def logout_everywhere(tenant: str, user_id: str):
-    users.logout_everywhere(tenant, _user_id(user_id), utcnow())
+    users.logout_everywhere(tenant, _user_id(user_id), utcnow(), actor=_actor())
     return _no_content()
 
 
 @bp.delete("/sessions/<session_id>")
 def delete_session(tenant: str, session_id: str):
-    sessions.admin_delete_session(tenant, session_id, utcnow())
+    sessions.admin_delete_session(tenant, session_id, utcnow(), actor=_actor())
     return _no_content()
+
+
+@bp.get("/events")
+def list_events(tenant: str):
+    """Security events after `?after=` in id order, commit-order safe (SPEC §10)."""
+    args = query_args(request, ("after", "limit"))
+    limit = int_arg(args, "limit", events.DEFAULT_LIMIT, 1, events.MAX_LIMIT)
+    after = int_arg(args, "after", 0, 0, 2**63 - 1) if "after" in args else None
+    return _answer(events.list_events(g.admin_key.tenant_id, after, limit).as_json())

@@ -1,12 +1,14 @@
 """Every model, re-exported so Alembic sees one metadata."""
 from app.models.admin_key import AdminKey
 from app.models.base import Base
+from app.models.event import Event
 from app.models.login_attempt import LoginAttempts
 from app.models.refresh_token import RefreshToken
 from app.models.session import AuthSession
 from app.models.signing_key import SigningKey
 from app.models.tenant import Tenant
 from app.models.user import User
+from app.models.webhook import Webhook
 
-__all__ = ["AdminKey", "AuthSession", "Base", "LoginAttempts", "RefreshToken", "SigningKey",
-           "Tenant", "User"]
+__all__ = ["AdminKey", "AuthSession", "Base", "Event", "LoginAttempts", "RefreshToken",
+           "SigningKey", "Tenant", "User", "Webhook"]

@@ -78,7 +78,8 @@ def bearer_token() -> str:
 
 def _refresh_grant(tenant: str, params: dict[str, str]):
     presented = _bounded(require(params, "refresh_token"), "refresh_token")
-    return tokens.rotate(tenant, presented, issuer=issuer(tenant), now=utcnow())
+    return tokens.rotate(tenant, presented, issuer=issuer(tenant), now=utcnow(),
+                         client_address=request.remote_addr)
 
 
 GRANTS: dict[str, Callable] = {

@@ -28,6 +28,7 @@ from app.logs import security_event
 from app.models import AdminKey
 from app.models import Tenant
 from app.models.admin_key import SCOPES
+from app.services import events
 from app.services.database import transaction
 
 log = logging.getLogger(__name__)
@@ -77,6 +78,8 @@ def create_key(tenant_slug: str, name: str | None, scope: str, now: datetime) ->
                                        digest=token_digest(key), created_at=now)
             .returning(AdminKey.id)
         ).scalar_one()
+        events.record_event(events.ADMIN_KEY_CREATED, tenant_id, events.CLI,
+                            {"admin_key_id": str(key_id), "scope": scope}, now)
     security_event("admin_key_created", tenant=tenant_slug, admin_key_id=key_id, scope=scope)
     return key_id, key
 
@@ -105,6 +108,8 @@ def revoke_key(tenant_slug: str, key_id: int, now: datetime) -> bool:
             return False
         db.session.execute(sa.update(AdminKey).where(AdminKey.id == key_id)
                            .values(revoked_at=now))
+        events.record_event(events.ADMIN_KEY_REVOKED, tenant_id, events.CLI,
+                            {"admin_key_id": str(key_id)}, now)
     security_event("admin_key_revoked", tenant=tenant_slug, admin_key_id=key_id)
     return True
 

@@ -11,6 +11,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.errors import TemporarilyUnavailable
 from app.extensions import db
+from app.metrics import count_unavailable
 from app.runtime import runtime
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,7 @@ def transaction() -> Iterator[None]:
             raise
         code = getattr(getattr(exc, "orig", None), "pgcode", None)
         log.warning("database unavailable sqlstate=%s error=%s", code, type(exc).__name__)
+        count_unavailable(lock_timeout=code == "55P03")
         db.session.rollback()
         raise TemporarilyUnavailable(runtime().retry_after_s) from None
 

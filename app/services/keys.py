@@ -18,6 +18,7 @@ from app.extensions import db
 from app.models import SigningKey
 from app.models import Tenant
 from app.runtime import runtime
+from app.services import events
 from app.services.database import transaction
 from app.services.tenant_cache import forget
 from app.services.tenant_cache import tenant_info
@@ -79,6 +80,7 @@ def rotate_key(tenant_slug: str, now: datetime) -> str:
         # Flush the retirement before the insert: one current key per tenant (partial unique).
         db.session.flush()
         kid = add_signing_key(tenant.id, now)
+        events.record_event(events.SIGNING_KEY_ROTATED, tenant.id, events.CLI, {"kid": kid}, now)
     forget(tenant_slug)  # this worker signs with the new key at once; others within the TTL
     return kid
 

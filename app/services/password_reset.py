@@ -23,6 +23,7 @@ from app.extensions import db
 from app.logs import security_event
 from app.models import Tenant
 from app.models import User
+from app.services import events
 from app.services.database import transaction
 from app.services.sessions import revoke_all_for_user
 from app.services.users import UserRef
@@ -75,7 +76,10 @@ def reset_password(tenant_slug: str, token: str, new_password: str, now: datetim
                                                          fingerprint)
         if valid:
             user.password_hash = new_hash
-            revoked = revoke_all_for_user(user_id, now, "password reset")
+            actor = events.user_actor(user_id)  # the holder of the user's reset token
+            events.record_event(events.USER_PASSWORD_CHANGED, tenant_id, actor,
+                                {"user_id": str(user_id), "via": "reset_token"}, now)
+            revoked = revoke_all_for_user(user_id, now, "password_change", actor)
     if not valid:
         log.info("password reset rejected", extra={"event": "password_reset_rejected",
                                                    "tenant": tenant_slug, "user_id": user_id,

@@ -2,6 +2,8 @@
 
 What goes, with `cutoff = now - retention`:
 - sessions revoked or past their absolute expiry before the cutoff, with all their tokens;
+- events (SPEC §10) that occurred before the cutoff and were delivered or had no webhook to
+  go to; an event still owed a delivery (or that failed for good) stays.
 - refresh tokens whose idle expiry is before the cutoff. A rotated token of a live session
   stays until then: until its own expiry it could still be presented, and replay detection
   needs it to recognise the presentation. If the expired token was the session's current
@@ -26,6 +28,7 @@ from sqlalchemy import select
 from app.errors import NotFound
 from app.extensions import db
 from app.models import AuthSession
+from app.models import Event
 from app.models import RefreshToken
 from app.models import Tenant
 from app.services.database import transaction
@@ -36,6 +39,7 @@ from app.services.ratelimit import purge_windows
 class PurgeReport:
     sessions: int = 0
     tokens: int = 0
+    events: int = 0
     batches: int = 0
     longest_batch_s: float = 0.0
     elapsed_s: float = 0.0
@@ -63,6 +67,7 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
                  progress)
         _batches(report, lambda: _dead_session_batch(cutoff, tenant_id, batch_size), progress)
         _purge_orphans(report, batch_size, progress)
+        _purge_events(report, cutoff, tenant_id, batch_size)
         with transaction():  # login-throttle windows: tiny rows, one statement
             purge_windows(now - max(retention, timedelta(days=1)))
     report.elapsed_s = time.monotonic() - started
@@ -167,6 +172,28 @@ def _purge_orphans(report: PurgeReport, batch_size: int, progress: Progress | No
         _account(report, started, sessions, tokens, progress)
 
 
+def _old_events(cutoff: datetime, tenant_id: int | None):
+    query = select(Event.id).where(Event.occurred_at < cutoff,
+                                   Event.delivery.in_(("delivered", "none")))
+    return query.where(Event.tenant_id == tenant_id) if tenant_id else query
+
+
+def _purge_events(report: PurgeReport, cutoff: datetime, tenant_id: int | None,
+                  batch_size: int) -> None:
+    while True:
+        started = time.monotonic()
+        with transaction():
+            ids = db.session.scalars(
+                _old_events(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
+            ).all()
+            deleted = db.session.execute(
+                sa.delete(Event).where(Event.id.in_(ids))).rowcount if ids else 0
+        if not deleted:
+            return
+        report.events += deleted
+        _account(report, started, 0, 0, None)
+
+
 def _count(report: PurgeReport, cutoff: datetime, tenant_id: int | None) -> None:
     """What a real run would remove now (dry run): same rules, nothing locked or deleted."""
     with transaction():
@@ -181,6 +208,7 @@ def _count(report: PurgeReport, cutoff: datetime, tenant_id: int | None) -> None
             select(sa.func.count()).select_from(q)).scalar_one()
         report.sessions = count(dead) + count(orphaned)
         gone_sessions = sa.union(select(dead.c.id), select(orphaned.c.session_id)).subquery()
+        report.events = count(_old_events(cutoff, tenant_id).subquery())
         report.tokens = count(
             select(RefreshToken.id).where(sa.or_(
                 RefreshToken.session_id.in_(select(gone_sessions.c.id)),

@@ -20,6 +20,16 @@ from app.logs import security_event
 from app.models import LoginAttempts
 
 
+class LoginThrottled(SlowDown):
+    """429, with what the login.throttled event needs: (kind, key, window_start) per limit."""
+
+    def __init__(self, retry_after: int, tenant_id: int,
+                 limits: list[tuple[str, str, datetime]]) -> None:
+        super().__init__(retry_after)
+        self.tenant_id = tenant_id
+        self.limits = limits
+
+
 def _upsert(tenant_id: int, kind: str, key: str, now: datetime, window: timedelta):
     """Count one attempt; a window that has ended starts again at `now`. Returns the row."""
     table = LoginAttempts.__table__
@@ -44,14 +54,16 @@ def reserve_attempt(tenant_id: int, username: str, address: str | None, now: dat
     if address:
         limits.append(("addr", address, max_per_address))
     retry_after = 0.0
+    exceeded = []
     for kind, key, limit in limits:
         row = _upsert(tenant_id, kind, key, now, window)
         if row.attempts > limit:
             retry_after = max(retry_after, (row.window_start + window - now).total_seconds())
+            exceeded.append((kind, key, row.window_start))
     if retry_after > 0:
         security_event("login_throttled", tenant_id=tenant_id, client=address,
                        retry_after_s=math.ceil(retry_after))
-        raise SlowDown(math.ceil(retry_after))
+        raise LoginThrottled(math.ceil(retry_after), tenant_id, exceeded)
 
 
 def release_after_success(tenant_id: int, username: str, address: str | None) -> None:

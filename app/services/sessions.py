@@ -20,6 +20,7 @@ from app.logs import security_event
 from app.models import AuthSession
 from app.models import User
 from app.runtime import runtime
+from app.services import events
 from app.services.access_tokens import VerifiedAccess
 from app.services.access_tokens import verify_access_token
 from app.services.database import transaction
@@ -93,8 +94,12 @@ def delete_session(tenant_slug: str, access_token: str, session_id: str, now: da
         ).first() if target else None
         if locked is None:
             raise NotFound("No such session.")
-        revoke_session(target, now, "logout")
-    security_event("session_revoked", tenant=tenant_slug, session_id=target, reason="logout")
+        revoke_session(target, now, "session_delete")
+        events.record_events(events.session_revoked(
+            caller.tenant_id, [target], "session_delete", events.user_actor(caller.user_id), now,
+            user_id=str(caller.user_id)), now)
+    security_event("session_revoked", tenant=tenant_slug, session_id=target,
+                   reason="session_delete")
 
 
 def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> None:
@@ -112,7 +117,7 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
                 break
     if session_id is not None:  # logged once the revocation is committed
         security_event("session_revoked", tenant=tenant_slug, session_id=session_id,
-                       reason="revoke", via=kind)
+                       reason="logout", via=kind)
 
 
 def _revoke_by_refresh_token(tenant: TenantInfo, tenant_slug: str, token: str,
@@ -120,8 +125,16 @@ def _revoke_by_refresh_token(tenant: TenantInfo, tenant_slug: str, token: str,
     chain = lock_chain(tenant.id, token)  # session row, then token row: rotation's order
     if chain is None:
         return None
-    revoke_session(chain.session_id, now, "revoke")
+    if revoke_session(chain.session_id, now, "logout"):
+        _record_logout(tenant.id, chain.session_id, chain.user_id, now)
     return chain.session_id
+
+
+def _record_logout(tenant_id: int, session_id: uuid.UUID, user_id: int, now: datetime) -> None:
+    # RFC 7009: whoever holds the session's token is acting for its user.
+    events.record_events(events.session_revoked(
+        tenant_id, [session_id], "logout", events.user_actor(user_id), now,
+        user_id=str(user_id)), now)
 
 
 def _revoke_by_access_token(tenant: TenantInfo, tenant_slug: str, token: str,
@@ -140,7 +153,8 @@ def _revoke_by_access_token(tenant: TenantInfo, tenant_slug: str, token: str,
     ).first()
     if locked is None:
         return None
-    revoke_session(session_id, now, "revoke")
+    if revoke_session(session_id, now, "logout"):
+        _record_logout(tenant.id, session_id, caller.user_id, now)
     return session_id
 
 
@@ -158,39 +172,48 @@ def _uuid(value: str) -> uuid.UUID | None:
 
 
 
-def admin_delete_session(tenant_slug: str, session_id: str, now: datetime) -> None:
+def admin_delete_session(tenant_slug: str, session_id: str, now: datetime,
+                         actor: events.Actor = events.CLI) -> None:
     """Revoke one session of the tenant by id (admin API); NotFound if unknown or foreign."""
     target = _uuid(session_id)
     with transaction():
         tenant = tenant_info(tenant_slug)
         locked = db.session.execute(
-            select(AuthSession.id)  # the session row: rotation's first lock
+            select(AuthSession.id, AuthSession.user_id)  # the session row: rotation's first lock
             .where(AuthSession.id == target, AuthSession.tenant_id == tenant.id)
             .with_for_update()
         ).first() if target and tenant else None
         if locked is None:
             raise NotFound("No such session.")
         revoked = revoke_session(target, now, "admin")
+        if revoked:
+            events.record_events(events.session_revoked(
+                tenant.id, [target], "admin", actor, now, user_id=str(locked.user_id)), now)
     if revoked:
         security_event("session_revoked", tenant=tenant_slug, session_id=target, reason="admin")
 
 
-def revoke_all_for_user(user_id: int, now: datetime, reason: str) -> int:
+def revoke_all_for_user(user_id: int, now: datetime, reason: str,
+                        actor: events.Actor = events.CLI) -> int:
     """Revoke every live session of a user, inside the caller's transaction.
 
     The session rows are locked in id order first (rotation's first lock), so a
-    refresh of any of them either finishes before or sees the revocation.
+    refresh of any of them either finishes before or sees the revocation. Each
+    revoked session gets its session.revoked event in the same transaction.
     """
-    ids = db.session.scalars(
-        select(AuthSession.id)
+    rows = db.session.execute(
+        select(AuthSession.id, AuthSession.tenant_id)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
         .order_by(AuthSession.id)
         .with_for_update()
     ).all()
+    ids = [row.id for row in rows]
     if ids:
         db.session.execute(
             sa.update(AuthSession)
             .where(AuthSession.id.in_(ids), AuthSession.revoked_at.is_(None))
             .values(revoked_at=now, revoke_reason=reason)
         )
+        events.record_events(events.session_revoked(
+            rows[0].tenant_id, ids, reason, actor, now, user_id=str(user_id)), now)
     return len(ids)

@@ -12,6 +12,7 @@ import hmac
 import logging
 import uuid
 from dataclasses import dataclass
+from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
 
@@ -26,14 +27,18 @@ from app.errors import InvalidGrant
 from app.errors import NotFound
 from app.extensions import db
 from app.logs import security_event
+from app.metrics import count_login
+from app.metrics import count_refresh
 from app.models import AuthSession
 from app.models import RefreshToken
 from app.models import User
 from app.runtime import runtime
+from app.services import events
 from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
 from app.services.accounts import normalize_username
 from app.services.database import transaction
+from app.services.ratelimit import LoginThrottled
 from app.services.ratelimit import release_after_success
 from app.services.ratelimit import reserve_attempt
 from app.services.tenant_cache import TenantInfo
@@ -68,6 +73,7 @@ class _Grant:
     access_ttl: int
     kid: str
     encrypted_key: bytes
+    duplicate: bool = False  # the same successor again, within the reuse interval
 
 
 @dataclass(frozen=True)
@@ -75,6 +81,12 @@ class _Rejection:
     reason: str
     session_id: uuid.UUID | None = None
     revoked: bool = False
+
+
+# _Rejection.reason -> baton_refresh_total{outcome}
+_REJECTION_OUTCOMES = {"unknown token": "invalid", "session revoked": "revoked",
+                       "session expired": "expired", "user disabled": "revoked",
+                       "token expired": "expired", "replay": "replay"}
 
 
 # The one query of a refresh: the token (by tenant and digest), its session and user,
@@ -126,21 +138,29 @@ def login(
     """Password grant: count the attempt, verify the password, start a session."""
     rt = runtime()
     username = normalize_username(username)  # `Alice` logs in as `alice` (SPEC §11)
-    with transaction():
-        tenant = tenant_info(tenant_slug)
-        if tenant is None:
-            raise NotFound("Unknown tenant.")
-        user = db.session.execute(
-            select(User.id, User.password_hash, User.disabled_at)
-            .where(User.tenant_id == tenant.id, User.username == username)
-        ).one_or_none()
-        # Committed before hashing, so parallel guesses on other workers see it (429 past it).
-        reserve_attempt(tenant.id, username, client_address, now, **rt.login_limits)
+    user = None
+    try:
+        with transaction():
+            tenant = tenant_info(tenant_slug)
+            if tenant is None:
+                raise NotFound("Unknown tenant.")
+            user = db.session.execute(
+                select(User.id, User.password_hash, User.disabled_at)
+                .where(User.tenant_id == tenant.id, User.username == username)
+            ).one_or_none()
+            # Committed before hashing, so parallel guesses on other workers see it (429).
+            reserve_attempt(tenant.id, username, client_address, now, **rt.login_limits)
+    except LoginThrottled as throttled:
+        count_login("throttled")
+        events.record_login_throttled(throttled.tenant_id, throttled.limits, client_address,
+                                      user.id if user else None, now)
+        raise
     # verify() hashes even for an unknown user: the timing tells nothing. No transaction is
     # open while it runs.
     valid = rt.passwords.verify(user.password_hash if user else None, password)
     if not valid or user.disabled_at is not None:
         log.info("login failed", extra={"event": "login_failed", "tenant": tenant_slug})
+        count_login("invalid")
         raise InvalidGrant()
     with transaction():
         # The user row, shared-locked: a disable or password change that committed while the
@@ -151,6 +171,7 @@ def login(
             .with_for_update(read=True)
         ).first()
         if unchanged is None:
+            count_login("invalid")
             raise InvalidGrant()
         if rt.passwords.needs_rehash(user.password_hash):
             db.session.execute(
@@ -158,13 +179,15 @@ def login(
                 .values(password_hash=rt.passwords.hash(password))
             )
         release_after_success(tenant.id, username, client_address)
-        grant = _start_session(tenant, user.id, now, user_agent)
+        grant = _start_session(tenant, user.id, now, user_agent, client_address)
+    count_login("success")
     log.info("login", extra={"event": "login", "tenant": tenant_slug,
                              "session_id": grant.session_id})
     return _issue(grant, issuer, now)
 
 
-def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None) -> _Grant:
+def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None,
+                   client_address: str | None) -> _Grant:
     session_id = uuid.uuid4()
     session_expires_at = now + timedelta(seconds=tenant.session_ttl)
     refresh = new_refresh_token()
@@ -179,11 +202,15 @@ def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None) 
         tenant_id=tenant.id, session_id=session_id, digest=digest,
         created_at=now, expires_at=refresh_expires_at,
     ))
+    events.record_event(events.SESSION_STARTED, tenant.id, events.user_actor(user_id),
+                        {"session_id": str(session_id), "user_id": str(user_id),
+                         "client_address": client_address}, now)
     return _Grant(refresh, digest, refresh_expires_at, now, session_id, user_id, tenant.id,
                   tenant.access_ttl, tenant.kid, tenant.encrypted_key)
 
 
-def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime) -> IssuedTokens:
+def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime,
+           client_address: str | None = None) -> IssuedTokens:
     """Refresh grant: exchange a refresh token for its successor, exactly once (SPEC §5)."""
     successor = successor_token(presented, runtime().successor_key)
     with transaction():
@@ -192,10 +219,12 @@ def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime) -> I
             raise NotFound("Unknown tenant.")
         chain = lock_chain(tenant.id, presented)
         outcome = (_Rejection("unknown token") if chain is None
-                   else _decide(chain, tenant, successor, now))
+                   else _decide(chain, tenant, successor, now, client_address))
     if isinstance(outcome, _Rejection):
+        count_refresh(_REJECTION_OUTCOMES.get(outcome.reason, "invalid"))
         _report(outcome, tenant_slug)
         raise InvalidGrant()
+    count_refresh("duplicate" if outcome.duplicate else "rotated")
     return _issue(outcome, issuer, now)
 
 
@@ -206,7 +235,8 @@ def lock_chain(tenant_id: int, presented: str):
     ).one_or_none()
 
 
-def _decide(chain, tenant: TenantInfo, successor: str, now: datetime) -> _Grant | _Rejection:
+def _decide(chain, tenant: TenantInfo, successor: str, now: datetime,
+            client_address: str | None = None) -> _Grant | _Rejection:
     """The state table of docs/design.md, applied under the session and token locks."""
     if chain.revoked_at is not None:
         return _Rejection("session revoked", chain.session_id)
@@ -222,7 +252,19 @@ def _decide(chain, tenant: TenantInfo, successor: str, now: datetime) -> _Grant 
     if duplicate is not None:
         return duplicate
     revoke_session(chain.session_id, now, "replay")
+    _record_replay(chain, tenant, now, client_address)
     return _Rejection("replay", chain.session_id, revoked=True)
+
+
+def _record_replay(chain, tenant: TenantInfo, now: datetime, client_address: str | None) -> None:
+    """refresh_token.replayed and session.revoked, one INSERT in the revoking transaction."""
+    data = {"session_id": str(chain.session_id), "user_id": str(chain.user_id),
+            "client_address": client_address}
+    events.record_events([
+        events.NewEvent(events.REFRESH_TOKEN_REPLAYED, tenant.id, events.SYSTEM, data),
+        *events.session_revoked(tenant.id, [chain.session_id], "replay", events.SYSTEM, now,
+                                user_id=str(chain.user_id)),
+    ], now)
 
 
 def _rotate(chain, tenant: TenantInfo, successor: str, now: datetime) -> _Grant:
@@ -254,7 +296,8 @@ def _duplicate_within_interval(chain, tenant: TenantInfo, successor: str,
         # Only if the successor key changed (a new SECRET_KEY) since the rotation.
         log.error("successor mismatch session=%s: was SECRET_KEY changed?", chain.session_id)
         return None
-    return _grant(chain, tenant, successor, digest, child.expires_at, issued_at=chain.rotated_at)
+    return replace(_grant(chain, tenant, successor, digest, child.expires_at,
+                          issued_at=chain.rotated_at), duplicate=True)
 
 
 def _grant(chain, tenant: TenantInfo, successor: str, digest: bytes, expires_at: datetime, *,

@@ -25,6 +25,7 @@ from app.models import User
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.user import MAX_USERNAME_LENGTH
 from app.runtime import runtime
+from app.services import events
 from app.services.accounts import check_password
 from app.services.accounts import normalize_username
 from app.services.database import transaction
@@ -87,7 +88,8 @@ def hash_new_password(tenant_slug: str, password: str) -> str:
     return runtime().passwords.hash(password)
 
 
-def create_user(tenant_slug: str, username: str, password: str, now: datetime) -> UserView:
+def create_user(tenant_slug: str, username: str, password: str, now: datetime,
+                actor: events.Actor = events.CLI) -> UserView:
     """Create a user; Conflict if the normalised username exists in the tenant."""
     name = normalize_username(username)
     password_hash = hash_new_password(tenant_slug, password)
@@ -99,6 +101,8 @@ def create_user(tenant_slug: str, username: str, password: str, now: datetime) -
                                        password_hash=password_hash, created_at=now)
                 .returning(*_VIEW_COLUMNS)
             ).one()
+            events.record_event(events.USER_CREATED, tenant.id, actor,
+                                {"user_id": str(row.id)}, now)
     except IntegrityError as exc:
         if getattr(exc.orig, "pgcode", None) != "23505":  # unique_violation
             raise
@@ -159,61 +163,71 @@ def list_users(tenant_slug: str, limit: int,
     return page, (encode_cursor(page[-1].username) if len(rows) > limit else None)
 
 
-def _lock_user(tenant_slug: str, who: UserRef) -> tuple[int, datetime | None]:
-    """Lock the user row (first in the revoke order); (id, disabled_at) or NotFound."""
+def _lock_user(tenant_slug: str, who: UserRef) -> tuple[int, int, datetime | None]:
+    """Lock the user row (first in the revoke order); (id, tenant id, disabled_at) or NotFound."""
+    tenant_id = _tenant(tenant_slug).id
     row = db.session.execute(
-        select(User.id, User.disabled_at).where(_is(_tenant(tenant_slug).id, who))
-        .with_for_update()
+        select(User.id, User.disabled_at).where(_is(tenant_id, who)).with_for_update()
     ).one_or_none()
     if row is None:
         raise _missing(tenant_slug, who)
-    return row.id, row.disabled_at
+    return row.id, tenant_id, row.disabled_at
 
 
-def set_disabled(tenant_slug: str, who: UserRef, disabled: bool,
-                 now: datetime) -> tuple[UserView, int]:
+def set_disabled(tenant_slug: str, who: UserRef, disabled: bool, now: datetime,
+                 actor: events.Actor = events.CLI) -> tuple[UserView, int]:
     """Disable (revoking every session in the same transaction) or enable a user."""
     revoked = 0
     with transaction():
-        user_id, disabled_at = _lock_user(tenant_slug, who)
+        user_id, tenant_id, disabled_at = _lock_user(tenant_slug, who)
+        data = {"user_id": str(user_id)}
         if disabled:
-            db.session.execute(sa.update(User).where(User.id == user_id, User.disabled_at.is_(None))
-                               .values(disabled_at=now))
-            revoked = revoke_all_for_user(user_id, now, "user disabled")
+            if disabled_at is None:
+                db.session.execute(sa.update(User).where(User.id == user_id)
+                                   .values(disabled_at=now))
+                events.record_event(events.USER_DISABLED, tenant_id, actor, data, now)
+            revoked = revoke_all_for_user(user_id, now, "user_disabled", actor)
         elif disabled_at is not None:
             db.session.execute(sa.update(User).where(User.id == user_id).values(disabled_at=None))
+            events.record_event(events.USER_ENABLED, tenant_id, actor, data, now)
         row = db.session.execute(select(*_VIEW_COLUMNS).where(User.id == user_id)).one()
     security_event("user_disabled" if disabled else "user_enabled", tenant=tenant_slug,
                    user_id=user_id, sessions_revoked=revoked)
     return UserView(*row), revoked
 
 
-def disable_user(tenant_slug: str, who: UserRef, now: datetime) -> int:
+def disable_user(tenant_slug: str, who: UserRef, now: datetime,
+                 actor: events.Actor = events.CLI) -> int:
     """Disable a user and revoke all of their sessions; returns how many were revoked."""
-    return set_disabled(tenant_slug, who, True, now)[1]
+    return set_disabled(tenant_slug, who, True, now, actor)[1]
 
 
-def enable_user(tenant_slug: str, who: UserRef, now: datetime) -> None:
-    set_disabled(tenant_slug, who, False, now)
+def enable_user(tenant_slug: str, who: UserRef, now: datetime,
+                actor: events.Actor = events.CLI) -> None:
+    set_disabled(tenant_slug, who, False, now, actor)
 
 
-def set_password(tenant_slug: str, who: UserRef, password: str, now: datetime) -> int:
+def set_password(tenant_slug: str, who: UserRef, password: str, now: datetime,
+                 actor: events.Actor = events.CLI) -> int:
     """Set a new password and revoke all of the user's sessions; returns how many."""
     password_hash = hash_new_password(tenant_slug, password)
     with transaction():
-        user_id, _ = _lock_user(tenant_slug, who)
+        user_id, tenant_id, _ = _lock_user(tenant_slug, who)
         db.session.execute(sa.update(User).where(User.id == user_id)
                            .values(password_hash=password_hash))
-        revoked = revoke_all_for_user(user_id, now, "password changed")
+        events.record_event(events.USER_PASSWORD_CHANGED, tenant_id, actor,
+                            {"user_id": str(user_id)}, now)
+        revoked = revoke_all_for_user(user_id, now, "password_change", actor)
     security_event("password_set", tenant=tenant_slug, user_id=user_id, sessions_revoked=revoked)
     return revoked
 
 
-def logout_everywhere(tenant_slug: str, who: UserRef, now: datetime) -> int:
+def logout_everywhere(tenant_slug: str, who: UserRef, now: datetime,
+                      actor: events.Actor = events.CLI) -> int:
     """Revoke every session of the user; returns how many were live."""
     with transaction():
-        user_id, _ = _lock_user(tenant_slug, who)
-        revoked = revoke_all_for_user(user_id, now, "admin")
+        user_id, _, _ = _lock_user(tenant_slug, who)
+        revoked = revoke_all_for_user(user_id, now, "admin", actor)
     security_event("sessions_revoked", tenant=tenant_slug, user_id=user_id,
                    sessions_revoked=revoked, reason="admin")
     return revoked

@@ -1,0 +1,144 @@
+"""Prometheus metrics (SPEC §12): counters kept in-process, exposed at `GET /metrics`.
+
+Under gunicorn, prometheus_client runs in multiprocess mode: every worker writes its values
+to memory-mapped files in PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py prepares the directory
+at master start and tells the library when a worker exits), and a scrape sums them, so any
+worker answers with the totals of all. Counting never touches the database; only the two
+event gauges are computed from it, at scrape time. `BATON_METRICS=0` disables everything
+(no counting, no hook, and `/metrics` is 404).
+"""
+from __future__ import annotations
+
+import logging
+import time
+
+import sqlalchemy as sa
+from flask import Blueprint
+from flask import Flask
+from flask import Response
+from flask import current_app
+from flask import g
+from flask import request
+from prometheus_client import CONTENT_TYPE_LATEST
+from prometheus_client import REGISTRY
+from prometheus_client import CollectorRegistry
+from prometheus_client import Counter
+from prometheus_client import Histogram
+from prometheus_client import generate_latest
+from prometheus_client import values
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.multiprocess import MultiProcessCollector
+from sqlalchemy.exc import SQLAlchemyError
+
+from app.extensions import db
+
+log = logging.getLogger(__name__)
+
+REFRESH_OUTCOMES = ("rotated", "duplicate", "replay", "invalid", "expired", "revoked")
+LOGIN_OUTCOMES = ("success", "invalid", "throttled")
+_METHODS = frozenset({"GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"})
+
+# prometheus_client appends `_total` to counter names on exposition.
+REFRESH = Counter("baton_refresh", "Refresh-token grants by outcome.", ["outcome"])
+LOGIN = Counter("baton_login", "Password logins by outcome.", ["outcome"])
+HTTP_DURATION = Histogram("baton_http_request_duration_seconds",
+                          "Request duration by route name, method and status.",
+                          ["endpoint", "method", "status"])
+LOCK_TIMEOUTS = Counter("baton_lock_timeouts", "Lock waits that ran into lock_timeout (503).")
+DB_UNAVAILABLE = Counter("baton_db_unavailable",
+                         "Requests answered 503 because the database was unavailable.")
+for _outcome in REFRESH_OUTCOMES:  # every series exists from the start, at 0
+    REFRESH.labels(_outcome)
+for _outcome in LOGIN_OUTCOMES:
+    LOGIN.labels(_outcome)
+
+bp = Blueprint("metrics", __name__)
+
+
+def _enabled() -> bool:
+    return current_app.extensions.get("baton_metrics", False)
+
+
+def count_refresh(outcome: str) -> None:
+    if _enabled():
+        REFRESH.labels(outcome).inc()
+
+
+def count_login(outcome: str) -> None:
+    if _enabled():
+        LOGIN.labels(outcome).inc()
+
+
+def count_unavailable(lock_timeout: bool) -> None:
+    """A 503 from the database: a lock wait past lock_timeout, or the database itself."""
+    if _enabled():
+        (LOCK_TIMEOUTS if lock_timeout else DB_UNAVAILABLE).inc()
+
+
+def init_metrics(app: Flask) -> None:
+    """Count and expose metrics unless METRICS_ENABLED is off."""
+    enabled = bool(app.config.get("METRICS_ENABLED", True))
+    app.extensions["baton_metrics"] = enabled
+    if not enabled:
+        return
+    app.before_request(_start_timer)
+    app.after_request(_observe)
+    app.register_blueprint(bp)
+
+
+def _start_timer() -> None:
+    g.metrics_started = time.perf_counter()
+
+
+def _observe(response: Response) -> Response:
+    started = g.get("metrics_started")
+    if started is not None:
+        method = request.method if request.method in _METHODS else "other"
+        # The route's name, never the raw path: unknown paths share one series.
+        HTTP_DURATION.labels(request.endpoint or "unmatched", method,
+                             str(response.status_code)).observe(time.perf_counter() - started)
+    return response
+
+
+_PENDING = sa.text(
+    "SELECT count(*) AS pending, min(occurred_at) AS oldest, now() AS now"
+    " FROM events WHERE delivery = 'pending'"
+)
+
+
+class EventsCollector:
+    """baton_events_pending and baton_events_oldest_pending_seconds, read at scrape time."""
+
+    def collect(self):
+        try:
+            with db.engine.connect() as conn:  # uses the partial index of pending events
+                row = conn.execute(_PENDING).one()
+        except SQLAlchemyError as exc:
+            # The counters are still worth a scrape while the database is away.
+            log.warning("metrics: event gauges unavailable: %s", type(exc).__name__)
+            return
+        yield GaugeMetricFamily("baton_events_pending",
+                                "Events still owed a webhook delivery.", value=row.pending)
+        age = (row.now - row.oldest).total_seconds() if row.oldest else 0.0
+        yield GaugeMetricFamily("baton_events_oldest_pending_seconds",
+                                "Age of the oldest event still owed a delivery.",
+                                value=max(0.0, age))
+
+
+def multiprocess_mode() -> bool:
+    """True when prometheus_client was imported with PROMETHEUS_MULTIPROC_DIR set."""
+    return values.ValueClass is not values.MutexValue
+
+
+@bp.get("/metrics")
+def metrics():
+    """Prometheus text format: this process's (or every worker's) counters and the gauges."""
+    events = CollectorRegistry(auto_describe=False)
+    events.register(EventsCollector())
+    if multiprocess_mode():
+        registry = CollectorRegistry()
+        MultiProcessCollector(registry)
+        body = generate_latest(registry) + generate_latest(events)
+    else:
+        body = generate_latest(REGISTRY) + generate_latest(events)
+    return Response(body, content_type=CONTENT_TYPE_LATEST, headers={"Cache-Control": "no-store"})
