@@ -15,8 +15,11 @@ def on_starting(server):
     """Hold the embedded database (if used) for the master's lifetime, so it outlives workers."""
     import config
 
-    settings = config.select_config()
-    if settings.ALLOW_EMBEDDED_DATABASE and not settings.SQLALCHEMY_DATABASE_URI:
+    try:
+        settings = config.load_settings()
+    except config.ConfigurationError:
+        return  # each worker reports it in one line and exits 3 (wsgi.py)
+    if settings.allow_embedded_database and settings.sqlalchemy_database_uri is None:
         from app.embedded_db import embedded_database_url
 
-        embedded_database_url(settings.EMBEDDED_PGDATA)
+        embedded_database_url(settings.embedded_pgdata)

@@ -28,16 +28,20 @@ class NoCookieSessions(SessionInterface):
 def create_app(config_class: type | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the application: load and check config, then wire extensions, blueprints, CLI."""
     config_class = config_class or baton_config.select_config()
+    # Read, typed and range-checked once; a bad value raises ConfigurationError (one line).
+    settings = baton_config.load_settings(config_class, overrides)
     app = Flask(__name__, instance_path=str(baton_config.BASE_DIR / "instance"))
     app.config.from_object(config_class)
-    app.config.update(overrides or {})
-    baton_config.check_settings(app.config)
+    app.config.update(overrides or {})  # keys that are not Settings (TESTING, ...) pass through
+    app.config.update(settings.flask_config())
+    app.extensions["baton_settings"] = settings
     # An API without cookies: skip Flask's signed-cookie session (it builds a signer per
     # request), so a refresh does not pay for it (docs/performance.md).
     app.session_interface = NoCookieSessions()
     register_logging(app)
     register_database(app)
     register_proxy(app)
+    register_framing(app)
     init_runtime(app)
     register_blueprints(app)
     register_errors(app)
@@ -62,11 +66,19 @@ def register_logging(app: Flask) -> None:
 
 
 def register_proxy(app: Flask) -> None:
-    """Trust X-Forwarded-* only from the configured number of proxies."""
+    """Trust X-Forwarded-For/Proto only from the configured number of proxies, and
+    X-Forwarded-Host/Port/Prefix only when BATON_TRUST_FORWARDED_HOST says so too."""
     hops = app.config["TRUSTED_PROXIES"]
+    host_hops = hops if app.config["TRUST_FORWARDED_HOST"] else 0
     if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
-                                x_port=hops, x_prefix=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=host_hops,
+                                x_port=host_hops, x_prefix=host_hops)
+
+
+def register_framing(app: Flask) -> None:
+    from app.framing import init_framing
+
+    init_framing(app)
 
 
 def register_blueprints(app: Flask) -> None:

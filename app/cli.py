@@ -156,6 +156,23 @@ def rotate_key(tenant) -> None:
     click.echo(f"New signing key {kid} for tenant {tenant!r}.")
 
 
+@keys_cli.command("reencrypt")
+@service_errors
+def reencrypt_keys() -> None:
+    """Re-encrypt every private signing key under the current SECRET_KEY.
+
+    Run after adding the previous secret to SECRET_KEY_FALLBACKS and deploying the new
+    SECRET_KEY (docs/operations.md); safe while serving, and safe to run again.
+    """
+    report = keys.reencrypt_keys()
+    click.echo(f"Re-encrypted {report.reencrypted} signing key(s); "
+               f"{report.current} already under the current secret.")
+    if report.undecryptable:
+        raise click.ClickException(
+            f"{len(report.undecryptable)} signing key(s) no configured secret decrypts: "
+            + " ".join(report.undecryptable))
+
+
 @click.command("demo")
 @with_appcontext
 @service_errors

@@ -41,9 +41,28 @@ def derive_key(secret: str, purpose: str) -> bytes:
     return hkdf.derive(secret.encode("utf-8"))
 
 
-def successor_token(presented: str, key: bytes) -> str:
-    """The successor of a refresh token: HMAC-SHA256, so duplicates get the same one."""
-    return b64url(hmac.new(key, presented.encode("utf-8"), hashlib.sha256).digest())
+SUCCESSOR_SALT_BYTES = 16
+
+
+def new_successor_salt() -> bytes:
+    """A session's random successor salt (stored on the session row)."""
+    return secrets.token_bytes(SUCCESSOR_SALT_BYTES)
+
+
+def successor_token(presented: str, key: bytes, salt: bytes | None = None,
+                    tenant_id: int = 0, session_id: bytes = b"") -> str:
+    """The successor of a refresh token: HMAC-SHA256, so duplicates get the same one.
+
+    With the session's salt, the tenant and session ids are mixed in too, so the server key
+    plus one old token no longer yields the session's later tokens offline. Without a salt
+    (sessions started before salts existed) the original derivation is kept.
+    """
+    if salt is None:
+        message = presented.encode("utf-8")
+    else:
+        message = b"".join((b"baton successor v2\x00", tenant_id.to_bytes(8, "big"),
+                            session_id, salt, presented.encode("utf-8")))
+    return b64url(hmac.new(key, message, hashlib.sha256).digest())
 
 
 def access_token_id(successor_digest: bytes) -> str:

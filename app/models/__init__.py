@@ -1,5 +1,6 @@
 """Every model, re-exported so Alembic sees one metadata."""
 from app.models.base import Base
+from app.models.login_attempt import LoginAddressAttempts
 from app.models.login_attempt import LoginAttempts
 from app.models.refresh_token import RefreshToken
 from app.models.session import AuthSession
@@ -7,4 +8,4 @@ from app.models.signing_key import SigningKey
 from app.models.tenant import Tenant
 from app.models.user import User
 
-__all__ = ["AuthSession", "Base", "LoginAttempts", "RefreshToken", "SigningKey", "Tenant", "User"]
+__all__ = ["AuthSession", "Base", "LoginAddressAttempts", "LoginAttempts", "RefreshToken", "SigningKey", "Tenant", "User"]

@@ -64,7 +64,7 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
         _batches(report, lambda: _dead_session_batch(cutoff, tenant_id, batch_size), progress)
         _purge_orphans(report, batch_size, progress)
         with transaction():  # login-throttle windows: tiny rows, one statement
-            purge_windows(now - max(retention, timedelta(days=1)))
+            purge_windows(now - max(retention, timedelta(days=1)), tenant_id)
     report.elapsed_s = time.monotonic() - started
     return report
 
