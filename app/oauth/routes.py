@@ -46,7 +46,7 @@ def check_tenant_slug(endpoint, values) -> None:
 def issuer(tenant: str) -> str:
     """`iss` and the metadata base: the configured BASE_URL (required in production, so
     nothing a client sends chooses it); only development and test fall back to the request."""
-    base = current_app.config["BASE_URL"] or request.host_url.rstrip("/")
+    base = current_app.config["BASE_URL"] or request.url_root.rstrip("/")
     return f"{base}/v1/tenants/{tenant}"
 
 
