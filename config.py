@@ -244,39 +244,52 @@ def test_database_url() -> str | None:
     return psycopg2_url(os.environ.get("TEST_DATABASE_URL"))
 
 
+def _parse_int(f: dataclasses.Field, env: str, value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, str)):
+        raise ConfigurationError(f"{env} must be an integer, got {value!r}")
+    try:
+        number = int(value)
+    except ValueError:
+        raise ConfigurationError(f"{env} must be an integer, got {value!r}") from None
+    low, high = f.metadata["low"], f.metadata["high"]
+    if (low is not None and number < low) or (high is not None and number > high):
+        raise ConfigurationError(f"{env} must be between {low} and {high}, got {number}")
+    return number
+
+
+def _parse_bool(f: dataclasses.Field, env: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in ("1", "true", "yes", "on"):
+        return True
+    if text in ("0", "false", "no", "off", ""):
+        return False
+    raise ConfigurationError(f"{env} must be 0 or 1, got {value!r}")
+
+
+def _parse_secret(f: dataclasses.Field, env: str, value: Any) -> Secret | None:
+    if value is None or value == "":
+        return None
+    text = value.get() if isinstance(value, Secret) else str(value)
+    return Secret(psycopg2_url(text) if f.name == "sqlalchemy_database_uri" else text)
+
+
+def _parse_secrets(f: dataclasses.Field, env: str, value: Any) -> tuple[Secret, ...]:
+    items = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
+    return tuple(v if isinstance(v, Secret) else Secret(str(v)) for v in items)
+
+
+_PARSERS = {"int": _parse_int, "bool": _parse_bool, "Secret | None": _parse_secret,
+            "tuple[Secret, ...]": _parse_secrets}
+
+
 def _parse(f: dataclasses.Field, value: Any) -> Any:
     """One setting from a default, an override (typed) or the environment (text)."""
-    env = f.metadata["env"] or f.name.upper()
-    kind = f.type
-    if kind == "int":
-        if isinstance(value, bool) or not isinstance(value, (int, str)):
-            raise ConfigurationError(f"{env} must be an integer, got {value!r}")
-        try:
-            number = int(value)
-        except ValueError:
-            raise ConfigurationError(f"{env} must be an integer, got {value!r}") from None
-        low, high = f.metadata["low"], f.metadata["high"]
-        if (low is not None and number < low) or (high is not None and number > high):
-            raise ConfigurationError(f"{env} must be between {low} and {high}, got {number}")
-        return number
-    if kind == "bool":
-        if isinstance(value, bool):
-            return value
-        text = str(value).strip().lower()
-        if text in ("1", "true", "yes", "on"):
-            return True
-        if text in ("0", "false", "no", "off", ""):
-            return False
-        raise ConfigurationError(f"{env} must be 0 or 1, got {value!r}")
-    if kind == "Secret | None":
-        if value is None or value == "":
-            return None
-        text = value.get() if isinstance(value, Secret) else str(value)
-        return Secret(psycopg2_url(text) if f.name == "sqlalchemy_database_uri" else text)
-    if kind == "tuple[Secret, ...]":
-        items = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
-        return tuple(v if isinstance(v, Secret) else Secret(str(v)) for v in items)
-    return "" if value is None else str(value)
+    parser = _PARSERS.get(f.type)  # annotations are strings (`from __future__`)
+    if parser is None:
+        return "" if value is None else str(value)
+    return parser(f, f.metadata["env"] or f.name.upper(), value)
 
 
 def load_settings(config_class: type | None = None, overrides: Mapping[str, Any] | None = None,
@@ -318,6 +331,21 @@ def _check_base_url(base_url: str) -> None:
         )
 
 
+def _check_production(settings: Settings) -> None:
+    _check_secret("SECRET_KEY", settings.secret_key.get())
+    for old in settings.secret_key_fallbacks:
+        _check_secret("each of SECRET_KEY_FALLBACKS", old.get())
+    if settings.sqlalchemy_database_uri is None:
+        raise ConfigurationError(
+            "DATABASE_URL must be set in production (postgresql://user:pass@host/db)"
+        )
+    if not settings.base_url:
+        raise ConfigurationError(
+            "BATON_BASE_URL must be set in production (the public URL, e.g. "
+            "https://auth.example.com): it is the issuer of every token"
+        )
+
+
 def check_settings(settings: Settings) -> None:
     """Refuse to start with an insecure, incomplete or out-of-range configuration."""
     if settings.secret_key is None:
@@ -326,18 +354,7 @@ def check_settings(settings: Settings) -> None:
             "characters (or set BATON_ENV=development for a local setup)"
         )
     if settings.env_name == "production":
-        _check_secret("SECRET_KEY", settings.secret_key.get())
-        for old in settings.secret_key_fallbacks:
-            _check_secret("each of SECRET_KEY_FALLBACKS", old.get())
-        if settings.sqlalchemy_database_uri is None:
-            raise ConfigurationError(
-                "DATABASE_URL must be set in production (postgresql://user:pass@host/db)"
-            )
-        if not settings.base_url:
-            raise ConfigurationError(
-                "BATON_BASE_URL must be set in production (the public URL, e.g. "
-                "https://auth.example.com): it is the issuer of every token"
-            )
+        _check_production(settings)
     elif settings.env_name == "development" and settings.sqlalchemy_database_uri is not None \
             and settings.secret_key.get() == INSECURE_DEV_SECRET:
         # The public development secret never meets a real database server.

@@ -8,4 +8,5 @@ from app.models.signing_key import SigningKey
 from app.models.tenant import Tenant
 from app.models.user import User
 
-__all__ = ["AuthSession", "Base", "LoginAddressAttempts", "LoginAttempts", "RefreshToken", "SigningKey", "Tenant", "User"]
+__all__ = ["AuthSession", "Base", "LoginAddressAttempts", "LoginAttempts", "RefreshToken",
+           "SigningKey", "Tenant", "User"]

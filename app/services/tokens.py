@@ -16,9 +16,8 @@ from datetime import datetime
 from datetime import timedelta
 
 import sqlalchemy as sa
-from sqlalchemy import select
-
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from sqlalchemy import select
 
 from app.crypto import access_token_id
 from app.crypto import new_refresh_token
@@ -35,8 +34,8 @@ from app.models import User
 from app.runtime import runtime
 from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
-from app.services.keys import private_key
 from app.services.database import transaction
+from app.services.keys import private_key
 from app.services.ratelimit import release_after_success
 from app.services.ratelimit import reserve_attempt
 from app.services.tenant_cache import TenantInfo
