@@ -1,6 +1,7 @@
 """Baton: a multi-tenant token service with race-free refresh-token rotation."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask
@@ -63,6 +64,11 @@ def register_logging(app: Flask) -> None:
     from app.logs import configure_logging
 
     configure_logging(app)
+    if app.config["ENV_NAME"] == "development":
+        # Never silent: development's defaults (a public secret) are not for production.
+        logging.getLogger("app").warning(
+            "BATON_ENV=development: development defaults in use; never run it in production",
+            extra={"event": "development_mode"})
 
 
 def register_proxy(app: Flask) -> None:

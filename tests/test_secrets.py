@@ -161,6 +161,20 @@ def test_readyz_follows_the_secret_not_one_damaged_key(database_url, old_app):
     assert client_of(fresh).login().status_code == 200
 
 
+def test_readyz_is_503_when_most_keys_need_a_missing_fallback(database_url, old_app):
+    with old_app.app_context():
+        for slug in ("beta", "gamma"):
+            tenants.create_tenant(tenants.TenantSettings(slug, slug), utcnow())
+        db.session.remove()
+    # Mid-change: acme's key was rotated under the new secret; beta's and gamma's were not.
+    both = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[OLD])
+    assert both.test_cli_runner().invoke(args=["keys", "rotate", "acme"]).exit_code == 0
+    assert both.test_client().get("/readyz").status_code == 200
+    # A node missing the fallback decrypts one key of three: not ready.
+    new_only = make_app(database_url, SECRET_KEY=NEW)
+    assert new_only.test_client().get("/readyz").status_code == 503
+
+
 # --- the scenario of the report, on a real gunicorn restarted with another secret ---------
 
 def _gunicorn(database_url: str, tmp_path, **env) -> tuple[subprocess.Popen, str]:
