@@ -331,8 +331,19 @@ def _check_base_url(base_url: str) -> None:
         )
 
 
+# OWASP's floor for argon2id (19 MiB, 2 passes): below it, test-suite costs in production.
+MIN_PRODUCTION_ARGON2_MEMORY_KIB = 19 * 1024
+MIN_PRODUCTION_ARGON2_TIME_COST = 2
+
+
 def _check_production(settings: Settings) -> None:
     _check_secret("SECRET_KEY", settings.secret_key.get())
+    if settings.argon2_memory_kib < MIN_PRODUCTION_ARGON2_MEMORY_KIB \
+            or settings.argon2_time_cost < MIN_PRODUCTION_ARGON2_TIME_COST:
+        raise ConfigurationError(
+            f"BATON_ARGON2_MEMORY_KIB must be at least {MIN_PRODUCTION_ARGON2_MEMORY_KIB} and "
+            f"BATON_ARGON2_TIME_COST at least {MIN_PRODUCTION_ARGON2_TIME_COST} in production"
+        )
     for old in settings.secret_key_fallbacks:
         _check_secret("each of SECRET_KEY_FALLBACKS", old.get())
     if settings.sqlalchemy_database_uri is None:
