@@ -21,11 +21,14 @@ def on_starting(server):
 
     _prepare_metrics_dir()
 
-    settings = config.select_config()
-    if settings.ALLOW_EMBEDDED_DATABASE and not settings.SQLALCHEMY_DATABASE_URI:
+    try:
+        settings = config.load_settings()
+    except config.ConfigurationError:
+        return  # each worker reports it in one line and exits 3 (wsgi.py)
+    if settings.allow_embedded_database and settings.sqlalchemy_database_uri is None:
         from app.embedded_db import embedded_database_url
 
-        embedded_database_url(settings.EMBEDDED_PGDATA)
+        embedded_database_url(settings.embedded_pgdata)
 
 
 def _prepare_metrics_dir() -> None:

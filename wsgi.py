@@ -6,7 +6,7 @@ try:
 
     app = create_app()
 except RuntimeError as exc:
-    # config.ConfigurationError, by name: it may be raised while `config` itself is imported.
+    # config.ConfigurationError, matched by name so this module imports nothing of its own first.
     if type(exc).__name__ != "ConfigurationError":
         raise
     print(f"baton: configuration error: {exc}", file=sys.stderr)

@@ -1,6 +1,7 @@
 """Baton: a multi-tenant token service with race-free refresh-token rotation."""
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 from flask import Flask
@@ -29,16 +30,20 @@ class NoCookieSessions(SessionInterface):
 def create_app(config_class: type | None = None, overrides: dict[str, Any] | None = None) -> Flask:
     """Build the application: load and check config, then wire extensions, blueprints, CLI."""
     config_class = config_class or baton_config.select_config()
+    # Read, typed and range-checked once; a bad value raises ConfigurationError (one line).
+    settings = baton_config.load_settings(config_class, overrides)
     app = Flask(__name__, instance_path=str(baton_config.BASE_DIR / "instance"))
     app.config.from_object(config_class)
-    app.config.update(overrides or {})
-    baton_config.check_settings(app.config)
+    app.config.update(overrides or {})  # keys that are not Settings (TESTING, ...) pass through
+    app.config.update(settings.flask_config())
+    app.extensions["baton_settings"] = settings
     # An API without cookies: skip Flask's signed-cookie session (it builds a signer per
     # request), so a refresh does not pay for it (docs/performance.md).
     app.session_interface = NoCookieSessions()
     register_logging(app)
     register_database(app)
     register_proxy(app)
+    register_framing(app)
     init_runtime(app)
     init_metrics(app)
     register_blueprints(app)
@@ -61,14 +66,27 @@ def register_logging(app: Flask) -> None:
     from app.logs import configure_logging
 
     configure_logging(app)
+    if app.config["ENV_NAME"] == "development":
+        # Never silent: development's defaults (a public secret) are not for production.
+        logging.getLogger("app").warning(
+            "BATON_ENV=development: development defaults in use; never run it in production",
+            extra={"event": "development_mode"})
 
 
 def register_proxy(app: Flask) -> None:
-    """Trust X-Forwarded-* only from the configured number of proxies."""
+    """Trust X-Forwarded-For/Proto only from the configured number of proxies, and
+    X-Forwarded-Host/Port/Prefix only when BATON_TRUST_FORWARDED_HOST says so too."""
     hops = app.config["TRUSTED_PROXIES"]
+    host_hops = hops if app.config["TRUST_FORWARDED_HOST"] else 0
     if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=hops,
-                                x_port=hops, x_prefix=hops)
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=host_hops,
+                                x_port=host_hops, x_prefix=host_hops)
+
+
+def register_framing(app: Flask) -> None:
+    from app.framing import init_framing
+
+    init_framing(app)
 
 
 def register_blueprints(app: Flask) -> None:

@@ -224,6 +224,27 @@ def rotate_key(tenant) -> None:
     click.echo(f"New signing key {kid} for tenant {tenant!r}.")
 
 
+@keys_cli.command("reencrypt")
+@service_errors
+def reencrypt_keys() -> None:
+    """Re-encrypt every private signing key under the current SECRET_KEY.
+
+    Run after adding the previous secret to SECRET_KEY_FALLBACKS and deploying the new
+    SECRET_KEY (docs/operations.md); safe while serving, and safe to run again.
+    """
+    from app.services import webhooks
+
+    report = keys.reencrypt_keys()
+    hooks_moved, hooks_failed = webhooks.reencrypt_secrets()
+    click.echo(f"Re-encrypted {report.reencrypted} signing key(s); "
+               f"{report.current} already under the current secret. "
+               f"Re-encrypted {hooks_moved} webhook secret(s).")
+    if report.undecryptable or hooks_failed:
+        raise click.ClickException(
+            f"{len(report.undecryptable)} signing key(s) and {hooks_failed} webhook secret(s) "
+            "no configured secret decrypts: " + " ".join(report.undecryptable))
+
+
 @click.command("demo")
 @with_appcontext
 @service_errors

@@ -7,10 +7,12 @@ import hmac
 import json
 import os
 import secrets
+from typing import Sequence
 
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError
 from argon2.exceptions import VerificationError
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -41,9 +43,28 @@ def derive_key(secret: str, purpose: str) -> bytes:
     return hkdf.derive(secret.encode("utf-8"))
 
 
-def successor_token(presented: str, key: bytes) -> str:
-    """The successor of a refresh token: HMAC-SHA256, so duplicates get the same one."""
-    return b64url(hmac.new(key, presented.encode("utf-8"), hashlib.sha256).digest())
+SUCCESSOR_SALT_BYTES = 16
+
+
+def new_successor_salt() -> bytes:
+    """A session's random successor salt (stored on the session row)."""
+    return secrets.token_bytes(SUCCESSOR_SALT_BYTES)
+
+
+def successor_token(presented: str, key: bytes, salt: bytes | None = None,
+                    tenant_id: int = 0, session_id: bytes = b"") -> str:
+    """The successor of a refresh token: HMAC-SHA256, so duplicates get the same one.
+
+    With the session's salt, the tenant and session ids are mixed in too, so the server key
+    plus one old token no longer yields the session's later tokens offline. Without a salt
+    (sessions started before salts existed) the original derivation is kept.
+    """
+    if salt is None:
+        message = presented.encode("utf-8")
+    else:
+        message = b"".join((b"baton successor v2\x00", tenant_id.to_bytes(8, "big"),
+                            session_id, salt, presented.encode("utf-8")))
+    return b64url(hmac.new(key, message, hashlib.sha256).digest())
 
 
 def access_token_id(successor_digest: bytes) -> str:
@@ -60,6 +81,17 @@ def encrypt(key: bytes, plaintext: bytes, context: bytes) -> bytes:
 def decrypt(key: bytes, blob: bytes, context: bytes) -> bytes:
     """Inverse of encrypt(); raises cryptography's InvalidTag on a wrong key or context."""
     return AESGCM(key).decrypt(blob[:12], blob[12:], context)
+
+
+def decrypt_any(keys: Sequence[bytes], blob: bytes, context: bytes) -> tuple[bytes, int]:
+    """decrypt() with the first of `keys` that works (SECRET_KEY, then its fallbacks), and
+    that key's index; InvalidTag if none does."""
+    for index, key in enumerate(keys):
+        try:
+            return decrypt(key, blob, context), index
+        except InvalidTag:
+            continue
+    raise InvalidTag()
 
 
 def new_ed25519_key() -> tuple[bytes, dict]:

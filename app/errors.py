@@ -95,6 +95,12 @@ class TemporarilyUnavailable(OAuthError):
         self.headers = {"Retry-After": str(max(1, int(retry_after)))}
 
 
+class KeyUnavailable(TemporarilyUnavailable):
+    """No configured secret decrypts a signing key: 503, and nothing was written."""
+
+    description = "The signing key is unavailable; retry later."
+
+
 # Flask/werkzeug status codes → RFC-style error codes.
 HTTP_ERROR_CODES = {
     400: "invalid_request",

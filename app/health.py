@@ -14,6 +14,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import error_response
 from app.extensions import db
+from app.services.keys import secrets_ready
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)
@@ -35,18 +36,24 @@ def healthz():
 
 @bp.get("/readyz")
 def readyz():
-    """Ready when the database answers and its schema is at the migration head."""
+    """Ready when the database answers, its schema is at the migration head and this node's
+    secrets decrypt the signing keys (SPEC §11; keys.secrets_ready says how)."""
     try:
         with db.session.begin():
             rows = db.session.execute(sa.text("SELECT version_num FROM alembic_version"))
             current = frozenset(rows.scalars())
+            expected = migration_heads(current_app.extensions["migrate"].directory)
+            keys_ok = current != expected or secrets_ready()
     except SQLAlchemyError as exc:
         log.warning("readyz: database not ready: %s", type(exc).__name__)
         return error_response("temporarily_unavailable", "The database is unavailable.", 503,
                               {"Retry-After": "1"})
-    expected = migration_heads(current_app.extensions["migrate"].directory)
     if current != expected:
         return error_response("temporarily_unavailable",
                               "The database schema is not at the migration head.", 503,
+                              {"Retry-After": "5"})
+    if not keys_ok:
+        return error_response("temporarily_unavailable",
+                              "This node's secrets cannot decrypt the signing keys.", 503,
                               {"Retry-After": "5"})
     return jsonify({"status": "ready"})

@@ -21,7 +21,7 @@ from flask import has_request_context
 from flask import request
 
 log = logging.getLogger("app.request")
-_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
 _STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
 
 
@@ -58,7 +58,8 @@ def configure_logging(app: Flask) -> None:
 def _start_request() -> None:
     g.request_started = time.perf_counter()
     offered = request.headers.get("X-Request-ID", "")
-    g.request_id = offered if _REQUEST_ID.match(offered) else uuid.uuid4().hex
+    # fullmatch: `$` would also accept a trailing newline, echoed into a response header.
+    g.request_id = offered if _REQUEST_ID.fullmatch(offered) else uuid.uuid4().hex
 
 
 def _log_request(response: Response) -> Response:

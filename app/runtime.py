@@ -1,4 +1,4 @@
-"""Per-process state derived once from the configuration: keys and the password hasher."""
+"""Per-process state derived once from the settings: keys and the password hasher."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -8,39 +8,50 @@ from flask import current_app
 
 from app.crypto import Passwords
 from app.crypto import derive_key
+from config import LoginLimits
+from config import Settings
+
+SUCCESSOR_PURPOSE = "baton refresh-token successor v1"
+KEY_ENCRYPTION_PURPOSE = "baton signing-key encryption v1"
 
 
 @dataclass(frozen=True)
 class Runtime:
     passwords: Passwords
-    successor_key: bytes  # HMAC key deriving a refresh token's successor
-    key_encryption_key: bytes  # AES key protecting signing keys at rest
+    # HMAC keys deriving a refresh token's successor: the current secret's first, then
+    # those of SECRET_KEY_FALLBACKS (a duplicate of a rotation made before a secret change).
+    successor_keys: tuple[bytes, ...]
+    # AES keys protecting signing keys at rest, in the same order; new keys use the first.
+    key_encryption_keys: tuple[bytes, ...]
     lock_timeout_ms: int
     retry_after_s: int
     audience: str
-    login_limits: dict  # keyword arguments of ratelimit.reserve_attempt
+    login_limits: LoginLimits
     tenant_cache_s: float
+
+    @property
+    def successor_key(self) -> bytes:
+        return self.successor_keys[0]
+
+    @property
+    def key_encryption_key(self) -> bytes:
+        return self.key_encryption_keys[0]
 
 
 def init_runtime(app: Flask) -> None:
-    secret = app.config["SECRET_KEY"]
+    settings: Settings = app.extensions["baton_settings"]
+    secrets = settings.secrets
     app.extensions["baton"] = Runtime(
         passwords=Passwords(
-            app.config["ARGON2_TIME_COST"],
-            app.config["ARGON2_MEMORY_KIB"],
-            app.config["ARGON2_PARALLELISM"],
+            settings.argon2_time_cost, settings.argon2_memory_kib, settings.argon2_parallelism,
         ),
-        successor_key=derive_key(secret, "baton refresh-token successor v1"),
-        key_encryption_key=derive_key(secret, "baton signing-key encryption v1"),
-        lock_timeout_ms=app.config["LOCK_TIMEOUT_MS"],
-        retry_after_s=app.config["RETRY_AFTER_S"],
-        audience=app.config["ACCESS_TOKEN_AUDIENCE"],
-        tenant_cache_s=app.config["TENANT_CACHE_S"],
-        login_limits={
-            "window_s": app.config["LOGIN_WINDOW_S"],
-            "max_per_user": app.config["LOGIN_MAX_PER_USER"],
-            "max_per_address": app.config["LOGIN_MAX_PER_ADDRESS"],
-        },
+        successor_keys=tuple(derive_key(s, SUCCESSOR_PURPOSE) for s in secrets),
+        key_encryption_keys=tuple(derive_key(s, KEY_ENCRYPTION_PURPOSE) for s in secrets),
+        lock_timeout_ms=settings.lock_timeout_ms,
+        retry_after_s=settings.retry_after_s,
+        audience=settings.access_token_audience,
+        tenant_cache_s=settings.tenant_cache_s,
+        login_limits=settings.login_limits,
     )
 
 

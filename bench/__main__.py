@@ -65,7 +65,7 @@ class Bench:
         from app import create_app
 
         return create_app(config.ProductionConfig, {
-            "SECRET_KEY": self.secret,
+            "SECRET_KEY": self.secret, "BASE_URL": "http://bench.local",
             "SQLALCHEMY_DATABASE_URI": config.psycopg2_url(self.db_url)})
 
     def _setup_schema(self) -> None:
@@ -198,7 +198,7 @@ class Bench:
         import os
 
         return {**os.environ, "BATON_ENV": "production", "SECRET_KEY": self.secret,
-                "DATABASE_URL": self.db_url}
+                "DATABASE_URL": self.db_url, "BATON_BASE_URL": "http://bench.local"}
 
     def _count_tokens(self) -> int:
         with self.engine.connect() as conn:

@@ -28,7 +28,8 @@ from tests import secret_registry
 from tests.factories import TokenClient
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
-TABLES = ("events, webhooks, admin_keys, login_attempts, refresh_tokens, sessions, signing_keys, "
+TABLES = ("events, webhooks, admin_keys, login_address_attempts, login_attempts, refresh_tokens, "
+          "sessions, signing_keys, "
           "users, tenants")
 
 

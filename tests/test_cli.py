@@ -96,3 +96,9 @@ def test_users_create_duplicate(runner, user, tenant):
 
 def test_demo_refused_outside_development(runner):
     assert_one_error_line(runner.invoke(args=["demo"]), "development")
+
+
+def test_slug_with_trailing_newline_is_refused_in_one_line(runner):
+    # `$` alone matches before a final newline; the slug check is a full match.
+    assert_one_error_line(runner.invoke(args=["tenants", "create", "acme\n"]), "slug")
+    assert_one_error_line(runner.invoke(args=["tenants", "create", "acme\n", "--name", "x"]))

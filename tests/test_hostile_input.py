@@ -134,3 +134,18 @@ def test_token_endpoint_never_answers_5xx(client, tenant, body, content_type, he
                            headers=headers)
     assert response.status_code < 500, response.get_data(as_text=True)
     assert response.is_json
+
+
+def test_request_id_with_trailing_newline_is_replaced(client):
+    response = client.get("/healthz", environ_overrides={"HTTP_X_REQUEST_ID": "abc\n"})
+    assert response.status_code == 200
+    assert response.headers["X-Request-ID"] != "abc\n"
+    assert len(response.headers["X-Request-ID"]) == 32
+    kept = client.get("/healthz", headers={"X-Request-ID": "abc-123"})
+    assert kept.headers["X-Request-ID"] == "abc-123"
+
+
+def test_tenant_slug_with_trailing_newline_is_not_found(client, tenant):
+    response = client.get("/v1/tenants/acme%0A/jwks.json")
+    assert response.status_code == 404
+    assert response.get_json()["error"] == "not_found"

@@ -81,11 +81,11 @@ def test_private_keys_are_encrypted_at_rest(ctx, tenant, database_url):
     # Another SECRET_KEY cannot decrypt it.
     other = make_app(database_url, SECRET_KEY="another-secret-0123456789abcdefghij")
     with other.app_context():
-        from cryptography.exceptions import InvalidTag
+        from app.errors import KeyUnavailable
 
         row = db.session.execute(sa.text(
             "SELECT kid, private_key_encrypted FROM signing_keys")).one()
-        with pytest.raises(InvalidTag):
+        with pytest.raises(KeyUnavailable):
             keys.private_key(row.kid, row.private_key_encrypted)
         db.session.remove()
 
@@ -110,11 +110,35 @@ def test_metadata_unknown_tenant(client):
 
 
 def test_metadata_behind_a_trusted_proxy(database_url, tenant):
-    app = make_app(database_url, BASE_URL="", TRUSTED_PROXIES=1)
-    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "auth.example.com"}
+    # Development/test only (production requires BATON_BASE_URL): the forwarded host is
+    # believed only when BATON_TRUST_FORWARDED_HOST says so, not merely behind a proxy.
+    app = make_app(database_url, BASE_URL="", TRUSTED_PROXIES=1, TRUST_FORWARDED_HOST=True)
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "auth.example.com",
+               "X-Forwarded-Prefix": "/auth"}
     meta = app.test_client().get("/v1/tenants/acme/.well-known/oauth-authorization-server",
                                  headers=headers).get_json()
-    assert meta["token_endpoint"] == "https://auth.example.com/v1/tenants/acme/token"
+    assert meta["token_endpoint"] == "https://auth.example.com/auth/v1/tenants/acme/token"
+
+
+def test_forwarded_host_needs_its_own_setting(database_url, tenant):
+    app = make_app(database_url, BASE_URL="", TRUSTED_PROXIES=1)
+    headers = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "evil.example.com",
+               "X-Forwarded-Prefix": "/evil"}
+    meta = app.test_client().get("/v1/tenants/acme/.well-known/oauth-authorization-server",
+                                 headers=headers).get_json()
+    assert meta["issuer"] == "https://localhost/v1/tenants/acme"  # proto trusted, host not
+
+
+def test_configured_base_url_wins_over_every_header(database_url, tenant):
+    app = make_app(database_url, BASE_URL="https://auth.example.com", TRUSTED_PROXIES=1,
+                   TRUST_FORWARDED_HOST=True)
+    headers = {"Host": "evil.example.com", "X-Forwarded-Host": "evil.example.com",
+               "X-Forwarded-Prefix": "/evil"}
+    client = app.test_client()
+    meta = client.get("/v1/tenants/acme/.well-known/oauth-authorization-server",
+                      headers=headers).get_json()
+    assert meta["issuer"] == "https://auth.example.com/v1/tenants/acme"
+    assert meta["jwks_uri"] == "https://auth.example.com/v1/tenants/acme/jwks.json"
 
 
 def test_forwarded_headers_ignored_without_trusted_proxy(database_url, tenant):

@@ -14,7 +14,7 @@ from app.extensions import db
 from tests.conftest import utcnow
 
 TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys", "login_attempts",
-          "admin_keys", "events", "webhooks"}
+          "admin_keys", "events", "webhooks", "login_address_attempts"}
 
 
 def table_names() -> set[str]:

@@ -214,3 +214,23 @@ def test_large_purge_in_batches(ctx, user, capsys):
     with capsys.disabled():
         print(f"\n[purge 200k tokens] {report.elapsed_s:.2f}s in {report.batches} batches, "
               f"longest transaction {report.longest_batch_s * 1000:.0f} ms")
+
+
+def test_purge_of_one_tenant_keeps_other_tenants_throttle_counters(ctx, tenant):
+    tenants.create_tenant(tenants.TenantSettings("beta", "Beta"), utcnow())
+    old = utcnow() - 30 * DAY
+    sql("INSERT INTO login_attempts (tenant_id, kind, key, window_start, attempts)"
+        " SELECT id, 'user', 'alice', :old, 3 FROM tenants", old=old)
+    sql("INSERT INTO login_address_attempts (address, window_start, attempts)"
+        " VALUES ('192.0.2.1', :old, 3)", old=old)
+    purge(utcnow(), 7 * DAY, 100, tenant_slug="beta")
+    remaining = db.session.execute(sa.text(
+        "SELECT t.slug FROM login_attempts a JOIN tenants t ON t.id = a.tenant_id")).scalars()
+    assert list(remaining) == ["acme"]
+    # The cross-tenant address counters belong to no tenant: only a full purge removes them.
+    assert exists("login_address_attempts", address="192.0.2.1") == 1
+    db.session.rollback()
+    purge(utcnow(), 7 * DAY, 100)
+    assert db.session.execute(sa.text("SELECT count(*) FROM login_attempts")).scalar_one() == 0
+    assert exists("login_address_attempts", address="192.0.2.1") == 0
+    db.session.rollback()

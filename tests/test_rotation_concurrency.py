@@ -185,3 +185,53 @@ def test_in_process_threads_never_fork(app, reuse_interval, expect_same):
     else:
         assert len(tokens_out) == 1, out
     assert violations(app) == NO_VIOLATIONS
+
+
+def test_key_rotation_does_not_hold_up_logins_or_refreshes(app, live_server, monkeypatch):
+    """`keys rotate` holds its tenant lock while refreshes and logins of that tenant run.
+
+    Each of them inserts rows referencing the tenant (FOR KEY SHARE on its row); the
+    rotation's lock must not conflict with that, or they wait out the rotation (or the
+    lock timeout, 503).
+    """
+    from app.services import keys
+
+    make_tenant(app, "rotating", reuse_interval=10)
+    token = login(live_server, "rotating")["refresh_token"]
+    locked, release = threading.Event(), threading.Event()
+    real_add = keys.add_signing_key
+
+    def slow_add(tenant_id, now):
+        kid = real_add(tenant_id, now)
+        locked.set()  # the tenant row is locked now, until the rotation commits
+        release.wait(10)
+        return kid
+
+    monkeypatch.setattr(keys, "add_signing_key", slow_add)
+    rotated: list[str] = []
+
+    def rotate_key():
+        with app.app_context():
+            rotated.append(keys.rotate_key("rotating", utcnow()))
+            db.session.remove()
+
+    rotation = threading.Thread(target=rotate_key)
+    rotation.start()
+    try:
+        assert locked.wait(10)
+        timings = []
+        for _ in range(3):
+            started = time.monotonic()
+            status, body = refresh_once(live_server, "rotating", token)
+            timings.append(time.monotonic() - started)
+            assert status == 200, body
+            token = body["refresh_token"]
+        started = time.monotonic()
+        login(live_server, "rotating")
+        timings.append(time.monotonic() - started)
+        assert rotation.is_alive()  # all of it happened while the rotation held its lock
+        assert max(timings) < 1.0, timings
+    finally:
+        release.set()
+        rotation.join(15)
+    assert len(rotated) == 1

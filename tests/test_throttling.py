@@ -9,6 +9,7 @@ import requests
 from app.extensions import db
 from app.services import tenants
 from app.services import users
+from app.services.ratelimit import client_network
 from tests.conftest import make_app
 from tests.conftest import utcnow
 from tests.parallel import run_together
@@ -41,17 +42,19 @@ def test_limit_holds_in_total_across_workers(app, live_server):
 
 @pytest.fixture
 def strict_app(database_url, tenant):
-    app = make_app(database_url, LOGIN_MAX_PER_USER=3, LOGIN_MAX_PER_ADDRESS=6,
-                   LOGIN_WINDOW_S=2)
+    app = make_app(database_url, LOGIN_MAX_PER_USER_ADDRESS=3, LOGIN_MAX_PER_USER=5,
+                   LOGIN_MAX_PER_ADDRESS=6, LOGIN_WINDOW_S=2)
     with app.app_context():
         users.create_user("acme", "alice", "correct horse", utcnow())
         users.create_user("acme", "bob", "bob's password", utcnow())
+        tenants.create_tenant(tenants.TenantSettings("beta", "Beta"), utcnow())
+        users.create_user("beta", "alice", "beta horse", utcnow())
         db.session.remove()
     return app
 
 
-def login(client, username, password, address="10.0.0.1"):
-    return client.post("/v1/tenants/acme/token", environ_base={"REMOTE_ADDR": address},
+def login(client, username, password, address="10.0.0.1", tenant="acme"):
+    return client.post(f"/v1/tenants/{tenant}/token", environ_base={"REMOTE_ADDR": address},
                        data={"grant_type": "password", "username": username,
                              "password": password})
 
@@ -73,6 +76,58 @@ def test_per_address_limit_spans_usernames(strict_app):
     assert statuses == [400] * 6 + [429]
     # Another address is not affected.
     assert login(client, "bob", "bob's password", address="10.0.0.2").status_code == 200
+
+
+def test_per_username_limit_spans_addresses(strict_app):
+    # A distributed guesser: 3 per address is not reached, 5 per username is.
+    client = strict_app.test_client()
+    statuses = [login(client, "alice", "wrong", address=f"10.1.0.{i % 3}").status_code
+                for i in range(6)]
+    assert statuses == [400] * 5 + [429]
+    # Another username from the same addresses is not affected.
+    assert login(client, "bob", "bob's password", address="10.1.0.1").status_code == 200
+
+
+def test_username_counter_outlasts_one_address(strict_app):
+    # The per-(username, address) limit trips first for one guesser; the owner elsewhere
+    # still gets in, since the username's own allowance is larger.
+    client = strict_app.test_client()
+    assert [login(client, "alice", "wrong", address="10.2.0.1").status_code
+            for _ in range(4)] == [400, 400, 400, 429]
+    assert login(client, "alice", "correct horse", address="10.2.0.2").status_code == 200
+
+
+def test_ipv6_addresses_of_one_slash_64_share_a_limit(strict_app):
+    client = strict_app.test_client()
+    statuses = [login(client, f"user{i}", "wrong", address=f"2001:db8:0:7::{i:x}").status_code
+                for i in range(1, 8)]
+    assert statuses == [400] * 6 + [429]
+    # The neighbouring /64 is another subscriber.
+    assert login(client, "bob", "bob's password", address="2001:db8:0:8::1").status_code == 200
+
+
+def test_ipv4_mapped_address_counts_as_ipv4(strict_app):
+    client = strict_app.test_client()
+    addresses = ["10.3.0.1", "::ffff:10.3.0.1"] * 3 + ["::ffff:10.3.0.1"]
+    statuses = [login(client, f"user{i}", "wrong", address=a).status_code
+                for i, a in enumerate(addresses)]
+    assert statuses == [400] * 6 + [429]
+
+
+def test_per_address_limit_spans_tenants(strict_app):
+    client = strict_app.test_client()
+    statuses = [login(client, f"user{i}", "wrong", address="10.4.0.1",
+                      tenant=("acme", "beta")[i % 2]).status_code for i in range(7)]
+    assert statuses == [400] * 6 + [429]
+
+
+def test_client_network_keys():
+    assert client_network("2001:db8:1:2:3:4:5:6") == "2001:db8:1:2::/64"
+    assert client_network("2001:DB8:1:2::ffff") == "2001:db8:1:2::/64"
+    assert client_network("::ffff:192.0.2.7") == "192.0.2.7"
+    assert client_network("192.0.2.7") == "192.0.2.7"
+    assert client_network("fe80::1%eth0") == "fe80::/64"
+    assert client_network(None) is None
 
 
 def test_unknown_usernames_are_throttled_too(strict_app):

@@ -203,3 +203,40 @@ def test_refresh_over_http(tokens):
     second = response.get_json()
     assert second["session_id"] == first["session_id"]
     assert tokens.refresh(second["refresh_token"]).status_code == 200
+
+
+def _successor_salt(session_id):
+    salt = db.session.execute(sa.text("SELECT successor_salt FROM sessions WHERE id = :id"),
+                              {"id": session_id}).scalar_one()
+    db.session.rollback()
+    return salt
+
+
+def test_successor_needs_the_sessions_salt_not_only_the_server_key(ctx, user, t0):
+    from app.crypto import successor_token
+    from app.runtime import runtime
+
+    first, other = login(t0), login(t0)
+    salts = {bytes(_successor_salt(first.session_id)), bytes(_successor_salt(other.session_id))}
+    assert len(salts) == 2 and all(len(s) == 16 for s in salts)  # random, per session
+    second = rotate(first.refresh_token, t0 + timedelta(seconds=60))
+    # The server key and the presented token alone (the old derivation) do not give it.
+    assert second.refresh_token != successor_token(first.refresh_token, runtime().successor_key)
+
+
+def test_legacy_session_without_salt_still_rotates_and_deduplicates(ctx, user, t0):
+    first = login(t0)
+    # A session started before the salt column existed.
+    with db.session.begin():
+        db.session.execute(sa.text("UPDATE sessions SET successor_salt = NULL WHERE id = :id"),
+                           {"id": first.session_id})
+    from app.crypto import successor_token
+    from app.runtime import runtime
+
+    second = rotate(first.refresh_token, t0 + timedelta(seconds=60))
+    assert second.refresh_token == successor_token(first.refresh_token, runtime().successor_key)
+    duplicate = rotate(first.refresh_token, t0 + timedelta(seconds=62))
+    assert (duplicate.refresh_token, duplicate.access_token) == (second.refresh_token,
+                                                                 second.access_token)
+    third = rotate(second.refresh_token, t0 + timedelta(seconds=120))
+    assert third.session_id == first.session_id and not session_revoked(first.session_id)

@@ -2,6 +2,7 @@
 from app.models.admin_key import AdminKey
 from app.models.base import Base
 from app.models.event import Event
+from app.models.login_attempt import LoginAddressAttempts
 from app.models.login_attempt import LoginAttempts
 from app.models.refresh_token import RefreshToken
 from app.models.session import AuthSession
@@ -10,5 +11,5 @@ from app.models.tenant import Tenant
 from app.models.user import User
 from app.models.webhook import Webhook
 
-__all__ = ["AdminKey", "AuthSession", "Base", "Event", "LoginAttempts", "RefreshToken",
-           "SigningKey", "Tenant", "User", "Webhook"]
+__all__ = ["AdminKey", "AuthSession", "Base", "Event", "LoginAddressAttempts", "LoginAttempts",
+           "RefreshToken", "SigningKey", "Tenant", "User", "Webhook"]

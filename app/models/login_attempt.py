@@ -1,4 +1,9 @@
-"""LoginAttempts: password-login attempts in the current window, per username and per address."""
+"""Failed-login counters of the current window (SPEC §11).
+
+`LoginAttempts` counts per tenant: kind 'user' is keyed by the username, kind 'user_addr'
+by the username and the client's network. `LoginAddressAttempts` counts per client network
+across every tenant, so one address gets one allowance however many tenants it tries.
+"""
 from __future__ import annotations
 
 from datetime import datetime
@@ -14,14 +19,23 @@ from app.models.base import timestamp
 class LoginAttempts(Base):
     __tablename__ = "login_attempts"
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('user', 'addr')", name="kind_known"),
+        sa.CheckConstraint("kind IN ('user', 'user_addr')", name="kind_known"),
         sa.Index("ix_login_attempts_window_start", "window_start"),
     )
 
     tenant_id: Mapped[int] = mapped_column(
         sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
-    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # 'user' or 'addr'
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # 'user' or 'user_addr'
     key: Mapped[str] = mapped_column(sa.Text, primary_key=True)
+    window_start: Mapped[datetime] = timestamp()
+    attempts: Mapped[int] = mapped_column(sa.Integer)
+
+
+class LoginAddressAttempts(Base):
+    __tablename__ = "login_address_attempts"
+    __table_args__ = (sa.Index("ix_login_address_attempts_window_start", "window_start"),)
+
+    address: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # IPv4, or an IPv6 /64
     window_start: Mapped[datetime] = timestamp()
     attempts: Mapped[int] = mapped_column(sa.Integer)

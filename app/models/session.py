@@ -43,3 +43,6 @@ class AuthSession(Base):
     revoked_at: Mapped[datetime | None] = timestamp(nullable=True)
     revoke_reason: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     user_agent: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    # Random per session, mixed into successor derivation (crypto.successor_token); NULL for
+    # sessions started before it existed, which keep the original derivation.
+    successor_salt: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)

@@ -43,13 +43,14 @@ def utcnow() -> datetime:
 @bp.url_value_preprocessor
 def check_tenant_slug(endpoint, values) -> None:
     # Only the format: the tenant itself is resolved inside each service's transaction.
-    if not _SLUG.match(values.get("tenant", "")):
+    if not _SLUG.fullmatch(values.get("tenant", "")):
         raise NotFound("Unknown tenant.")
 
 
 def issuer(tenant: str) -> str:
-    """`iss` and the metadata base: configured BASE_URL, else the request's own root."""
-    base = current_app.config["BASE_URL"] or request.host_url.rstrip("/")
+    """`iss` and the metadata base: the configured BASE_URL (required in production, so
+    nothing a client sends chooses it); only development and test fall back to the request."""
+    base = current_app.config["BASE_URL"] or request.url_root.rstrip("/")
     return f"{base}/v1/tenants/{tenant}"
 
 
@@ -198,7 +199,7 @@ def metadata(tenant: str):
 @wellknown_bp.get("/.well-known/oauth-authorization-server/v1/tenants/<tenant>")
 def metadata_rfc8414(tenant: str):
     """The same metadata where RFC 8414 §3.1 puts it for an issuer with a path."""
-    if not _SLUG.match(tenant):
+    if not _SLUG.fullmatch(tenant):
         raise NotFound("Unknown tenant.")
     return jsonify(server_metadata(tenant))
 

@@ -8,6 +8,7 @@ from datetime import datetime
 from functools import lru_cache
 
 import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
@@ -16,7 +17,6 @@ from app.errors import InvalidToken
 from app.extensions import db
 from app.models import SigningKey
 from app.models import Tenant
-from app.services.keys import private_key
 from app.services.keys import retention_window
 
 
@@ -39,7 +39,7 @@ def _header_segment(kid: str) -> str:
     return b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
 
 
-def sign_access_token(claims: AccessClaims, kid: str, encrypted_key: bytes) -> str:
+def sign_access_token(claims: AccessClaims, kid: str, key: Ed25519PrivateKey) -> str:
     """Sign the claims as an RFC 7515 compact JWS. Ed25519 is deterministic and the
     serialization is fixed, so equal claims give a byte-identical token.
 
@@ -58,7 +58,7 @@ def sign_access_token(claims: AccessClaims, kid: str, encrypted_key: bytes) -> s
         "tid": claims.tenant_id,
     }, separators=(",", ":")).encode()
     signing_input = f"{_header_segment(kid)}.{b64url(payload)}"
-    signature = private_key(kid, encrypted_key).sign(signing_input.encode("ascii"))
+    signature = key.sign(signing_input.encode("ascii"))
     return f"{signing_input}.{b64url(signature)}"
 
 

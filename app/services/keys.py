@@ -1,18 +1,22 @@
 """Per-tenant Ed25519 signing keys (SPEC §6): creation, rotation, JWKS, a decrypted-key cache."""
 from __future__ import annotations
 
+import logging
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from functools import lru_cache
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
-from app.crypto import decrypt
+from app.crypto import decrypt_any
 from app.crypto import encrypt
 from app.crypto import load_ed25519_private
 from app.crypto import new_ed25519_key
+from app.errors import KeyUnavailable
 from app.errors import NotFound
 from app.extensions import db
 from app.models import SigningKey
@@ -22,6 +26,10 @@ from app.services import events
 from app.services.database import transaction
 from app.services.tenant_cache import forget
 from app.services.tenant_cache import tenant_info
+
+log = logging.getLogger(__name__)
+# How many of the newest signing keys /readyz tries (see secrets_ready).
+READINESS_SAMPLE = 5
 
 
 def retention_window(access_ttl: int) -> timedelta:
@@ -55,20 +63,35 @@ def add_signing_key(tenant_id: int, now: datetime) -> str:
 
 
 @lru_cache(maxsize=1024)
-def _decrypted(kid: str, blob: bytes, kek: bytes) -> Ed25519PrivateKey:
-    return load_ed25519_private(decrypt(kek, blob, _context(kid)))
+def _decrypted(kid: str, blob: bytes, keks: tuple[bytes, ...]) -> tuple[Ed25519PrivateKey, int]:
+    """The key and the index of the secret that decrypted it; InvalidTag if none does."""
+    raw, index = decrypt_any(keks, blob, _context(kid))
+    return load_ed25519_private(raw), index
 
 
 def private_key(kid: str, encrypted: bytes) -> Ed25519PrivateKey:
-    """The decrypted private key, cached per worker (a kid's key never changes)."""
-    return _decrypted(kid, bytes(encrypted), runtime().key_encryption_key)
+    """The decrypted private key, cached per worker (a kid's key never changes).
+
+    Tries SECRET_KEY, then each of SECRET_KEY_FALLBACKS. KeyUnavailable (503) when none
+    decrypts it: callers decrypt before they write anything.
+    """
+    try:
+        return _decrypted(kid, bytes(encrypted), runtime().key_encryption_keys)[0]
+    except (InvalidTag, ValueError):
+        log.error("signing key %s cannot be decrypted with any configured secret "
+                  "(SECRET_KEY / SECRET_KEY_FALLBACKS)", kid,
+                  extra={"event": "signing_key_undecryptable", "kid": kid})
+        raise KeyUnavailable() from None
 
 
 def rotate_key(tenant_slug: str, now: datetime) -> str:
     """Retire the tenant's current key and add a new one; returns the new kid."""
     with transaction():
         tenant = db.session.execute(
-            select(Tenant).where(Tenant.slug == tenant_slug).with_for_update()
+            # FOR NO KEY UPDATE: serializes rotations of this tenant without conflicting with
+            # the FOR KEY SHARE locks that every insert referencing the tenant takes, so
+            # logins and refreshes do not wait while a key rotates.
+            select(Tenant).where(Tenant.slug == tenant_slug).with_for_update(key_share=True)
         ).scalar_one_or_none()
         if tenant is None:
             raise NotFound(f"unknown tenant {tenant_slug!r}")
@@ -101,3 +124,76 @@ def published_keys(tenant_slug: str, now: datetime) -> list[dict]:
             .order_by(SigningKey.created_at.desc(), SigningKey.id.desc())
         ).all()
     return list(rows)
+
+
+@dataclass(frozen=True)
+class ReencryptReport:
+    reencrypted: int = 0
+    current: int = 0  # already under SECRET_KEY
+    undecryptable: tuple[str, ...] = ()  # kids no configured secret decrypts
+
+
+def reencrypt_keys(batch_size: int = 100) -> ReencryptReport:
+    """Move every private key to the current SECRET_KEY (`flask keys reencrypt`).
+
+    Short batches by id, each row locked while it is rewritten; the public half, the kid
+    and the key itself are unchanged, so nothing signed before becomes unverifiable.
+    """
+    keks = runtime().key_encryption_keys
+    reencrypted = current = 0
+    undecryptable: list[str] = []
+    after = 0
+    while True:
+        with transaction():
+            rows = db.session.execute(
+                select(SigningKey.id, SigningKey.kid, SigningKey.private_key_encrypted)
+                .where(SigningKey.id > after).order_by(SigningKey.id).limit(batch_size)
+                .with_for_update(key_share=True)
+            ).all()
+            for row in rows:
+                try:
+                    key, index = _decrypted(row.kid, bytes(row.private_key_encrypted), keks)
+                except (InvalidTag, ValueError):
+                    undecryptable.append(row.kid)
+                    continue
+                if index == 0:
+                    current += 1
+                    continue
+                raw = key.private_bytes_raw()
+                db.session.execute(
+                    sa.update(SigningKey).where(SigningKey.id == row.id)
+                    .values(private_key_encrypted=encrypt(keks[0], raw, _context(row.kid))))
+                reencrypted += 1
+        if not rows:
+            break
+        after = rows[-1].id
+    forget()  # this worker's cached blobs are the old ones
+    return ReencryptReport(reencrypted, current, tuple(undecryptable))
+
+
+def secrets_ready() -> bool:
+    """Can this node's secrets decrypt the signing keys? (inside the caller's transaction)
+
+    Tries the current keys of the tenants whose keys are newest (at most READINESS_SAMPLE):
+    ready when at most half of them fail. A node with a wrong secret (or one missing a
+    fallback that most keys still need) fails most of them and leaves the load balancer;
+    one tenant's damaged key, which no node can decrypt, does not take every node out: it
+    is logged, and only that tenant's logins and refreshes answer 503.
+    """
+    rows = db.session.execute(
+        select(SigningKey.kid, SigningKey.private_key_encrypted)
+        .where(SigningKey.retired_at.is_(None))
+        .order_by(SigningKey.created_at.desc(), SigningKey.id.desc()).limit(READINESS_SAMPLE)
+    ).all()
+    keks = runtime().key_encryption_keys
+    failed = []
+    for row in rows:
+        try:
+            _decrypted(row.kid, bytes(row.private_key_encrypted), keks)
+        except (InvalidTag, ValueError):
+            failed.append(row.kid)
+    if failed:
+        log.error("readyz: %d of %d sampled signing keys cannot be decrypted: %s",
+                  len(failed), len(rows), " ".join(failed),
+                  extra={"event": "signing_key_undecryptable"})
+    return 2 * len(failed) <= len(rows)

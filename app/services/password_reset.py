@@ -35,7 +35,10 @@ SALT = "baton.password-reset.v1"
 
 
 def _serializer() -> URLSafeTimedSerializer:
-    return URLSafeTimedSerializer(current_app.config["SECRET_KEY"], salt=SALT)
+    # itsdangerous signs with the last secret and accepts every one of them (fallbacks).
+    config = current_app.config
+    secrets = [*reversed(config.get("SECRET_KEY_FALLBACKS") or []), config["SECRET_KEY"]]
+    return URLSafeTimedSerializer(secrets, salt=SALT)
 
 
 def _fingerprint(password_hash: str) -> str:
@@ -56,34 +59,51 @@ def issue_reset_token(tenant_slug: str, who: UserRef) -> str:
                                 "h": _fingerprint(row.password_hash)})
 
 
+def _usable(tenant_slug: str, tenant_id: int, user_id: int, fingerprint: str, *,
+            lock: bool) -> User | None:
+    """The user the token names, if the token is still unused and the user enabled."""
+    query = (select(User).join(Tenant, Tenant.id == User.tenant_id)
+             .where(User.id == user_id, User.tenant_id == tenant_id, Tenant.slug == tenant_slug))
+    user = db.session.execute(query.with_for_update(of=User) if lock else query
+                              ).scalar_one_or_none()
+    if user is None or user.disabled_at is not None:
+        return None
+    if not hmac.compare_digest(_fingerprint(user.password_hash), fingerprint):
+        return None
+    return user
+
+
+def _rejected(tenant_slug: str, user_id: int | None, reason: str) -> InvalidGrant:
+    log.info("password reset rejected", extra={"event": "password_reset_rejected",
+                                               "tenant": tenant_slug, "user_id": user_id,
+                                               "reason": reason})
+    return InvalidGrant()  # one answer for a bad, spent or foreign token and a disabled user
+
+
 def reset_password(tenant_slug: str, token: str, new_password: str, now: datetime) -> None:
     """Set the password named by a valid reset token and revoke every session of the user."""
     try:
         claims = _serializer().loads(token, max_age=current_app.config["RESET_TOKEN_TTL_S"])
         tenant_id, user_id, fingerprint = int(claims["t"]), int(claims["u"]), str(claims["h"])
     except (BadData, KeyError, TypeError, ValueError):
-        log.info("password reset rejected", extra={"event": "password_reset_rejected",
-                                                   "tenant": tenant_slug, "reason": "bad token"})
-        raise InvalidGrant() from None
+        raise _rejected(tenant_slug, None, "bad token") from None
+    # The token is checked before the (deliberately slow) hash: a spent token, or one of a
+    # disabled user, costs no CPU however often it is sent.
+    with transaction():
+        usable = _usable(tenant_slug, tenant_id, user_id, fingerprint, lock=False) is not None
+    if not usable:
+        raise _rejected(tenant_slug, user_id, "used, foreign or disabled")
     new_hash = hash_new_password(tenant_slug, new_password)  # policy, then the slow hash
     with transaction():
-        user = db.session.execute(
-            select(User).join(Tenant, Tenant.id == User.tenant_id)
-            .where(User.id == user_id, User.tenant_id == tenant_id, Tenant.slug == tenant_slug)
-            .with_for_update(of=User)
-        ).scalar_one_or_none()
-        valid = user is not None and hmac.compare_digest(_fingerprint(user.password_hash),
-                                                         fingerprint)
-        if valid:
+        # Checked again under the lock: a concurrent reset or disable may have won meanwhile.
+        user = _usable(tenant_slug, tenant_id, user_id, fingerprint, lock=True)
+        if user is not None:
             user.password_hash = new_hash
             actor = events.user_actor(user_id)  # the holder of the user's reset token
             events.record_event(events.USER_PASSWORD_CHANGED, tenant_id, actor,
                                 {"user_id": str(user_id), "via": "reset_token"}, now)
             revoked = revoke_all_for_user(user_id, now, "password_change", actor)
-    if not valid:
-        log.info("password reset rejected", extra={"event": "password_reset_rejected",
-                                                   "tenant": tenant_slug, "user_id": user_id,
-                                                   "reason": "used or foreign"})
-        raise InvalidGrant()
+    if user is None:
+        raise _rejected(tenant_slug, user_id, "used, foreign or disabled")
     security_event("password_reset", tenant=tenant_slug, user_id=user_id,
                    sessions_revoked=revoked)

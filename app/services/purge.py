@@ -69,7 +69,7 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
         _purge_orphans(report, batch_size, progress)
         _purge_events(report, cutoff, tenant_id, batch_size)
         with transaction():  # login-throttle windows: tiny rows, one statement
-            purge_windows(now - max(retention, timedelta(days=1)))
+            purge_windows(now - max(retention, timedelta(days=1)), tenant_id)
     report.elapsed_s = time.monotonic() - started
     return report
 

@@ -1,12 +1,22 @@
-"""Password-login throttling per (tenant, username) and per (tenant, client address).
+"""Password-login throttling (SPEC §11), shared by every worker and server.
 
-Counters live in PostgreSQL so every gunicorn worker and every server shares them.
-An attempt is *reserved* (counted) in its own committed transaction before the
-password is hashed, so N parallel guesses can never all slip under the limit;
-a successful login gives its reservation back (and clears the username's count).
+Three counters per attempt, each with its own allowance per window:
+- (tenant, username, client network), default 5: a guesser from one place stops early;
+- (tenant, username), default 50: a distributed guesser stops too, yet a stranger needs ten
+  times as many failures to lock the owner out (the username-lockout denial of service);
+- client network across every tenant, default 30: trying many tenants gives no more.
+
+A client network is an IPv4 address, or the /64 of an IPv6 address (one subscriber usually
+holds a whole /64); an IPv4-mapped IPv6 address counts as its IPv4 address.
+
+Counters live in PostgreSQL. An attempt is *reserved* (counted) in its own committed
+transaction before the password is hashed, so N parallel guesses can never all slip under
+a limit; a successful login gives its reservation back. Kept in PostgreSQL rather than a
+cache: every worker and node must see the same count at the moment it decides.
 """
 from __future__ import annotations
 
+import ipaddress
 import math
 from datetime import datetime
 from datetime import timedelta
@@ -17,7 +27,11 @@ from sqlalchemy.dialects.postgresql import insert
 from app.errors import SlowDown
 from app.extensions import db
 from app.logs import security_event
+from app.models import LoginAddressAttempts
 from app.models import LoginAttempts
+from config import LoginLimits
+
+MAX_KEY_LENGTH = 300
 
 
 class LoginThrottled(SlowDown):
@@ -30,54 +44,92 @@ class LoginThrottled(SlowDown):
         self.limits = limits
 
 
-def _upsert(tenant_id: int, kind: str, key: str, now: datetime, window: timedelta):
+def client_network(address: str | None) -> str | None:
+    """The throttling key of a client address: IPv4 as is, IPv6 as its /64."""
+    if not address:
+        return None
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return address[:64]  # not an IP (a unix socket peer, say): the text itself
+    if isinstance(ip, ipaddress.IPv6Address):
+        if ip.ipv4_mapped is not None:
+            return str(ip.ipv4_mapped)
+        return str(ipaddress.IPv6Network((ip, 64), strict=False))
+    return str(ip)
+
+
+def _user_key(username: str) -> str:
+    return username.lower()[:MAX_KEY_LENGTH]
+
+
+def _counted(table, conflict_columns, values: dict, now: datetime, window: timedelta):
     """Count one attempt; a window that has ended starts again at `now`. Returns the row."""
-    table = LoginAttempts.__table__
     expired = table.c.window_start <= now - window
-    stmt = insert(LoginAttempts).values(
-        tenant_id=tenant_id, kind=kind, key=key, window_start=now, attempts=1)
+    stmt = insert(table).values(**values, window_start=now, attempts=1)
     stmt = stmt.on_conflict_do_update(
-        index_elements=[table.c.tenant_id, table.c.kind, table.c.key],
+        index_elements=conflict_columns,
         set_={
             "window_start": sa.case((expired, now), else_=table.c.window_start),
             "attempts": sa.case((expired, 1), else_=table.c.attempts + 1),
         },
-    ).returning(LoginAttempts.window_start, LoginAttempts.attempts)
+    ).returning(table.c.window_start, table.c.attempts)
     return db.session.execute(stmt).one()
 
 
-def reserve_attempt(tenant_id: int, username: str, address: str | None, now: datetime, *,
-                    window_s: int, max_per_user: int, max_per_address: int) -> None:
+def reserve_attempt(tenant_id: int, username: str, address: str | None, now: datetime,
+                    limits: LoginLimits) -> None:
     """Count this attempt (in the caller's transaction); SlowDown if a limit is exceeded."""
-    window = timedelta(seconds=window_s)
-    limits = [("user", username.lower(), max_per_user)]
-    if address:
-        limits.append(("addr", address, max_per_address))
-    retry_after = 0.0
-    exceeded = []
-    for kind, key, limit in limits:
-        row = _upsert(tenant_id, kind, key, now, window)
-        if row.attempts > limit:
-            retry_after = max(retry_after, (row.window_start + window - now).total_seconds())
-            exceeded.append((kind, key, row.window_start))
+    window = timedelta(seconds=limits.window_s)
+    per_tenant, per_address = LoginAttempts.__table__, LoginAddressAttempts.__table__
+    tenant_columns = [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key]
+    user, network = _user_key(username), client_network(address)
+    counted = [("user", user, limits.per_user,
+                _counted(per_tenant, tenant_columns,
+                         {"tenant_id": tenant_id, "kind": "user", "key": user}, now, window))]
+    if network:
+        pair = f"{network} {user}"
+        counted.append(("user_addr", pair, limits.per_user_address,
+                        _counted(per_tenant, tenant_columns,
+                                 {"tenant_id": tenant_id, "kind": "user_addr", "key": pair},
+                                 now, window)))
+        counted.append(("addr", network, limits.per_address,
+                        _counted(per_address, [per_address.c.address],
+                                 {"address": network}, now, window)))
+    exceeded = [(kind, key, row.window_start)
+                for kind, key, limit, row in counted if row.attempts > limit]
+    retry_after = max(((row.window_start + window - now).total_seconds()
+                       for _, _, limit, row in counted if row.attempts > limit), default=0.0)
     if retry_after > 0:
-        security_event("login_throttled", tenant_id=tenant_id, client=address,
+        security_event("login_throttled", tenant_id=tenant_id, client=network,
                        retry_after_s=math.ceil(retry_after))
         raise LoginThrottled(math.ceil(retry_after), tenant_id, exceeded)
 
 
 def release_after_success(tenant_id: int, username: str, address: str | None) -> None:
     """A successful login: forget the username's failures and give back the address's count."""
-    table = LoginAttempts.__table__
-    db.session.execute(sa.delete(table).where(
-        table.c.tenant_id == tenant_id, table.c.kind == "user", table.c.key == username.lower()))
-    if address:
-        db.session.execute(sa.update(table).where(
-            table.c.tenant_id == tenant_id, table.c.kind == "addr", table.c.key == address,
-            table.c.attempts > 0).values(attempts=table.c.attempts - 1))
+    per_tenant, per_address = LoginAttempts.__table__, LoginAddressAttempts.__table__
+    user, network = _user_key(username), client_network(address)
+    keys = [("user", user)] + ([("user_addr", f"{network} {user}")] if network else [])
+    db.session.execute(sa.delete(per_tenant).where(
+        per_tenant.c.tenant_id == tenant_id,
+        sa.tuple_(per_tenant.c.kind, per_tenant.c.key).in_(keys)))
+    if network:
+        db.session.execute(sa.update(per_address).where(
+            per_address.c.address == network, per_address.c.attempts > 0,
+        ).values(attempts=per_address.c.attempts - 1))
 
 
-def purge_windows(before: datetime) -> int:
-    """Delete counters whose window started before `before` (inside the caller's transaction)."""
-    table = LoginAttempts.__table__
-    return db.session.execute(sa.delete(table).where(table.c.window_start < before)).rowcount
+def purge_windows(before: datetime, tenant_id: int | None = None) -> int:
+    """Delete counters whose window started before `before` (in the caller's transaction).
+
+    With a tenant, only that tenant's counters: the cross-tenant address counters belong
+    to no tenant and are left to a purge of every tenant.
+    """
+    per_tenant, per_address = LoginAttempts.__table__, LoginAddressAttempts.__table__
+    query = sa.delete(per_tenant).where(per_tenant.c.window_start < before)
+    if tenant_id is not None:
+        return db.session.execute(query.where(per_tenant.c.tenant_id == tenant_id)).rowcount
+    deleted = db.session.execute(query).rowcount
+    return deleted + db.session.execute(
+        sa.delete(per_address).where(per_address.c.window_start < before)).rowcount

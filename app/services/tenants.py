@@ -58,7 +58,8 @@ def normalize_origin(origin: str) -> str:
 
 def validate_settings(settings: TenantSettings) -> None:
     """Raise InvalidRequest with one clear sentence for a bad setting."""
-    if not re.match(SLUG_PATTERN, settings.slug):
+    # fullmatch: the pattern's `$` alone would accept a trailing newline.
+    if not re.fullmatch(SLUG_PATTERN, settings.slug):
         raise InvalidRequest(
             "slug must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
         )

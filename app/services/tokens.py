@@ -17,10 +17,12 @@ from datetime import datetime
 from datetime import timedelta
 
 import sqlalchemy as sa
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from sqlalchemy import select
 
 from app.crypto import access_token_id
 from app.crypto import new_refresh_token
+from app.crypto import new_successor_salt
 from app.crypto import successor_token
 from app.crypto import token_digest
 from app.errors import InvalidGrant
@@ -38,6 +40,7 @@ from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
 from app.services.accounts import normalize_username
 from app.services.database import transaction
+from app.services.keys import private_key
 from app.services.ratelimit import LoginThrottled
 from app.services.ratelimit import release_after_success
 from app.services.ratelimit import reserve_attempt
@@ -61,7 +64,11 @@ class IssuedTokens:
 
 @dataclass(frozen=True)
 class _Grant:
-    """A decided grant, signed after commit so no lock is held while signing."""
+    """A decided grant, signed after commit so no lock is held while signing.
+
+    The signing key is decrypted before the commit (it is the one thing that can fail):
+    after a rotation commits, nothing is left that could keep its answer from the client.
+    """
 
     refresh_token: str
     refresh_digest: bytes
@@ -72,7 +79,7 @@ class _Grant:
     tenant_id: int
     access_ttl: int
     kid: str
-    encrypted_key: bytes
+    signer: Ed25519PrivateKey
     duplicate: bool = False  # the same successor again, within the reuse interval
 
 
@@ -86,7 +93,8 @@ class _Rejection:
 # _Rejection.reason -> baton_refresh_total{outcome}
 _REJECTION_OUTCOMES = {"unknown token": "invalid", "session revoked": "revoked",
                        "session expired": "expired", "user disabled": "revoked",
-                       "token expired": "expired", "replay": "replay"}
+                       "token expired": "expired", "replay": "replay",
+                       "successor mismatch": "invalid"}
 
 
 # The one query of a refresh: the token (by tenant and digest), its session and user,
@@ -103,6 +111,7 @@ _LOCK_CHAIN = (
         _sessions.c.expires_at.label("session_expires_at"),
         _sessions.c.revoked_at,
         _sessions.c.user_id,
+        _sessions.c.successor_salt,
         _users.c.disabled_at,
     )
     .select_from(_tokens)
@@ -144,12 +153,13 @@ def login(
             tenant = tenant_info(tenant_slug)
             if tenant is None:
                 raise NotFound("Unknown tenant.")
+            signer = private_key(tenant.kid, tenant.encrypted_key)  # 503 before any write
             user = db.session.execute(
                 select(User.id, User.password_hash, User.disabled_at)
                 .where(User.tenant_id == tenant.id, User.username == username)
             ).one_or_none()
             # Committed before hashing, so parallel guesses on other workers see it (429).
-            reserve_attempt(tenant.id, username, client_address, now, **rt.login_limits)
+            reserve_attempt(tenant.id, username, client_address, now, rt.login_limits)
     except LoginThrottled as throttled:
         count_login("throttled")
         events.record_login_throttled(throttled.tenant_id, throttled.limits, client_address,
@@ -179,15 +189,15 @@ def login(
                 .values(password_hash=rt.passwords.hash(password))
             )
         release_after_success(tenant.id, username, client_address)
-        grant = _start_session(tenant, user.id, now, user_agent, client_address)
+        grant = _start_session(tenant, signer, user.id, now, user_agent, client_address)
     count_login("success")
     log.info("login", extra={"event": "login", "tenant": tenant_slug,
                              "session_id": grant.session_id})
     return _issue(grant, issuer, now)
 
 
-def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None,
-                   client_address: str | None) -> _Grant:
+def _start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, user_id: int, now: datetime,
+                   user_agent: str | None, client_address: str | None) -> _Grant:
     session_id = uuid.uuid4()
     session_expires_at = now + timedelta(seconds=tenant.session_ttl)
     refresh = new_refresh_token()
@@ -196,6 +206,7 @@ def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None,
         id=session_id, tenant_id=tenant.id, user_id=user_id, created_at=now,
         last_used_at=now, expires_at=session_expires_at,
         user_agent=(user_agent or None) and user_agent[:MAX_USER_AGENT],
+        successor_salt=new_successor_salt(),
     ))
     digest = token_digest(refresh)
     db.session.execute(sa.insert(RefreshToken).values(
@@ -206,20 +217,23 @@ def _start_session(tenant, user_id: int, now: datetime, user_agent: str | None,
                         {"session_id": str(session_id), "user_id": str(user_id),
                          "client_address": client_address}, now)
     return _Grant(refresh, digest, refresh_expires_at, now, session_id, user_id, tenant.id,
-                  tenant.access_ttl, tenant.kid, tenant.encrypted_key)
+                  tenant.access_ttl, tenant.kid, signer)
 
 
 def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime,
            client_address: str | None = None) -> IssuedTokens:
     """Refresh grant: exchange a refresh token for its successor, exactly once (SPEC §5)."""
-    successor = successor_token(presented, runtime().successor_key)
     with transaction():
         tenant = tenant_info(tenant_slug)
         if tenant is None:
             raise NotFound("Unknown tenant.")
+        # Everything that can fail runs before the rotation is written (SPEC §11): an
+        # undecryptable key is a 503 that changed nothing, never a committed rotation
+        # whose answer was lost (the retry would later be judged a replay).
+        signer = private_key(tenant.kid, tenant.encrypted_key)
         chain = lock_chain(tenant.id, presented)
         outcome = (_Rejection("unknown token") if chain is None
-                   else _decide(chain, tenant, successor, now, client_address))
+                   else _decide(chain, tenant, signer, presented, now, client_address))
     if isinstance(outcome, _Rejection):
         count_refresh(_REJECTION_OUTCOMES.get(outcome.reason, "invalid"))
         _report(outcome, tenant_slug)
@@ -235,8 +249,18 @@ def lock_chain(tenant_id: int, presented: str):
     ).one_or_none()
 
 
-def _decide(chain, tenant: TenantInfo, successor: str, now: datetime,
-            client_address: str | None = None) -> _Grant | _Rejection:
+def _successor(chain, tenant: TenantInfo, presented: str, key: bytes) -> str:
+    """The successor of the presented token under one successor key (SPEC §5)."""
+    return successor_token(presented, key, _bytes(chain.successor_salt), tenant.id,
+                           chain.session_id.bytes)
+
+
+def _bytes(value) -> bytes | None:
+    return None if value is None else bytes(value)
+
+
+def _decide(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
+            now: datetime, client_address: str | None = None) -> _Grant | _Rejection:
     """The state table of docs/design.md, applied under the session and token locks."""
     if chain.revoked_at is not None:
         return _Rejection("session revoked", chain.session_id)
@@ -247,8 +271,8 @@ def _decide(chain, tenant: TenantInfo, successor: str, now: datetime,
     if chain.rotated_at is None:
         if chain.token_expires_at <= now:
             return _Rejection("token expired", chain.session_id)
-        return _rotate(chain, tenant, successor, now)
-    duplicate = _duplicate_within_interval(chain, tenant, successor, now)
+        return _rotate(chain, tenant, signer, presented, now)
+    duplicate = _duplicate_within_interval(chain, tenant, signer, presented, now)
     if duplicate is not None:
         return duplicate
     revoke_session(chain.session_id, now, "replay")
@@ -267,7 +291,9 @@ def _record_replay(chain, tenant: TenantInfo, now: datetime, client_address: str
     ], now)
 
 
-def _rotate(chain, tenant: TenantInfo, successor: str, now: datetime) -> _Grant:
+def _rotate(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
+            now: datetime) -> _Grant:
+    successor = _successor(chain, tenant, presented, runtime().successor_key)
     digest = token_digest(successor)
     expires_at = min(now + timedelta(seconds=tenant.refresh_ttl), chain.session_expires_at)
     inserted = db.session.connection().execute(_ROTATE, {
@@ -276,11 +302,11 @@ def _rotate(chain, tenant: TenantInfo, successor: str, now: datetime) -> _Grant:
     }).rowcount
     if inserted != 1:  # impossible while the token row is locked; never answer with a ghost
         raise RuntimeError(f"rotation of token {chain.token_id} inserted {inserted} successors")
-    return _grant(chain, tenant, successor, digest, expires_at, issued_at=now)
+    return _grant(chain, tenant, signer, successor, digest, expires_at, issued_at=now)
 
 
-def _duplicate_within_interval(chain, tenant: TenantInfo, successor: str,
-                               now: datetime) -> _Grant | None:
+def _duplicate_within_interval(chain, tenant: TenantInfo, signer: Ed25519PrivateKey,
+                               presented: str, now: datetime) -> _Grant | _Rejection | None:
     """The same successor again, if this is the immediate predecessor within the interval."""
     interval = timedelta(seconds=tenant.reuse_interval)
     if tenant.reuse_interval == 0 or now - chain.rotated_at >= interval:
@@ -291,19 +317,25 @@ def _duplicate_within_interval(chain, tenant: TenantInfo, successor: str,
     ).one_or_none()
     if child is None or child.rotated_at is not None:
         return None  # the successor has itself been used: the chain moved on
-    digest = token_digest(successor)
-    if not hmac.compare_digest(bytes(child.digest), digest):
-        # Only if the successor key changed (a new SECRET_KEY) since the rotation.
-        log.error("successor mismatch session=%s: was SECRET_KEY changed?", chain.session_id)
-        return None
-    return replace(_grant(chain, tenant, successor, digest, child.expires_at,
-                          issued_at=chain.rotated_at), duplicate=True)
+    # The rotation may have been made under a secret that is now a fallback.
+    for key in runtime().successor_keys:
+        successor = _successor(chain, tenant, presented, key)
+        digest = token_digest(successor)
+        if hmac.compare_digest(bytes(child.digest), digest):
+            return replace(_grant(chain, tenant, signer, successor, digest, child.expires_at,
+                                  issued_at=chain.rotated_at), duplicate=True)
+    # No configured secret reproduces it: the secret changed without SECRET_KEY_FALLBACKS.
+    # The client is honest (a duplicate within the interval), so refuse without revoking.
+    log.error("successor mismatch: no configured secret reproduces the successor; add the "
+              "previous secret to SECRET_KEY_FALLBACKS",
+              extra={"event": "successor_mismatch", "session_id": chain.session_id})
+    return _Rejection("successor mismatch", chain.session_id)
 
 
-def _grant(chain, tenant: TenantInfo, successor: str, digest: bytes, expires_at: datetime, *,
-           issued_at: datetime) -> _Grant:
+def _grant(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, successor: str, digest: bytes,
+           expires_at: datetime, *, issued_at: datetime) -> _Grant:
     return _Grant(successor, digest, expires_at, issued_at, chain.session_id, chain.user_id,
-                  tenant.id, tenant.access_ttl, tenant.kid, tenant.encrypted_key)
+                  tenant.id, tenant.access_ttl, tenant.kid, signer)
 
 
 def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
@@ -337,7 +369,7 @@ def _issue(grant: _Grant, issuer: str, now: datetime) -> IssuedTokens:
     )
     now_s = int(now.timestamp())
     return IssuedTokens(
-        access_token=sign_access_token(claims, grant.kid, grant.encrypted_key),
+        access_token=sign_access_token(claims, grant.kid, grant.signer),
         expires_in=max(0, expires_at - now_s),
         refresh_token=grant.refresh_token,
         refresh_expires_in=max(0, int((grant.refresh_expires_at - now).total_seconds())),

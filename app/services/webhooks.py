@@ -30,10 +30,11 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
+from cryptography.exceptions import InvalidTag
 from sqlalchemy import select
 from standardwebhooks import Webhook as Signer
 
-from app.crypto import decrypt
+from app.crypto import decrypt_any
 from app.crypto import encrypt
 from app.errors import InvalidRequest
 from app.errors import NotFound
@@ -98,6 +99,30 @@ def set_webhook(tenant_slug: str, url: str, now: datetime) -> str:
                                    set_={"url": url, "secret_encrypted": blob, "created_at": now})
         )
     return "whsec_" + base64.b64encode(raw).decode()
+
+
+def reencrypt_secrets() -> tuple[int, int]:
+    """Move every webhook secret to the current SECRET_KEY (`flask keys reencrypt`).
+
+    Returns (re-encrypted, undecryptable). One row lock at a time; few rows (one per tenant).
+    """
+    keks = runtime().key_encryption_keys
+    moved = failed = 0
+    with transaction():
+        rows = db.session.execute(
+            select(Webhook.tenant_id, Webhook.secret_encrypted).with_for_update()).all()
+        for row in rows:
+            try:
+                raw, index = decrypt_any(keks, bytes(row.secret_encrypted), _context(row.tenant_id))
+            except InvalidTag:
+                failed += 1
+                continue
+            if index:
+                db.session.execute(sa.update(Webhook).where(Webhook.tenant_id == row.tenant_id)
+                                   .values(secret_encrypted=encrypt(keks[0], raw,
+                                                                    _context(row.tenant_id))))
+                moved += 1
+    return moved, failed
 
 
 def disable_webhook(tenant_slug: str) -> int:
@@ -262,8 +287,8 @@ def post(url: str, body: bytes, headers: dict[str, str],
 def deliver_one(event: Claimed, now: datetime) -> str:
     """POST one claimed event and record the outcome: 'delivered', 'retry' or 'failed'."""
     try:
-        secret = decrypt(runtime().key_encryption_key, event.secret_encrypted,
-                         _context(event.tenant_id))
+        secret, _ = decrypt_any(runtime().key_encryption_keys, event.secret_encrypted,
+                                _context(event.tenant_id))
         body, headers = signed_request(event, secret, now)
         status = post(event.url, body, headers)
         error = None if 200 <= status < 300 else f"HTTP {status}"

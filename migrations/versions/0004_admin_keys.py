@@ -17,7 +17,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0004_admin"
-down_revision = "0002"
+down_revision = "0003_hardening"
 branch_labels = None
 depends_on = None
 

@@ -1,0 +1,242 @@
+"""Changing SECRET_KEY (SPEC §11): nothing is committed that cannot be answered, fallbacks keep
+every session, `keys reencrypt`, and /readyz tells a node with a wrong secret apart."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+import time
+
+import pytest
+import requests
+import sqlalchemy as sa
+
+from app.extensions import db
+from app.services import tenants
+from app.services import users
+from tests.conftest import PROJECT_ROOT
+from tests.conftest import SERVER_LOGS
+from tests.conftest import _free_port
+from tests.conftest import make_app
+from tests.conftest import utcnow
+from tests.factories import TokenClient
+
+OLD = "the-old-secret-0123456789abcdefghijklmnop"
+NEW = "the-new-secret-0123456789abcdefghijklmnop"
+
+
+def state(app) -> dict:
+    """What a refresh could have written: token rows, rotations, revocations."""
+    with app.app_context():
+        row = db.session.execute(sa.text(
+            "SELECT (SELECT count(*) FROM refresh_tokens) AS tokens,"
+            " (SELECT count(*) FROM refresh_tokens WHERE rotated_at IS NOT NULL) AS rotated,"
+            " (SELECT count(*) FROM sessions) AS sessions,"
+            " (SELECT count(*) FROM sessions WHERE revoked_at IS NOT NULL) AS revoked,"
+            " (SELECT count(*) FROM login_attempts) + (SELECT count(*) FROM"
+            "  login_address_attempts) AS attempts")).one()
+        db.session.remove()
+    return row._asdict()
+
+
+@pytest.fixture
+def old_app(app, database_url):  # `app`: migrated, and cleaned after each test
+    app = make_app(database_url, SECRET_KEY=OLD)
+    with app.app_context():
+        tenants.create_tenant(tenants.TenantSettings("acme", "Acme"), utcnow())
+        users.create_user("acme", "alice", "correct horse", utcnow())
+        db.session.remove()
+    return app
+
+
+def client_of(app) -> TokenClient:
+    return TokenClient(app.test_client(), "acme", "alice", "correct horse")
+
+
+def test_undecryptable_key_answers_503_and_writes_nothing(database_url, old_app):
+    first = client_of(old_app).login().get_json()
+    wrong = client_of(make_app(database_url, SECRET_KEY=NEW))
+    before = state(old_app)
+    for response in (wrong.refresh(first["refresh_token"]), wrong.login()):
+        assert response.status_code == 503, response.get_json()
+        assert response.get_json()["error"] == "temporarily_unavailable"
+        assert int(response.headers["Retry-After"]) >= 1
+    assert state(old_app) == before  # no rotation, no session, no counted attempt
+    # The right secret still refreshes that token: nobody was logged out.
+    again = client_of(old_app).refresh(first["refresh_token"])
+    assert again.status_code == 200
+
+
+def test_fallback_keeps_keys_duplicates_and_reset_tokens(database_url, old_app):
+    old = client_of(old_app)
+    first = old.login().get_json()
+    rotated = old.refresh(first["refresh_token"]).get_json()
+    reset = old_app.test_cli_runner().invoke(args=["users", "reset-link", "acme", "alice"])
+    reset_token = reset.output.splitlines()[1]
+
+    new_app = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[OLD])
+    new = client_of(new_app)
+    # A duplicate of a rotation made under the old secret gets the same pair.
+    duplicate = new.refresh(first["refresh_token"])
+    assert duplicate.status_code == 200
+    assert duplicate.get_json()["refresh_token"] == rotated["refresh_token"]
+    assert duplicate.get_json()["access_token"] == rotated["access_token"]
+    # The signing key (encrypted under the old secret) still signs; the chain goes on.
+    third = new.refresh(rotated["refresh_token"])
+    assert third.status_code == 200
+    assert new.refresh(third.get_json()["refresh_token"]).status_code == 200
+    # A reset link issued under the old secret still works.
+    response = new.client.post("/v1/tenants/acme/password/reset",
+                               json={"token": reset_token, "new_password": "a new password"})
+    assert response.status_code == 200, response.get_json()
+
+
+def test_fallbacks_as_environment_text():
+    import config
+
+    settings = config.load_settings(config.TestConfig, environ={
+        "SECRET_KEY_FALLBACKS": f"{OLD}, {NEW}  another-one-0123456789abcdefghijklmn"})
+    assert settings.secrets[1:] == (OLD, NEW, "another-one-0123456789abcdefghijklmn")
+
+
+def test_reencrypt_then_unreproducible_successor_is_refused_without_revoking(
+        database_url, old_app, caplog):
+    old = client_of(old_app)
+    first = old.login().get_json()
+    rotated = old.refresh(first["refresh_token"]).get_json()
+
+    moving = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[OLD])
+    result = moving.test_cli_runner().invoke(args=["keys", "reencrypt"])
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 1 signing key(s)" in result.output
+    again = moving.test_cli_runner().invoke(args=["keys", "reencrypt"])
+    assert "Re-encrypted 0 signing key(s); 1 already under the current secret" in again.output
+
+    # The old secret is gone now (without waiting the reuse interval out: the mistake the
+    # operations guide warns about). The key decrypts, but the successor of a rotation made
+    # under the old secret cannot be reproduced.
+    new_only = client_of(make_app(database_url, SECRET_KEY=NEW))
+    before = state(old_app)
+    caplog.clear()
+    duplicate = new_only.refresh(first["refresh_token"])
+    assert duplicate.status_code == 400
+    assert duplicate.get_json()["error"] == "invalid_grant"
+    assert state(old_app) == before  # not judged a replay: nothing revoked
+    assert any(r.levelname == "ERROR" and "successor mismatch" in r.getMessage()
+               for r in caplog.records)
+    # The session's current token refreshes as before.
+    assert new_only.refresh(rotated["refresh_token"]).status_code == 200
+    # And the old secret alone can no longer decrypt the key: reencrypt really moved it.
+    assert client_of(old_app).login().status_code == 503
+
+
+def test_reencrypt_reports_keys_no_secret_decrypts(database_url, old_app):
+    result = make_app(database_url, SECRET_KEY=NEW).test_cli_runner().invoke(
+        args=["keys", "reencrypt"])
+    assert result.exit_code == 1
+    lines = result.output.strip().splitlines()
+    assert lines[-1].startswith("Error: 1 signing key(s) no configured secret decrypts")
+
+
+def test_readyz_follows_the_secret_not_one_damaged_key(database_url, old_app):
+    assert old_app.test_client().get("/readyz").status_code == 200
+    wrong = make_app(database_url, SECRET_KEY=NEW).test_client().get("/readyz")
+    assert wrong.status_code == 503
+    assert "secrets" in wrong.get_json()["error_description"]
+    # One tenant's key is damaged (no node can decrypt it): that tenant answers 503, but
+    # the node stays ready for every other tenant.
+    with old_app.app_context():
+        tenants.create_tenant(tenants.TenantSettings("beta", "Beta"), utcnow())
+        db.session.execute(sa.text(
+            "UPDATE signing_keys SET private_key_encrypted = "
+            "overlay(private_key_encrypted placing '\\x00'::bytea from 20 for 1)"
+            " WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'beta')"))
+        db.session.commit()
+        users.create_user("beta", "bob", "bob's password", utcnow())
+        db.session.remove()
+    fresh = make_app(database_url, SECRET_KEY=OLD)  # its per-process caches are cold
+    assert fresh.test_client().get("/readyz").status_code == 200
+    beta = TokenClient(fresh.test_client(), "beta", "bob", "bob's password").login()
+    assert beta.status_code == 503
+    assert client_of(fresh).login().status_code == 200
+
+
+def test_readyz_is_503_when_most_keys_need_a_missing_fallback(database_url, old_app):
+    with old_app.app_context():
+        for slug in ("beta", "gamma"):
+            tenants.create_tenant(tenants.TenantSettings(slug, slug), utcnow())
+        db.session.remove()
+    # Mid-change: acme's key was rotated under the new secret; beta's and gamma's were not.
+    both = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=[OLD])
+    assert both.test_cli_runner().invoke(args=["keys", "rotate", "acme"]).exit_code == 0
+    assert both.test_client().get("/readyz").status_code == 200
+    # A node missing the fallback decrypts one key of three: not ready.
+    new_only = make_app(database_url, SECRET_KEY=NEW)
+    assert new_only.test_client().get("/readyz").status_code == 503
+
+
+# --- the scenario of the report, on a real gunicorn restarted with another secret ---------
+
+def _gunicorn(database_url: str, tmp_path, **env) -> tuple[subprocess.Popen, str]:
+    port = _free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = tmp_path / f"gunicorn-{port}.log"
+    SERVER_LOGS.append(log_path)
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers", "2",
+             "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=PROJECT_ROOT, stdout=log, stderr=subprocess.STDOUT,
+            env={**os.environ, "BATON_ENV": "test", "BATON_BASE_URL": base,
+                 "DATABASE_URL": database_url, **env})
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        assert proc.poll() is None, log_path.read_text()
+        try:
+            requests.get(f"{base}/healthz", timeout=5)
+            return proc, base
+        except requests.ConnectionError:
+            time.sleep(0.2)
+    proc.kill()
+    raise AssertionError(f"gunicorn did not start:\n{log_path.read_text()}")
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(15)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+
+
+def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app, tmp_path):
+    proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=OLD)
+    try:
+        token_url = f"{base}/v1/tenants/acme/token"
+        first = requests.post(token_url, timeout=30, data={
+            "grant_type": "password", "username": "alice", "password": "correct horse"}).json()
+    finally:
+        _stop(proc)
+
+    # Restarted with a new secret and no fallback: not ready, and a refresh changes nothing.
+    proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=NEW)
+    try:
+        assert requests.get(f"{base}/readyz", timeout=30).status_code == 503
+        before = state(old_app)
+        for _ in range(2):  # the client's retry too
+            response = requests.post(f"{base}/v1/tenants/acme/token", timeout=30, data={
+                "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+            assert response.status_code == 503, response.text
+        assert state(old_app) == before
+    finally:
+        _stop(proc)
+
+    # The documented procedure: the new secret with the old one as a fallback.
+    proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=OLD)
+    try:
+        assert requests.get(f"{base}/readyz", timeout=30).status_code == 200
+        response = requests.post(f"{base}/v1/tenants/acme/token", timeout=30, data={
+            "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
+        assert response.status_code == 200, response.text
+    finally:
+        _stop(proc)
