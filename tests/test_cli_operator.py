@@ -102,7 +102,8 @@ def test_configuration_error_exit_code_matches_readme() -> None:
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_flask_runs_operator_commands(app, tenant, database_url) -> None:
     """The README's form next to `make run`: the same settings as the server it started."""
-    env = clean_env(DATABASE_URL=database_url)
+    # With DATABASE_URL, development needs a secret of its own (README, "make run").
+    env = clean_env(DATABASE_URL=database_url, SECRET_KEY="make-flask-test-secret-0123456789abcdef")
     result = subprocess.run(["make", "--no-print-directory", "flask", "ARGS=tenants list"],
                             cwd=PROJECT_ROOT, env=env, capture_output=True, text=True,
                             timeout=300)
