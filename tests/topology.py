@@ -36,14 +36,17 @@ def require_binary(path: str | None, what: str) -> str:
 
 
 def pg_bindir() -> Path:
+    """The server binaries: the system's (`pg_config --bindir`), else the embedded wheel's."""
     pg_config = shutil.which("pg_config")
-    bindir = None
     if pg_config:
         bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
                                 check=True).stdout.strip()
-    initdb = require_binary(bindir and os.path.join(bindir, "initdb"),
-                            "postgresql (server binaries)")
-    return Path(initdb).parent
+        if os.access(os.path.join(bindir, "initdb"), os.X_OK):
+            return Path(bindir)
+    import pgserver
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "initdb"
+    return Path(require_binary(str(bundled), "postgresql (server binaries)")).parent
 
 
 def pgbouncer_binary() -> str:
