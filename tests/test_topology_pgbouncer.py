@@ -7,7 +7,10 @@ lock holder) talk to PostgreSQL directly.
 """
 from __future__ import annotations
 
+import time
+
 import pytest
+import requests
 import sqlalchemy as sa
 from flask_migrate import upgrade
 
@@ -23,6 +26,7 @@ from tests.topology import pg_bindir
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
 DB = "baton"
+CLUSTERS: dict[str, Cluster] = {}  # base URL -> the cluster behind it
 
 
 @pytest.fixture(scope="module")
@@ -43,6 +47,7 @@ def bounced(tmp_path_factory):
             db.session.remove()
         bouncer.start()
         with gunicorn(bouncer.url(DB), tmp_path_factory.mktemp("bounced")) as base:
+            CLUSTERS[base] = cluster
             yield app, bouncer.url(DB), base
         with app.app_context():
             db.engine.dispose()
@@ -94,3 +99,28 @@ def test_conformance_through_pgbouncer(bounced):
     result = conformance(base, "conform", "user0", "pw", "--processes", "16")
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_read_only_server_answers_503_and_nothing_is_written(bounced):
+    """What a primary being demoted looks like to a pooled connection: 503, never a 500."""
+    app, _, base = bounced
+    cluster = CLUSTERS[base]
+    races.make_tenant(app, "demoted", reuse_interval=10)
+    first = races.login(base, "demoted")
+    cluster.execute("ALTER SYSTEM SET default_transaction_read_only = on")
+    cluster.execute("SELECT pg_reload_conf()")
+    try:
+        time.sleep(0.5)  # every backend applies the reload at its next command
+        for _ in range(4):  # more than one pooled connection, on more than one worker
+            response = requests.post(f"{base}/v1/tenants/demoted/token", data={
+                "grant_type": "refresh_token", "refresh_token": first["refresh_token"]},
+                timeout=30)
+            assert response.status_code == 503, response.text
+            assert response.json()["error"] == "temporarily_unavailable"
+    finally:
+        cluster.execute("ALTER SYSTEM RESET default_transaction_read_only")
+        cluster.execute("SELECT pg_reload_conf()")
+    time.sleep(0.5)
+    status, _ = races.refresh_once(base, "demoted", first["refresh_token"])
+    assert status == 200  # the same token: the refused attempts wrote nothing
+    assert races.violations(app) == races.NO_VIOLATIONS
