@@ -167,8 +167,8 @@ def _chain(target: Target, login: Callable[[], dict], steps: int) -> list[str]:
     tokens = [login()["refresh_token"]]
     for _ in range(steps):
         status, body = target.refresh(tokens[-1])
-        if status != 200:
-            raise _Broken(f"a plain refresh answered {status} {body.get('error', '')}")
+        if status != 200 or not isinstance(body.get("refresh_token"), str):
+            raise _Broken(f"a plain refresh answered {status} {body.get('error', '')}".rstrip())
         tokens.append(body["refresh_token"])
     return tokens
 
@@ -272,7 +272,8 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
                 results.append(check(target, login, args.processes))
             except _Broken as exc:
                 results.append(Result(check.__name__.removeprefix("check_"), False, str(exc)))
-    except (UsageProblem, ConnectionProblem) as exc:
+    except (UsageProblem, ConnectionProblem, RuntimeError) as exc:
+        # RuntimeError: a racing process failed unexpectedly; nothing was concluded.
         print(f"baton-conformance: {exc}", file=sys.stderr)
         return EXIT_USAGE
     width = max(len(r.name) for r in results)
