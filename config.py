@@ -395,18 +395,24 @@ def check_settings(settings: Settings) -> None:
 
 
 def engine_options(settings) -> dict:
-    """psycopg2 connection settings: timeouts set once per connection, pre-ping on checkout."""
-    options = (
-        f"-c lock_timeout={settings['LOCK_TIMEOUT_MS']} "
-        f"-c statement_timeout={settings['STATEMENT_TIMEOUT_MS']} "
-        "-c idle_in_transaction_session_timeout=60000"
-    )
+    """psycopg2 connection settings: timeouts inside each transaction, no startup options.
+
+    Nothing here relies on session state, so a transaction pooler (PgBouncer in
+    `pool_mode = transaction`) may hand each transaction to another server connection:
+    the timeouts are SET LOCAL with the first statement (app/pgtimeouts.py), and psycopg2
+    never uses server-side prepared statements.
+    """
+    from app.pgtimeouts import timeout_cursor
+    from app.pgtimeouts import timeout_prefix
+
+    prefix = timeout_prefix(settings["LOCK_TIMEOUT_MS"], settings["STATEMENT_TIMEOUT_MS"], 60000)
     return {
         "pool_size": settings["DB_POOL_SIZE"],
         "max_overflow": 2,
         "pool_pre_ping": settings["DB_PRE_PING"],
         "pool_timeout": settings["CONNECT_TIMEOUT_S"],
-        "connect_args": {"connect_timeout": settings["CONNECT_TIMEOUT_S"], "options": options},
+        "connect_args": {"connect_timeout": settings["CONNECT_TIMEOUT_S"],
+                         "cursor_factory": timeout_cursor(prefix)},
         # Never put statement parameters (hashes, digests) into exception messages or logs.
         "hide_parameters": True,
     }

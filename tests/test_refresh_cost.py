@@ -17,6 +17,7 @@ from app.services import tokens as svc
 from tests.conftest import utcnow
 
 REFRESH_STATEMENTS = 2  # the locking SELECT and the rotation CTE (plus BEGIN and COMMIT)
+TIMEOUTS = "SET LOCAL lock_timeout = "  # how the first message of every transaction starts
 
 
 @contextmanager
@@ -33,12 +34,39 @@ def statements():
         event.remove(db.engine, "before_cursor_execute", record)
 
 
+@contextmanager
+def sent():
+    """The text psycopg2 really sent for each execute (the timeouts are added below SQLAlchemy)."""
+    texts: list[str] = []
+
+    def record(conn, cursor, *args):
+        texts.append(cursor.query.decode())
+
+    event.listen(db.engine, "after_cursor_execute", record)
+    try:
+        yield texts
+    finally:
+        event.remove(db.engine, "after_cursor_execute", record)
+
+
 def test_rotation_executes_two_statements(ctx, user):
     first = svc.login("acme", "alice", "correct horse", issuer="x", now=utcnow())
     with statements() as seen:
         svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
     assert seen == ["SELECT", "WITH"]
     assert len(seen) == REFRESH_STATEMENTS
+
+
+def test_timeouts_ride_with_the_first_statement_of_each_transaction(ctx, user):
+    """SET LOCAL in the same message as the locking SELECT: no extra round trip (SPEC §12)."""
+    first = svc.login("acme", "alice", "correct horse", issuer="x", now=utcnow())
+    with sent() as texts:
+        svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
+        svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())  # a new transaction
+    assert len(texts) == REFRESH_STATEMENTS + 2  # the duplicate: lock and successor
+    assert texts[0].startswith(TIMEOUTS) and "FOR UPDATE" in texts[0]
+    assert "SET LOCAL" not in texts[1]  # once per transaction
+    assert texts[2].startswith(TIMEOUTS) and "FOR UPDATE" in texts[2]
 
 
 def test_duplicate_within_interval_adds_one_read(ctx, user):

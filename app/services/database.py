@@ -5,6 +5,8 @@ import logging
 from contextlib import contextmanager
 from typing import Iterator
 
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -19,6 +21,20 @@ log = logging.getLogger(__name__)
 # lock_not_available, query_canceled (statement_timeout), deadlock_detected,
 # serialization_failure, admin_shutdown, crash_shutdown, cannot_connect_now
 TRANSIENT_SQLSTATES = {"55P03", "57014", "40P01", "40001", "57P01", "57P02", "57P03"}
+
+
+# read_only_sql_transaction: the server we are connected to no longer takes writes.
+READ_ONLY_SQLSTATE = "25006"
+
+
+@event.listens_for(Engine, "handle_error")
+def _read_only_server_is_a_disconnect(context) -> None:
+    """A write refused as read-only means this connection reached a standby (a primary being
+    demoted in a failover or switchover). Treat it as a lost connection: SQLAlchemy drops the
+    pool, the client gets 503, and the next connect picks the writable host of a multi-host
+    DATABASE_URL (target_session_attrs=read-write) instead of asking the standby again."""
+    if getattr(context.original_exception, "pgcode", None) == READ_ONLY_SQLSTATE:
+        context.is_disconnect = True
 
 
 def is_transient(exc: BaseException) -> bool:

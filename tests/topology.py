@@ -1,0 +1,258 @@
+"""Real server processes for the topology tests: PostgreSQL clusters, PgBouncer, gunicorn.
+
+Everything runs in a temporary directory as an unprivileged user when the suite runs as
+root (CI does): initdb, postgres and pgbouncer refuse to run as root.
+"""
+from __future__ import annotations
+
+import os
+import pwd
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Iterator
+
+import psycopg2
+import pytest
+
+from tests.conftest import PROJECT_ROOT
+from tests.conftest import SERVER_LOGS
+from tests.conftest import _wait_until_up
+
+
+def require_binary(path: str | None, what: str) -> str:
+    """The binary, or a skip on a developer's machine; in CI (CI=true) a missing one fails."""
+    if path and os.access(path, os.X_OK):
+        return path
+    reason = f"{what} is not installed (CI installs it; apt-get install -y {what})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
+def pg_bindir() -> Path:
+    """The server binaries: the system's (`pg_config --bindir`), else the embedded wheel's."""
+    pg_config = shutil.which("pg_config")
+    if pg_config:
+        bindir = subprocess.run([pg_config, "--bindir"], capture_output=True, text=True,
+                                check=True).stdout.strip()
+        if os.access(os.path.join(bindir, "initdb"), os.X_OK):
+            return Path(bindir)
+    import pgserver
+
+    bundled = Path(pgserver.__file__).parent / "pginstall" / "bin" / "initdb"
+    return Path(require_binary(str(bundled), "postgresql (server binaries)")).parent
+
+
+def pgbouncer_binary() -> str:
+    return require_binary(shutil.which("pgbouncer") or "/usr/sbin/pgbouncer", "pgbouncer")
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _service_user() -> str | None:
+    """Who runs the servers: None (ourselves) unless we are root."""
+    if os.geteuid() != 0:
+        return None
+    for name in ("postgres", "pgserver"):
+        try:
+            pwd.getpwnam(name)
+            return name
+        except KeyError:
+            pass
+    from pgserver.utils import ensure_user_exists  # the embedded database's own helper
+
+    ensure_user_exists("pgserver")
+    return "pgserver"
+
+
+class Workspace:
+    """A temporary directory owned by the service user, removed at the end."""
+
+    def __init__(self) -> None:
+        self.user = _service_user()
+        self.root = Path(tempfile.mkdtemp(prefix="baton-topology-"))
+        self.root.chmod(0o755)
+        if self.user:
+            entry = pwd.getpwnam(self.user)
+            os.chown(self.root, entry.pw_uid, entry.pw_gid)
+
+    def command(self, *args: str) -> list[str]:
+        return ["runuser", "-u", self.user, "--", *args] if self.user else list(args)
+
+    def run(self, *args: str, timeout: float = 120) -> str:
+        result = subprocess.run(self.command(*args), capture_output=True, text=True,
+                                timeout=timeout, cwd=self.root)
+        if result.returncode != 0:
+            raise RuntimeError(f"{' '.join(args)} failed:\n{result.stdout}\n{result.stderr}")
+        return result.stdout
+
+    def cleanup(self) -> None:
+        shutil.rmtree(self.root, ignore_errors=True)
+
+
+class Cluster:
+    """One PostgreSQL server (a primary or a standby) on a TCP port of 127.0.0.1."""
+
+    def __init__(self, ws: Workspace, name: str, bindir: Path) -> None:
+        self.ws, self.bindir = ws, bindir
+        self.datadir = ws.root / name
+        self.port = free_port()
+        self.log = ws.root / f"{name}.log"
+
+    def _bin(self, name: str) -> str:
+        return str(self.bindir / name)
+
+    def init(self) -> None:
+        self.ws.run(self._bin("initdb"), "-D", str(self.datadir), "-U", "postgres",
+                    "--auth=trust", "-E", "UTF8", "--no-sync")
+        self._configure()
+
+    def base_backup_of(self, primary: "Cluster") -> None:
+        """A streaming standby of `primary` (-R writes standby.signal and primary_conninfo;
+        -c fast: checkpoint now instead of spreading it over minutes)."""
+        self.ws.run(self._bin("pg_basebackup"), "-h", "127.0.0.1", "-p", str(primary.port),
+                    "-U", "postgres", "-D", str(self.datadir), "-R", "-X", "stream",
+                    "-c", "fast", "--no-sync")
+        self._configure()
+
+    def _configure(self) -> None:
+        with open(self.datadir / "postgresql.conf", "a") as conf:
+            conf.write(
+                f"\nport = {self.port}\nlisten_addresses = '127.0.0.1'\n"
+                f"unix_socket_directories = '{self.datadir}'\n"
+                "fsync = off\nshared_buffers = 16MB\nmax_connections = 60\n"
+                "wal_level = replica\nmax_wal_senders = 5\nhot_standby = on\n"
+                "wal_receiver_status_interval = 1s\nwal_retrieve_retry_interval = 500ms\n"
+            )
+
+    def start(self) -> None:
+        self.ws.run(self._bin("pg_ctl"), "-D", str(self.datadir), "-l", str(self.log),
+                    "-w", "-t", "60", "start")
+
+    def stop(self, mode: str = "fast") -> None:
+        self.ws.run(self._bin("pg_ctl"), "-D", str(self.datadir), "-m", mode, "-w", "stop")
+
+    def stop_quietly(self) -> None:
+        if (self.datadir / "postmaster.pid").exists():
+            subprocess.run(self.ws.command(self._bin("pg_ctl"), "-D", str(self.datadir), "-m",
+                                           "immediate", "-w", "stop"), capture_output=True)
+
+    def promote(self) -> None:
+        self.ws.run(self._bin("pg_ctl"), "-D", str(self.datadir), "-w", "promote")
+
+    def dsn(self, dbname: str = "postgres") -> str:
+        return f"host=127.0.0.1 port={self.port} user=postgres dbname={dbname}"
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{dbname}"
+
+    def execute(self, sql: str, dbname: str = "postgres") -> list[tuple]:
+        conn = psycopg2.connect(self.dsn(dbname), connect_timeout=5)
+        conn.autocommit = True
+        try:
+            with conn.cursor() as cur:
+                cur.execute(sql)
+                return cur.fetchall() if cur.description else []
+        finally:
+            conn.close()
+
+
+class PgBouncer:
+    """PgBouncer in transaction pooling mode in front of one cluster, configured the way
+    most deployments are: startup `options` ignored, not passed through."""
+
+    def __init__(self, ws: Workspace, cluster: Cluster, dbname: str) -> None:
+        self.ws, self.binary = ws, pgbouncer_binary()
+        self.port = free_port()
+        self.ini = ws.root / "pgbouncer.ini"
+        self.log = ws.root / "pgbouncer.log"
+        users = ws.root / "userlist.txt"
+        users.write_text('"postgres" ""\n')
+        self.ini.write_text(
+            "[databases]\n"
+            f"{dbname} = host=127.0.0.1 port={cluster.port} dbname={dbname} user=postgres\n"
+            "[pgbouncer]\n"
+            f"listen_addr = 127.0.0.1\nlisten_port = {self.port}\nunix_socket_dir =\n"
+            f"auth_type = trust\nauth_file = {users}\n"
+            "pool_mode = transaction\ndefault_pool_size = 8\nmax_client_conn = 200\n"
+            "ignore_startup_parameters = extra_float_digits,options\n"
+            f"logfile = {self.log}\npidfile = {ws.root / 'pgbouncer.pid'}\n"
+        )
+        self.proc: subprocess.Popen | None = None
+
+    def start(self) -> None:
+        args = [self.binary, str(self.ini)]
+        if self.ws.user:
+            args = [self.binary, "-u", self.ws.user, str(self.ini)]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                log = self.log.read_text() if self.log.exists() else ""
+                raise RuntimeError(f"pgbouncer exited:\n{log}")
+            try:
+                socket.create_connection(("127.0.0.1", self.port), timeout=1).close()
+                return
+            except OSError:
+                time.sleep(0.1)
+        raise RuntimeError("pgbouncer did not start listening")
+
+    def stop(self) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+
+    def url(self, dbname: str) -> str:
+        return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{dbname}"
+
+
+@contextmanager
+def gunicorn(database_url: str, log_dir: Path, *, workers: int = 4,
+             env: dict | None = None) -> Iterator[str]:
+    """A gunicorn master of Baton on `database_url`; yields its base URL."""
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    log_path = log_dir / f"gunicorn-{port}.log"
+    SERVER_LOGS.append(log_path)  # the whole-run secret-leak check reads it
+    server_env = {**os.environ, "BATON_ENV": "test", "BATON_BASE_URL": base,
+                  "DATABASE_URL": database_url, "BATON_LOCK_TIMEOUT_MS": "2000",
+                  "BATON_DB_POOL_SIZE": "2", **(env or {})}
+    with open(log_path, "wb") as log:
+        proc = subprocess.Popen(
+            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers",
+             str(workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"],
+            cwd=PROJECT_ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
+    try:
+        _wait_until_up(base, proc, log_path)
+        yield base
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+def conformance(base: str, tenant: str, username: str, password: str,
+                *extra: str) -> subprocess.CompletedProcess:
+    """Run the installed `baton-conformance` with no server settings in its environment."""
+    script = Path(sys.executable).parent / "baton-conformance"
+    assert script.exists(), "baton-conformance is not installed: pip install -e ."
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("SECRET_KEY", "DATABASE_URL", "BATON_ENV", "TEST_DATABASE_URL")}
+    return subprocess.run([str(script), base, "--tenant", tenant, "--username", username,
+                           "--password-stdin", *extra], input=password + "\n",
+                          capture_output=True, text=True, env=env, timeout=300)
