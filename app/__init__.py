@@ -49,6 +49,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     register_blueprints(app)
     register_errors(app)
     register_cli(app)
+    warn_development(app)
     return app
 
 
@@ -66,8 +67,12 @@ def register_logging(app: Flask) -> None:
     from app.logs import configure_logging
 
     configure_logging(app)
+
+
+def warn_development(app: Flask) -> None:
+    """Never silent: development's defaults (a public secret) are not for production. Said
+    once the app is built, so a configuration error stays the only line."""
     if app.config["ENV_NAME"] == "development":
-        # Never silent: development's defaults (a public secret) are not for production.
         logging.getLogger("app").warning(
             "BATON_ENV=development: development defaults in use; never run it in production",
             extra={"event": "development_mode"})

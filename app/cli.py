@@ -239,10 +239,14 @@ def reencrypt_keys() -> None:
     click.echo(f"Re-encrypted {report.reencrypted} signing key(s); "
                f"{report.current} already under the current secret. "
                f"Re-encrypted {hooks_moved} webhook secret(s).")
-    if report.undecryptable or hooks_failed:
-        raise click.ClickException(
-            f"{len(report.undecryptable)} signing key(s) and {hooks_failed} webhook secret(s) "
-            "no configured secret decrypts: " + " ".join(report.undecryptable))
+    problems = []
+    if report.undecryptable:
+        problems.append(f"{len(report.undecryptable)} signing key(s) no configured secret "
+                        "decrypts: " + " ".join(report.undecryptable))
+    if hooks_failed:
+        problems.append(f"{hooks_failed} webhook secret(s) no configured secret decrypts")
+    if problems:
+        raise click.ClickException("; ".join(problems))
 
 
 @click.command("demo")

@@ -240,3 +240,40 @@ def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app,
         assert response.status_code == 200, response.text
     finally:
         _stop(proc)
+
+
+def _webhook_secret_readable(app) -> bool:
+    """Can this app's secrets decrypt the stored webhook signing secret?"""
+    from cryptography.exceptions import InvalidTag
+
+    from app.crypto import decrypt_any
+    from app.models import Webhook
+    from app.runtime import runtime
+    from app.services.webhooks import _context
+
+    with app.app_context():
+        row = db.session.execute(sa.select(Webhook.tenant_id, Webhook.secret_encrypted)).one()
+        db.session.remove()
+        try:
+            decrypt_any(runtime().key_encryption_keys, bytes(row.secret_encrypted),
+                        _context(row.tenant_id))
+        except InvalidTag:
+            return False
+    return True
+
+
+def test_webhook_secret_follows_fallbacks_and_reencrypt(database_url, old_app):
+    """Webhook signing secrets are encrypted with the service secret like signing keys: a
+    fallback keeps them readable and `keys reencrypt` moves them to the new secret."""
+    from app.services import webhooks
+
+    with old_app.app_context():
+        webhooks.set_webhook("acme", "http://127.0.0.1:9/hook", utcnow())
+        db.session.remove()
+    assert not _webhook_secret_readable(make_app(database_url, SECRET_KEY=NEW))
+    switched = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=OLD)
+    assert _webhook_secret_readable(switched)
+    result = switched.test_cli_runner().invoke(args=["keys", "reencrypt"])
+    assert result.exit_code == 0, result.output
+    assert "Re-encrypted 1 webhook secret(s)" in result.output
+    assert _webhook_secret_readable(make_app(database_url, SECRET_KEY=NEW))
