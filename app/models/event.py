@@ -27,7 +27,7 @@ class Event(Base):
         sa.CheckConstraint("actor_type IN ('user', 'admin_key', 'cli', 'system')",
                            name="actor_type_known"),
         # The admin listing pages by id within a tenant.
-        sa.Index("ix_events_tenant_id_id", "tenant_id", "id"),
+        sa.Index("ix_events_tenant_id_xact_id_id", "tenant_id", "xact_id", "id"),
         # The deliverer's queue and the pending gauges: only rows still owed a delivery.
         sa.Index("ix_events_pending_next_attempt_at", "next_attempt_at",
                  postgresql_where=sa.text("delivery = 'pending'")),

@@ -149,13 +149,23 @@ def record_login_throttled(tenant_id: int, limits: Iterable[tuple[str, str, date
         return record_events(events, now)
 
 
+# Pages run in (transaction id, event id) order, not event id order: a transaction can take
+# its transaction id (its first write) before another, draw its event id after it and commit
+# later. Everything listed is older than every running transaction (`xact_id < xmin`), and
+# whatever commits later has `xact_id >= xmin`, so it always sorts after the cursor: paging
+# never skips it. `after` is still an event id; its row gives the cursor's transaction id.
+# An `after` naming no event of the tenant (say, purged) starts again from the oldest kept:
+# events may then repeat (receivers dedupe by id), never go missing.
 _LIST = sa.text(
     """
     SELECT e.id, e.type, e.occurred_at, t.slug, e.actor_type, e.actor_id, e.data
     FROM events e JOIN tenants t ON t.id = e.tenant_id
-    WHERE e.tenant_id = :tenant_id AND e.id > :after
+    WHERE e.tenant_id = :tenant_id
+      AND (e.xact_id, e.id) > (COALESCE((SELECT c.xact_id FROM events c
+                                         WHERE c.id = :after AND c.tenant_id = :tenant_id),
+                                        -1), :after)
       AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
-    ORDER BY e.id
+    ORDER BY e.xact_id, e.id
     LIMIT :limit
     """
 )
@@ -184,7 +194,8 @@ class EventPage:
 
 def list_events(tenant_id: int, after: int | None = None,
                 limit: int = DEFAULT_LIMIT) -> EventPage:
-    """Events of the tenant after `after`, ascending, never skipping one that commits later.
+    """Events of the tenant after `after` in commit-safe order (transaction, then id),
+    never skipping one that commits later.
 
     `next_after` is the last id returned, or `after` when the page is empty (SPEC §10).
     """

@@ -45,7 +45,7 @@ def upgrade():
                                 name=op.f("fk_events_tenant_id_tenants")),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_events")),
     )
-    op.create_index("ix_events_tenant_id_id", "events", ["tenant_id", "id"])
+    op.create_index("ix_events_tenant_id_xact_id_id", "events", ["tenant_id", "xact_id", "id"])
     op.create_index("ix_events_pending_next_attempt_at", "events", ["next_attempt_at"],
                     postgresql_where=sa.text("delivery = 'pending'"))
     op.create_index("ix_events_occurred_at", "events", ["occurred_at"])
