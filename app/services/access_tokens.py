@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -70,6 +71,8 @@ class VerifiedAccess:
     claims: dict = field(default_factory=dict, compare=False)  # all of them, for introspection
 
 
+_KID = re.compile(r"[A-Za-z0-9_-]{1,128}")
+
 # kid → parsed public key; a kid's key material never changes, so entries never go stale.
 _parsed_keys: dict[str, Ed25519PublicKey] = {}
 
@@ -102,7 +105,9 @@ def verify_access_token(token: str, tenant_slug: str, audience: str,
     except jwt.PyJWTError:
         raise InvalidToken() from None
     kid = header.get("kid")
-    if header.get("alg") != "EdDSA" or not isinstance(kid, str) or len(kid) > 128:
+    # Kids are base64url thumbprints: anything else (a NUL, a lone surrogate) is refused
+    # here, before it could reach the database driver.
+    if header.get("alg") != "EdDSA" or not isinstance(kid, str) or not _KID.fullmatch(kid):
         raise InvalidToken()
     published = _published_key(kid, tenant_slug, now)
     if published is None:

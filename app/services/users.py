@@ -141,9 +141,13 @@ def encode_cursor(username: str) -> str:
 def decode_cursor(cursor: str) -> str:
     try:
         padded = (cursor + "=" * (-len(cursor) % 4)).encode("ascii")
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError, UnicodeError):
-        raise InvalidRequest("cursor is malformed; use next_cursor of the previous page") from None
+        after = None
+    # Only a stored username can be a cursor: a NUL or an overlong text never reaches SQL.
+    if after is None or not after or len(after) > MAX_USERNAME_LENGTH or "\x00" in after:
+        raise InvalidRequest("cursor is malformed; use next_cursor of the previous page")
+    return after
 
 
 def list_users(tenant_slug: str, limit: int,
