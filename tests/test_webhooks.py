@@ -252,6 +252,25 @@ def test_a_receiver_that_never_answers_is_cut_off(ctx, user, receiver, monkeypat
         silent.close()
 
 
+def test_slow_name_resolution_counts_against_the_deadline(receiver, monkeypatch):
+    """DNS has no timeout of its own: a resolver slower than the deadline must not stretch a
+    delivery past its lease (another deliverer could then send the same event at once), and
+    nothing may be sent once the deadline has passed."""
+    real = socket.getaddrinfo
+
+    def slow_getaddrinfo(*args, **kwargs):
+        time.sleep(2.5)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
+    started = time.monotonic()
+    with pytest.raises(TimeoutError):
+        webhooks.post(receiver.url, b"{}", {}, deadline_s=1.0)
+    assert time.monotonic() - started < 2
+    time.sleep(2)  # the abandoned lookup finishes: it must not send anything afterwards
+    assert receiver.ids() == []
+
+
 def test_an_expired_lease_is_delivered_again(ctx, runner, user, receiver):
     """A deliverer that died after claiming: the event goes out once its lease has expired."""
     set_webhook(runner, receiver.url)
