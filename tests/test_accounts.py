@@ -141,6 +141,26 @@ def test_migration_refuses_collisions_naming_the_rows(ctx):
     assert _usernames() == ["alice", "bob", "zoë"]
 
 
+def test_migration_refuses_names_that_cannot_survive_normalisation(ctx):
+    """Case-folding can lengthen a name past the column limit (ß -> ss), and a name with
+    surrounding spaces could never log in again: one clear message, nothing changed."""
+    long_name = "\u00df" * 76  # 76 characters; 152 once case-folded
+    _at_0002_with_users(["ok", long_name, " padded "])
+    try:
+        with pytest.raises(click.ClickException) as info:
+            upgrade()
+        message = info.value.message
+        assert "\n" not in message
+        assert "user id 2" in message and "user id 3" in message and "user id 1" not in message
+        assert "longer than 150 characters" in message
+        assert _usernames() == ["ok", long_name, " padded "]
+    finally:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text("DELETE FROM users WHERE id IN (2, 3)"))
+        upgrade()
+    assert _usernames() == ["ok"]
+
+
 def test_update_tenant_validates(runner, tenant):
     for args, fragment in [
         (["--cors-origin", "https://app.example/path"], "cors origin"),

@@ -22,6 +22,9 @@ branch_labels = None
 depends_on = None
 
 
+MAX_USERNAME_LENGTH = 150  # the users.username CHECK of 0001
+
+
 def normalize(username):
     # Kept in step with app.services.accounts.normalize_username (a migration is frozen code).
     return unicodedata.normalize("NFC", unicodedata.normalize("NFC", username).casefold())
@@ -65,11 +68,17 @@ def normalize_usernames():
     for row in rows:
         groups[(row.slug, normalize(row.username))].append(row)
     clashes = [(key, found) for key, found in groups.items() if len(found) > 1]
-    if clashes:
+    # Names that cannot be stored or logged in with once normalised: case-folding can
+    # lengthen a name past the column's limit (ß becomes ss), and login refuses a name with
+    # surrounding spaces.
+    unusable = [r for r in rows if len(normalize(r.username)) > MAX_USERNAME_LENGTH
+                or r.username != r.username.strip()]
+    if clashes or unusable:
         described = "; ".join(
-            f"tenant {slug!r}: " + ", ".join(f"user id {r.id} {r.username!r}" for r in found)
-            + f" all become {name!r}"
-            for (slug, name), found in clashes
+            [f"tenant {slug!r}: " + ", ".join(f"user id {r.id} {r.username!r}" for r in found)
+             + f" all become {name!r}" for (slug, name), found in clashes]
+            + [f"tenant {r.slug!r}: user id {r.id} {r.username!r} has surrounding spaces or "
+               f"becomes longer than {MAX_USERNAME_LENGTH} characters" for r in unusable]
         )
         # A ClickException: `flask db upgrade` prints it as one `Error:` line and exits 1.
         raise click.ClickException(
