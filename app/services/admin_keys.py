@@ -28,6 +28,7 @@ from app.services.errors import AccessDenied
 from app.services.errors import InvalidInput
 from app.services.errors import Missing
 from app.services.errors import ScopeMissing
+from app.services.errors import UnknownTenant
 from app.services.tenant_cache import tenant_scope
 
 log = logging.getLogger(__name__)
@@ -142,11 +143,14 @@ def authenticate(tenant_slug: str, presented: str, scope: str, now: datetime) ->
     valid key without the scope (`admin` includes `introspect`).
     """
     digest = token_digest(presented)
-    with tenant_scope(tenant_slug) as tenant:
-        row = db.session.connection().execute(_AUTHENTICATE, {
-            "digest": digest, "tenant_id": tenant.id, "now": now,
-            "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),
-        }).one_or_none()
+    try:
+        with tenant_scope(tenant_slug) as tenant:
+            row = db.session.connection().execute(_AUTHENTICATE, {
+                "digest": digest, "tenant_id": tenant.id, "now": now,
+                "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),
+            }).one_or_none()
+    except UnknownTenant:
+        row = None  # no key belongs to it: 401 like any bad key, not a tenant oracle
     if row is None or not hmac.compare_digest(bytes(row.digest), digest):
         log.info("admin key rejected", extra={"event": "admin_key_rejected",
                                               "tenant": tenant_slug})
