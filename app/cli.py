@@ -55,7 +55,7 @@ def service_errors(func: Callable[..., Any]) -> Callable[..., Any]:
         except (DBAPIError, PoolTimeout) as exc:
             if not is_transient(exc):
                 raise
-            raise click.ClickException(describe_database_problem(exc)) from None
+            raise click.ClickException(describe_database_problem(exc) or str(exc)) from None
 
     return wrapper
 

@@ -119,7 +119,7 @@ def add_cors_headers(response: Response) -> Response:
         return response
     response.vary.add("Origin")
     origin = request.headers.get("Origin")
-    if not origin or origin not in tenants.cors_origins(request.view_args["tenant"]):
+    if not origin or origin not in tenants.cors_origins((request.view_args or {})["tenant"]):
         return response
     response.headers["Access-Control-Allow-Origin"] = origin
     if request.method == "OPTIONS":

@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import uuid
 from datetime import datetime
+from typing import Any
 from typing import NamedTuple
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy import select
@@ -29,7 +31,9 @@ from app.models import RefreshToken
 from app.models import User
 from app.services import events
 
-_tokens, _sessions, _users = RefreshToken.__table__, AuthSession.__table__, User.__table__
+_tokens = cast(sa.Table, RefreshToken.__table__)
+_sessions = cast(sa.Table, AuthSession.__table__)
+_users = cast(sa.Table, User.__table__)
 
 
 class LockedToken(NamedTuple):
@@ -126,11 +130,11 @@ def lock_session(tenant_id: int, session_id: uuid.UUID | None, user_id: int | No
 
 def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
     """Revoke a session whose row the caller has locked; True if it was live."""
-    result = db.session.execute(
+    result = cast("sa.CursorResult[Any]", db.session.execute(
         sa.update(AuthSession)
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=now, revoke_reason=reason)
-    )
+    ))
     return result.rowcount == 1
 
 

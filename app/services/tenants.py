@@ -5,6 +5,7 @@ from dataclasses import dataclass
 from dataclasses import fields
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -103,7 +104,7 @@ def list_tenants() -> list[TenantSettings]:
         ]
 
 
-def update_tenant(slug: str, **changes: object) -> TenantSettings:
+def update_tenant(slug: str, **changes: Any) -> TenantSettings:
     """Change some settings of a tenant (the names of TenantSettings); returns the new settings.
 
     Other workers see the change within TENANT_CACHE_S (tenant_cache.py); this one at once.

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -96,7 +97,8 @@ _REJECTION_OUTCOMES = {"unknown token": "invalid", "session revoked": "revoked",
                        "successor mismatch": "invalid"}
 
 
-_tokens, _sessions = RefreshToken.__table__, AuthSession.__table__
+_tokens = cast(sa.Table, RefreshToken.__table__)
+_sessions = cast(sa.Table, AuthSession.__table__)
 
 # Mark the token rotated, touch the session and insert the successor: one round trip.
 # (Parameter names differ from column names: SQLAlchemy turns an execute() parameter
@@ -154,7 +156,7 @@ def login(
     # verify() hashes even for an unknown user: the timing tells nothing. No transaction is
     # open while it runs.
     valid = rt.passwords.verify(user.password_hash if user else None, password)
-    if not valid or user.disabled_at is not None:
+    if not valid or user is None or user.disabled_at is not None:
         log.info("login failed", extra={"event": "login_failed", "tenant": tenant_slug})
         count_login("invalid")
         raise InvalidCredentials()
