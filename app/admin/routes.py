@@ -133,7 +133,7 @@ def reset_link(tenant: str, user_id: str):
 
 @bp.get("/users/<user_id>/sessions")
 def user_sessions(tenant: str, user_id: str):
-    found = users.user_sessions(tenant, _user_id(user_id), utcnow())
+    found = sessions.user_sessions(tenant, _user_id(user_id), utcnow())
     return _answer({"sessions": [{
         "id": s.id,
         "created_at": s.created_at.isoformat(),

@@ -3,6 +3,9 @@ from __future__ import annotations
 
 import unicodedata
 
+import sqlalchemy as sa
+
+from app.models import User
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.user import MAX_USERNAME_LENGTH
 from app.runtime import runtime
@@ -11,6 +14,7 @@ from app.services.errors import PasswordPolicyViolation
 from app.services.tenant_cache import tenant_scope
 
 DEFAULT_PASSWORD_MIN_LENGTH = 8
+UserRef = str | int  # a username (CLI) or a user id (admin API)
 
 
 def normalize_username(raw: str) -> str:
@@ -45,3 +49,10 @@ def hash_new_password(tenant_slug: str, password: str) -> str:
         min_length = tenant.password_min_length
     check_password(password, min_length)
     return runtime().passwords.hash(password)
+
+
+def user_clause(tenant_id: int, who: UserRef) -> sa.ColumnElement[bool]:
+    """The WHERE clause naming one user of the tenant, by id or by (normalised) username."""
+    if isinstance(who, int):
+        return sa.and_(User.tenant_id == tenant_id, User.id == who)
+    return sa.and_(User.tenant_id == tenant_id, User.username == normalize_username(who))

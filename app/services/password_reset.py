@@ -23,13 +23,13 @@ from app.logs import security_event
 from app.models import User
 from app.services import events
 from app.services import family
+from app.services.accounts import UserRef
 from app.services.accounts import hash_new_password
+from app.services.accounts import user_clause
 from app.services.errors import InvalidCredentials
 from app.services.errors import UserNotFound
 from app.services.family import LockedUser
 from app.services.tenant_cache import tenant_scope
-from app.services.users import UserRef
-from app.services.users import get_user
 
 log = logging.getLogger(__name__)
 SALT = "baton.password-reset.v1"
@@ -49,13 +49,13 @@ def _fingerprint(password_hash: str) -> str:
 
 def issue_reset_token(tenant_slug: str, who: UserRef) -> str:
     """A reset token for the user (`flask users reset-link` and the admin API)."""
-    user_id = get_user(tenant_slug, who).id
-    with tenant_scope(tenant_slug):
+    with tenant_scope(tenant_slug) as tenant:
         row = db.session.execute(
-            select(User.id, User.tenant_id, User.password_hash).where(User.id == user_id)
+            select(User.id, User.tenant_id, User.password_hash)
+            .where(user_clause(tenant.id, who))
         ).one_or_none()
-        if row is None:  # deleted in between
-            raise UserNotFound(tenant_slug, who)
+    if row is None:
+        raise UserNotFound(tenant_slug, who)
     return _serializer().dumps({"t": row.tenant_id, "u": row.id,
                                 "h": _fingerprint(row.password_hash)})
 

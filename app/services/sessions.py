@@ -19,8 +19,11 @@ from app.services import events
 from app.services import family
 from app.services.access_tokens import VerifiedAccess
 from app.services.access_tokens import verify_access_token
+from app.services.accounts import UserRef
+from app.services.accounts import user_clause
 from app.services.errors import AccessDenied
 from app.services.errors import SessionNotFound
+from app.services.errors import UserNotFound
 from app.services.tenant_cache import TenantInfo
 from app.services.tenant_cache import tenant_scope
 
@@ -46,6 +49,15 @@ def live_sessions(user_id: int, now: datetime, current: str | None = None) -> li
     ).all()
     return [SessionInfo(str(r.id), r.created_at, r.last_used_at, r.expires_at, r.user_agent,
                         str(r.id) == current) for r in rows]
+
+
+def user_sessions(tenant_slug: str, who: UserRef, now: datetime) -> list[SessionInfo]:
+    """A user's live sessions, newest first (admin API: `current` is always False)."""
+    with tenant_scope(tenant_slug) as tenant:
+        user_id = db.session.execute(select(User.id).where(user_clause(tenant.id, who))).scalar()
+        if user_id is None:
+            raise UserNotFound(tenant_slug, who)
+        return live_sessions(user_id, now)
 
 
 def _caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:

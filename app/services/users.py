@@ -22,17 +22,15 @@ from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.user import MAX_USERNAME_LENGTH
 from app.services import events
 from app.services import family
+from app.services.accounts import UserRef
 from app.services.accounts import hash_new_password
 from app.services.accounts import normalize_username
+from app.services.accounts import user_clause
 from app.services.errors import InvalidInput
 from app.services.errors import UsernameTaken
 from app.services.errors import UserNotFound
 from app.services.family import LockedUser
-from app.services.sessions import SessionInfo
-from app.services.sessions import live_sessions
 from app.services.tenant_cache import tenant_scope
-
-UserRef = str | int  # a username (CLI) or a user id (admin API)
 
 
 @dataclass(frozen=True)
@@ -58,13 +56,6 @@ def validate_credentials(username: str, password: str) -> None:
         raise InvalidInput("password must not be empty")
     if len(password) > MAX_PASSWORD_LENGTH or "\x00" in password:
         raise InvalidInput(f"password must be at most {MAX_PASSWORD_LENGTH} characters, no NUL")
-
-
-def _is(tenant_id: int, who: UserRef) -> sa.ColumnElement[bool]:
-    """The WHERE clause naming one user of the tenant."""
-    if isinstance(who, int):
-        return sa.and_(User.tenant_id == tenant_id, User.id == who)
-    return sa.and_(User.tenant_id == tenant_id, User.username == normalize_username(who))
 
 
 def _missing(tenant_slug: str, who: UserRef) -> UserNotFound:
@@ -101,7 +92,7 @@ def find_user(tenant_slug: str, username: str) -> UserView | None:
     """The user with this username (normalised as at login), or None."""
     with tenant_scope(tenant_slug) as tenant:
         row = db.session.execute(
-            select(*_VIEW_COLUMNS).where(_is(tenant.id, username))
+            select(*_VIEW_COLUMNS).where(user_clause(tenant.id, username))
         ).one_or_none()
     return UserView(*row) if row else None
 
@@ -109,7 +100,7 @@ def find_user(tenant_slug: str, username: str) -> UserView | None:
 def get_user(tenant_slug: str, who: UserRef) -> UserView:
     with tenant_scope(tenant_slug) as tenant:
         row = db.session.execute(
-            select(*_VIEW_COLUMNS).where(_is(tenant.id, who))
+            select(*_VIEW_COLUMNS).where(user_clause(tenant.id, who))
         ).one_or_none()
     if row is None:
         raise _missing(tenant_slug, who)
@@ -147,7 +138,7 @@ def list_users(tenant_slug: str, limit: int,
 
 def _lock_user(tenant_slug: str, tenant_id: int, who: UserRef) -> LockedUser:
     """Lock the user row (first in the revoke order); UserNotFound if there is none."""
-    user = family.lock_user(tenant_id, _is(tenant_id, who))
+    user = family.lock_user(tenant_id, user_clause(tenant_id, who))
     if user is None:
         raise _missing(tenant_slug, who)
     return user
@@ -210,12 +201,3 @@ def logout_everywhere(tenant_slug: str, who: UserRef, now: datetime,
     security_event("sessions_revoked", tenant=tenant_slug, user_id=user_id,
                    sessions_revoked=revoked, reason="admin")
     return revoked
-
-
-def user_sessions(tenant_slug: str, who: UserRef, now: datetime) -> list[SessionInfo]:
-    """The user's live sessions, newest first (`current` is always False: no caller session)."""
-    with tenant_scope(tenant_slug) as tenant:
-        user_id = db.session.execute(select(User.id).where(_is(tenant.id, who))).scalar()
-        if user_id is None:
-            raise _missing(tenant_slug, who)
-        return live_sessions(user_id, now)
