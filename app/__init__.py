@@ -13,6 +13,7 @@ from app.extensions import db
 from app.extensions import migrate
 from app.metrics import init_metrics
 from app.runtime import init_runtime
+from app.services.tenant_cache import init_tenant_cache
 
 MIGRATIONS_DIR = str(baton_config.BASE_DIR / "migrations")
 
@@ -45,6 +46,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     register_proxy(app)
     register_framing(app)
     init_runtime(app)
+    init_tenant_cache(app, settings.tenant_cache_s)
     init_metrics(app)
     register_blueprints(app)
     register_errors(app)

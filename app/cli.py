@@ -6,6 +6,8 @@ import sys
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from typing import Any
+from typing import Callable
 
 import click
 from flask import Flask
@@ -15,8 +17,6 @@ from flask.cli import with_appcontext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.errors import OAuthError
-from app.errors import TemporarilyUnavailable
 from app.services import admin_keys
 from app.services import keys
 from app.services import tenants
@@ -24,6 +24,8 @@ from app.services import users
 from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
 from app.services.database import describe_database_problem
 from app.services.database import is_transient
+from app.services.errors import DatabaseUnavailable
+from app.services.errors import ServiceError
 
 
 class BatonGroup(AppGroup):
@@ -36,24 +38,24 @@ class BatonGroup(AppGroup):
             raise click.ClickException(exc.format_message()) from None
 
 
-def service_errors(func):
-    """Turn a service's refusal into `Error: <reason>` and exit 1."""
+def service_errors(func: Callable[..., Any]) -> Callable[..., Any]:
+    """Turn a service's refusal (app.services.errors) into `Error: <message>` and exit 1."""
 
     @functools.wraps(func)
-    def wrapper(*args, **kwargs):
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
         try:
             return func(*args, **kwargs)
-        except TemporarilyUnavailable as exc:
+        except DatabaseUnavailable as exc:
             # An operator needs the reason HTTP clients are not told (refused, no such
             # database, authentication failed): it is on the exception's context.
-            reason = describe_database_problem(exc.__context__) or exc.description
+            reason = describe_database_problem(exc.__context__) or exc.message
             raise click.ClickException(reason) from None
-        except OAuthError as exc:
-            raise click.ClickException(exc.description) from None
+        except ServiceError as exc:
+            raise click.ClickException(exc.message) from None
         except (DBAPIError, PoolTimeout) as exc:
             if not is_transient(exc):
                 raise
-            raise click.ClickException(describe_database_problem(exc)) from None
+            raise click.ClickException(describe_database_problem(exc) or str(exc)) from None
 
     return wrapper
 

@@ -9,6 +9,7 @@ from flask import jsonify
 from werkzeug.exceptions import HTTPException
 
 from app.extensions import db
+from app.services import errors as domain
 
 log = logging.getLogger(__name__)
 
@@ -111,6 +112,29 @@ HTTP_ERROR_CODES = {
 }
 
 
+def http_error(exc: domain.ServiceError) -> OAuthError:
+    """The SPEC's HTTP error for a service's refusal: the one translation table."""
+    if isinstance(exc, domain.UnknownTenant):
+        return NotFound("Unknown tenant.")
+    if isinstance(exc, domain.Missing):
+        return NotFound(exc.message)
+    if isinstance(exc, domain.UsernameTaken):
+        return Conflict(exc.message)
+    if isinstance(exc, domain.GrantRejected):
+        return InvalidGrant()
+    if isinstance(exc, domain.AccessDenied):
+        return InvalidToken()
+    if isinstance(exc, domain.ScopeMissing):
+        return InsufficientScope(exc.scope)
+    if isinstance(exc, domain.LoginThrottled):
+        return SlowDown(exc.retry_after)
+    if isinstance(exc, domain.KeyUnavailable):
+        return KeyUnavailable(exc.retry_after)
+    if isinstance(exc, domain.Unavailable):
+        return TemporarilyUnavailable(exc.retry_after)
+    return InvalidRequest(exc.message)  # InvalidInput and anything not listed above
+
+
 def error_response(error: str, description: str, status: int, headers=None) -> Response:
     """The JSON body of every error."""
     response = jsonify({"error": error, "error_description": description})
@@ -127,6 +151,10 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OAuthError)
     def handle_oauth_error(exc: OAuthError) -> Response:
         return error_response(exc.error, exc.description, exc.status_code, exc.headers)
+
+    @app.errorhandler(domain.ServiceError)
+    def handle_service_error(exc: domain.ServiceError) -> Response:
+        return handle_oauth_error(http_error(exc))
 
     @app.errorhandler(HTTPException)
     def handle_http_exception(exc: HTTPException) -> Response:

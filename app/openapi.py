@@ -15,7 +15,7 @@ from flask import jsonify
 
 from app.models.tenant import SLUG_PATTERN
 from app.models.user import MAX_USERNAME_LENGTH
-from app.oauth.routes import MAX_TOKEN_LENGTH
+from app.oauth.params import MAX_TOKEN_LENGTH
 from app.services.users import MAX_PASSWORD_LENGTH
 
 bp = Blueprint("openapi", __name__)

@@ -168,11 +168,11 @@ def app(database_url):
 def clean_db(request):
     """Empty every table after each test that touched the database (real commits)."""
     yield
-    tenant_cache.forget()  # identities restart, so a cached slug could name another tenant
     if "app" not in request.fixturenames:
         return
     app = request.getfixturevalue("app")
     with app.app_context():
+        tenant_cache.forget()  # identities restart, so a cached slug could name another tenant
         db.session.remove()
         with db.engine.begin() as conn:
             conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))

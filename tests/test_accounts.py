@@ -7,11 +7,11 @@ import sqlalchemy as sa
 from flask_migrate import downgrade
 from flask_migrate import upgrade
 
-from app.errors import InvalidRequest
 from app.extensions import db
 from app.services import tenants
 from app.services.accounts import check_password
 from app.services.accounts import normalize_username
+from app.services.errors import InvalidInput
 from tests.test_cli import assert_one_error_line
 
 
@@ -26,9 +26,9 @@ def test_normalize_username(raw, expected):
 
 @pytest.mark.parametrize("raw", [" alice", "alice ", "", "a" * 151, "a\x00b"])
 def test_bad_usernames(raw):
-    with pytest.raises(InvalidRequest) as info:
+    with pytest.raises(InvalidInput) as info:
         normalize_username(raw)
-    assert info.value.description.startswith("username")
+    assert info.value.message.startswith("username")
 
 
 @pytest.mark.parametrize("password, ok", [
@@ -40,9 +40,9 @@ def test_password_policy(password, ok):
     if ok:
         check_password(password, 8)
     else:
-        with pytest.raises(InvalidRequest) as info:
+        with pytest.raises(InvalidInput) as info:
             check_password(password, 8)
-        assert info.value.description.startswith("password")
+        assert info.value.message.startswith("password")
 
 
 def test_cli_usernames_are_normalised(runner, tenant, tokens):

@@ -58,7 +58,7 @@ def test_users_create_with_prompt(runner, tenant, app, terminal):
     result = runner.invoke(args=["users", "create", tenant, "bob"], input="s3cret-pw\ns3cret-pw\n")
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert svc.login(tenant, "bob", "s3cret-pw", issuer="x", now=utcnow()).refresh_token
+        assert svc.login(tenant, "bob", "s3cret-pw", now=utcnow()).refresh_token
         db.session.remove()
 
 
@@ -73,7 +73,7 @@ def test_users_create_password_stdin(runner, tenant, app):
                            input="from stdin\n")
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert svc.login(tenant, "carol", "from stdin", issuer="x", now=utcnow()).session_id
+        assert svc.login(tenant, "carol", "from stdin", now=utcnow()).session_id
         db.session.remove()
 
 

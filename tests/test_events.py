@@ -12,9 +12,6 @@ from sqlalchemy import event as sa_event
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from app.errors import InvalidGrant
-from app.errors import InvalidRequest
-from app.errors import SlowDown
 from app.extensions import db
 from app.models import AuthSession
 from app.models import Event
@@ -25,6 +22,9 @@ from app.services import password_reset
 from app.services import sessions
 from app.services import tokens as token_service
 from app.services import users
+from app.services.errors import GrantRejected
+from app.services.errors import InvalidInput
+from app.services.errors import LoginThrottled
 from tests.conftest import utcnow
 from tests.factories import settled
 
@@ -65,7 +65,7 @@ def tenant_id(slug: str = "acme") -> int:
 
 
 def login(now=None):
-    return token_service.login("acme", "alice", PASSWORD, issuer="x", now=now or utcnow(),
+    return token_service.login("acme", "alice", PASSWORD, now=now or utcnow(),
                                client_address="192.0.2.7")
 
 
@@ -79,13 +79,13 @@ def live_sessions() -> int:
 # Each case: a setup (committed normally), then the change under test with what it must add.
 def _replay(state):
     t0 = state["t0"]
-    token_service.rotate("acme", state["first"].refresh_token, issuer="x", now=t0)
+    token_service.rotate("acme", state["first"].refresh_token, now=t0)
     state["later"] = t0 + timedelta(hours=1)
 
 
 def _do_replay(state):
-    with pytest.raises(InvalidGrant):
-        token_service.rotate("acme", state["first"].refresh_token, issuer="x",
+    with pytest.raises(GrantRejected):
+        token_service.rotate("acme", state["first"].refresh_token,
                              now=state["later"], client_address="198.51.100.9")
 
 
@@ -188,18 +188,18 @@ def test_ordinary_and_duplicate_refreshes_write_no_event(ctx, user):
     t0 = utcnow()
     first = login(t0)
     before = kinds()
-    second = token_service.rotate("acme", first.refresh_token, issuer="x", now=t0)
-    token_service.rotate("acme", first.refresh_token, issuer="x", now=t0 + timedelta(seconds=1))
-    token_service.rotate("acme", second.refresh_token, issuer="x", now=t0 + timedelta(seconds=2))
+    second = token_service.rotate("acme", first.refresh_token, now=t0)
+    token_service.rotate("acme", first.refresh_token, now=t0 + timedelta(seconds=1))
+    token_service.rotate("acme", second.refresh_token, now=t0 + timedelta(seconds=2))
     assert kinds() == before
 
 
 def test_replay_event_names_the_session_and_client(ctx, user):
     t0 = utcnow()
     first = login(t0)
-    token_service.rotate("acme", first.refresh_token, issuer="x", now=t0)
-    with pytest.raises(InvalidGrant):
-        token_service.rotate("acme", first.refresh_token, issuer="x",
+    token_service.rotate("acme", first.refresh_token, now=t0)
+    with pytest.raises(GrantRejected):
+        token_service.rotate("acme", first.refresh_token,
                              now=t0 + timedelta(minutes=5), client_address="198.51.100.9")
     replayed = [e for e in stored_events() if e.type == "refresh_token.replayed"]
     assert len(replayed) == 1
@@ -215,11 +215,11 @@ def test_login_throttled_once_per_key_and_window(app, ctx, user):
     statuses = []
     for i in range(limit + 4):
         try:
-            token_service.login("acme", "alice", "wrong password", issuer="x",
+            token_service.login("acme", "alice", "wrong password",
                                 now=t0 + timedelta(seconds=i), client_address="192.0.2.7")
-        except SlowDown:
+        except LoginThrottled:
             statuses.append(429)
-        except InvalidGrant:
+        except GrantRejected:
             statuses.append(400)
     assert statuses == [400] * limit + [429] * 4
     throttled = [e for e in stored_events() if e.type == "login.throttled"]
@@ -231,8 +231,8 @@ def test_login_throttled_once_per_key_and_window(app, ctx, user):
     # The next window throttles again: one more event, once.
     t1 = t0 + timedelta(seconds=window + 1)
     for i in range(limit + 2):
-        with pytest.raises((SlowDown, InvalidGrant)):
-            token_service.login("acme", "alice", "wrong password", issuer="x",
+        with pytest.raises((LoginThrottled, GrantRejected)):
+            token_service.login("acme", "alice", "wrong password",
                                 now=t1 + timedelta(seconds=i), client_address="192.0.2.7")
     assert kinds()["login.throttled"] == 2
 
@@ -257,9 +257,9 @@ def test_list_events_pages_and_validates(ctx, tenant):
     assert empty.events == [] and empty.next_after == second.next_after
     assert events.list_events(tid).as_json()["next_after"] == second.next_after
     for bad in (0, 201):
-        with pytest.raises(InvalidRequest, match="^limit"):
+        with pytest.raises(InvalidInput, match="^limit"):
             events.list_events(tid, limit=bad)
-    with pytest.raises(InvalidRequest, match="^after"):
+    with pytest.raises(InvalidInput, match="^after"):
         events.list_events(tid, -1)
     other = db.session.execute(sa.insert(Tenant).values(
         slug="other", name="o", access_ttl=1, refresh_ttl=1, session_ttl=1, reuse_interval=0,

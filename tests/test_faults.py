@@ -126,21 +126,21 @@ def test_refused_connection_is_503(database_url, tenant, user):
 
 
 def test_exception_inside_rotation_rolls_back_everything(ctx, user, monkeypatch):
-    first = svc.login("acme", "alice", "correct horse", issuer="x", now=utcnow())
+    first = svc.login("acme", "alice", "correct horse", now=utcnow())
 
     def explode(*args, **kwargs):
         raise RuntimeError("injected failure after the rotation was written")
 
     monkeypatch.setattr(svc, "_grant", explode)
     with pytest.raises(RuntimeError):
-        svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
+        svc.rotate("acme", first.refresh_token, now=utcnow())
     db.session.rollback()
     rows = db.session.execute(sa.text(
         "SELECT count(*), count(rotated_at) FROM refresh_tokens")).one()
     db.session.rollback()
     assert tuple(rows) == (1, 0)  # no successor, the token not marked rotated
     monkeypatch.undo()
-    assert svc.rotate("acme", first.refresh_token, issuer="x",
+    assert svc.rotate("acme", first.refresh_token,
                       now=utcnow()).session_id == first.session_id
 
 

@@ -9,6 +9,7 @@ import pytest
 from app.extensions import db
 from app.services import keys
 from app.services import tokens as svc
+from app.services.errors import KeyUnavailable
 from tests.conftest import make_app
 from tests.conftest import utcnow
 
@@ -22,7 +23,7 @@ def verify_with_jwks(client, access_token: str) -> dict:
 
 
 def login(now=None):
-    return svc.login("acme", "alice", "correct horse", issuer="x", now=now or utcnow())
+    return svc.login("acme", "alice", "correct horse", now=now or utcnow())
 
 
 def test_jwks_publishes_public_key_only(client, tenant):
@@ -81,7 +82,6 @@ def test_private_keys_are_encrypted_at_rest(ctx, tenant, database_url):
     # Another SECRET_KEY cannot decrypt it.
     other = make_app(database_url, SECRET_KEY="another-secret-0123456789abcdefghij")
     with other.app_context():
-        from app.errors import KeyUnavailable
 
         row = db.session.execute(sa.text(
             "SELECT kid, private_key_encrypted FROM signing_keys")).one()

@@ -27,11 +27,11 @@ def sql(statement: str, **params):
 
 
 def login(tenant="acme"):
-    return svc.login(tenant, "alice", "correct horse", issuer="x", now=utcnow())
+    return svc.login(tenant, "alice", "correct horse", now=utcnow())
 
 
 def rotate(token, tenant="acme"):
-    return svc.rotate(tenant, token, issuer="x", now=utcnow())
+    return svc.rotate(tenant, token, now=utcnow())
 
 
 def exists(table: str, **where) -> int:

@@ -11,9 +11,9 @@ from datetime import timedelta
 import pytest
 from sqlalchemy import event
 
-from app.errors import InvalidGrant
 from app.extensions import db
 from app.services import tokens as svc
+from app.services.errors import GrantRejected
 from tests.conftest import utcnow
 
 REFRESH_STATEMENTS = 2  # the locking SELECT and the rotation CTE (plus BEGIN and COMMIT)
@@ -50,19 +50,19 @@ def sent():
 
 
 def test_rotation_executes_two_statements(ctx, user):
-    first = svc.login("acme", "alice", "correct horse", issuer="x", now=utcnow())
+    first = svc.login("acme", "alice", "correct horse", now=utcnow())
     with statements() as seen:
-        svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
+        svc.rotate("acme", first.refresh_token, now=utcnow())
     assert seen == ["SELECT", "WITH"]
     assert len(seen) == REFRESH_STATEMENTS
 
 
 def test_timeouts_ride_with_the_first_statement_of_each_transaction(ctx, user):
     """SET LOCAL in the same message as the locking SELECT: no extra round trip (SPEC §12)."""
-    first = svc.login("acme", "alice", "correct horse", issuer="x", now=utcnow())
+    first = svc.login("acme", "alice", "correct horse", now=utcnow())
     with sent() as texts:
-        svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
-        svc.rotate("acme", first.refresh_token, issuer="x", now=utcnow())  # a new transaction
+        svc.rotate("acme", first.refresh_token, now=utcnow())
+        svc.rotate("acme", first.refresh_token, now=utcnow())  # a new transaction
     assert len(texts) == REFRESH_STATEMENTS + 2  # the duplicate: lock and successor
     assert texts[0].startswith(TIMEOUTS) and "FOR UPDATE" in texts[0]
     assert "SET LOCAL" not in texts[1]  # once per transaction
@@ -71,19 +71,19 @@ def test_timeouts_ride_with_the_first_statement_of_each_transaction(ctx, user):
 
 def test_duplicate_within_interval_adds_one_read(ctx, user):
     t0 = utcnow()
-    first = svc.login("acme", "alice", "correct horse", issuer="x", now=t0)
-    svc.rotate("acme", first.refresh_token, issuer="x", now=t0)
+    first = svc.login("acme", "alice", "correct horse", now=t0)
+    svc.rotate("acme", first.refresh_token, now=t0)
     with statements() as seen:
-        svc.rotate("acme", first.refresh_token, issuer="x", now=t0 + timedelta(seconds=1))
+        svc.rotate("acme", first.refresh_token, now=t0 + timedelta(seconds=1))
     assert seen == ["SELECT", "SELECT"]  # lock, then the successor; nothing written
 
 
 def test_replay_writes_the_revocation_and_its_events(ctx, user):
     t0 = utcnow()
-    first = svc.login("acme", "alice", "correct horse", issuer="x", now=t0)
-    svc.rotate("acme", first.refresh_token, issuer="x", now=t0)
+    first = svc.login("acme", "alice", "correct horse", now=t0)
+    svc.rotate("acme", first.refresh_token, now=t0)
     with statements() as seen:
-        with pytest.raises(InvalidGrant):
-            svc.rotate("acme", first.refresh_token, issuer="x", now=t0 + timedelta(hours=1))
+        with pytest.raises(GrantRejected):
+            svc.rotate("acme", first.refresh_token, now=t0 + timedelta(hours=1))
     # The revocation, then refresh_token.replayed and session.revoked in one INSERT.
     assert seen == ["SELECT", "UPDATE", "WITH"]

@@ -12,6 +12,7 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
+from app.services import tenant_cache
 from app.services import tenants
 from app.services import users
 from tests.conftest import PROJECT_ROOT
@@ -127,6 +128,8 @@ def test_reencrypt_then_unreproducible_successor_is_refused_without_revoking(
     # The session's current token refreshes as before.
     assert new_only.refresh(rotated["refresh_token"]).status_code == 200
     # And the old secret alone can no longer decrypt the key: reencrypt really moved it.
+    with old_app.app_context():  # its cached ciphertext expires (TENANT_CACHE_S) first
+        tenant_cache.forget()
     assert client_of(old_app).login().status_code == 503
 
 

@@ -6,13 +6,13 @@ from datetime import timedelta
 import pytest
 import sqlalchemy as sa
 
-from app.errors import InvalidGrant
-from app.errors import NotFound
 from app.extensions import db
 from app.services import tenant_cache
 from app.services import tenants
 from app.services import tokens as svc
 from app.services import users
+from app.services.errors import GrantRejected
+from app.services.errors import Missing
 from tests.conftest import utcnow
 from tests.factories import chain_violations
 
@@ -20,11 +20,11 @@ ISSUER = "http://baton.test/v1/tenants/acme"
 
 
 def login(now=None, tenant="acme"):
-    return svc.login(tenant, "alice", "correct horse", issuer=ISSUER, now=now or utcnow())
+    return svc.login(tenant, "alice", "correct horse", now=now or utcnow())
 
 
 def rotate(token, now, tenant="acme"):
-    return svc.rotate(tenant, token, issuer=ISSUER, now=now)
+    return svc.rotate(tenant, token, now=now)
 
 
 def session_revoked(session_id) -> bool:
@@ -71,7 +71,7 @@ def test_duplicate_within_interval_gets_identical_pair(ctx, user, t0):
 def test_duplicate_after_interval_is_replay(ctx, user, t0):
     first = login(t0)
     rotate(first.refresh_token, t0 + timedelta(seconds=1))
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(first.refresh_token, t0 + timedelta(seconds=11))  # interval is 10 s
     assert session_revoked(first.session_id)
 
@@ -87,10 +87,10 @@ def test_older_ancestor_is_replay_and_kills_successors(ctx, user, t0):
     first = login(t0)
     second = rotate(first.refresh_token, t0 + timedelta(seconds=1))
     third = rotate(second.refresh_token, t0 + timedelta(seconds=2))
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(first.refresh_token, t0 + timedelta(seconds=3))  # successor already used
     assert session_revoked(first.session_id)
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(third.refresh_token, t0 + timedelta(seconds=4))
 
 
@@ -98,9 +98,9 @@ def test_strict_mode_any_second_use_is_replay(ctx, user, t0):
     set_reuse_interval(0)
     first = login(t0)
     second = rotate(first.refresh_token, t0 + timedelta(seconds=1))
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(first.refresh_token, t0 + timedelta(seconds=1))
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(second.refresh_token, t0 + timedelta(seconds=2))
 
 
@@ -110,7 +110,7 @@ def test_revoked_session_never_grants_reuse(ctx, user, t0):
     with db.session.begin():
         db.session.execute(sa.text("UPDATE sessions SET revoked_at = :t"), {"t": t0})
     for token in (first.refresh_token, second.refresh_token):
-        with pytest.raises(InvalidGrant):
+        with pytest.raises(GrantRejected):
             rotate(token, t0 + timedelta(seconds=2))
 
 
@@ -118,7 +118,7 @@ def test_expired_token_is_rejected_without_revoking(ctx, app, database_url, t0):
     tenants.create_tenant(tenants.TenantSettings("acme", "Acme", refresh_ttl=60), t0)
     users.create_user("acme", "alice", "correct horse", t0)
     first = login(t0)
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(first.refresh_token, t0 + timedelta(seconds=61))
     assert not session_revoked(first.session_id)
 
@@ -131,7 +131,7 @@ def test_session_absolute_lifetime_is_never_extended(ctx, t0):
     second = rotate(first.refresh_token, t0 + timedelta(seconds=90))
     # Idle TTL would allow 190 s; the session's absolute lifetime caps it at 150 s.
     assert second.refresh_expires_in == 60
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(second.refresh_token, t0 + timedelta(seconds=151))
 
 
@@ -139,25 +139,25 @@ def test_disabled_user_cannot_refresh(ctx, user, t0):
     first = login(t0)
     with db.session.begin():
         db.session.execute(sa.text("UPDATE users SET disabled_at = :t"), {"t": t0})
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(first.refresh_token, t0 + timedelta(seconds=1))
 
 
 def test_unknown_token_is_invalid_grant(ctx, user, t0):
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate("x" * 43, t0)
 
 
 def test_unknown_tenant_is_not_found(ctx, user, t0):
     first = login(t0)
-    with pytest.raises(NotFound):
+    with pytest.raises(Missing):
         rotate(first.refresh_token, t0, tenant="nope")
 
 
 def test_other_tenants_token_is_unknown_and_harmless(ctx, user, t0):
     tenants.create_tenant(tenants.TenantSettings("globex", "Globex"), t0)
     first = login(t0)
-    with pytest.raises(InvalidGrant):
+    with pytest.raises(GrantRejected):
         rotate(first.refresh_token, t0 + timedelta(seconds=1), tenant="globex")
     assert not session_revoked(first.session_id)
     assert rotate(first.refresh_token, t0 + timedelta(seconds=2)).session_id == first.session_id
@@ -168,7 +168,7 @@ def test_replay_revocation_is_committed(app, user, t0):
     with app.app_context():
         first = login(t0)
         rotate(first.refresh_token, t0 + timedelta(seconds=1))
-        with pytest.raises(InvalidGrant):
+        with pytest.raises(GrantRejected):
             rotate(first.refresh_token, t0 + timedelta(seconds=30))
         db.session.remove()
     with app.app_context():  # a new session: only committed data is visible

@@ -61,7 +61,7 @@ def test_userinfo_rejects_bad_tokens(client, tokens, make_header):
 
 
 def test_userinfo_rejects_expired_token(ctx, client, user):
-    issued = svc.login("acme", "alice", "correct horse", issuer="x",
+    issued = svc.login("acme", "alice", "correct horse",
                        now=utcnow() - timedelta(seconds=1000))
     assert_invalid_token(client.get("/v1/tenants/acme/userinfo",
                                     headers=bearer(issued.access_token)))

@@ -6,22 +6,22 @@ import uuid
 
 import pytest
 
-from app.errors import Conflict
-from app.errors import InvalidGrant
-from app.errors import InvalidRequest
-from app.errors import NotFound
-from app.errors import TemporarilyUnavailable
 from app.extensions import db
 from app.services import sessions
 from app.services import tenants
 from app.services import tokens as token_service
 from app.services import users
+from app.services.errors import GrantRejected
+from app.services.errors import InvalidInput
+from app.services.errors import Missing
+from app.services.errors import Unavailable
+from app.services.errors import UsernameTaken
 from tests.conftest import utcnow
 from tests.factories import chain_violations
 
 
 def login(username: str = "alice", tenant: str = "acme"):
-    return token_service.login(tenant, username, "correct horse", issuer="x", now=utcnow())
+    return token_service.login(tenant, username, "correct horse", now=utcnow())
 
 
 def test_by_name_and_by_id_are_the_same_user(ctx, user):
@@ -32,11 +32,11 @@ def test_by_name_and_by_id_are_the_same_user(ctx, user):
 
 
 def test_create_conflict_and_policy(ctx, user):
-    with pytest.raises(Conflict):
+    with pytest.raises(UsernameTaken):
         users.create_user("acme", "Alice", "correct horse", utcnow())
-    with pytest.raises(InvalidRequest, match="^password"):
+    with pytest.raises(InvalidInput, match="^password"):
         users.create_user("acme", "bob", "short", utcnow())
-    with pytest.raises(NotFound):
+    with pytest.raises(Missing):
         users.create_user("nope", "bob", "correct horse", utcnow())
 
 
@@ -46,17 +46,17 @@ def test_set_disabled_revokes_and_enable_does_not_resurrect(ctx, user):
     assert revoked == 1 and view.disabled_at is not None
     view, revoked = users.set_disabled("acme", 1, False, utcnow())
     assert revoked == 0 and view.disabled_at is None
-    with pytest.raises(InvalidGrant):
-        token_service.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
+    with pytest.raises(GrantRejected):
+        token_service.rotate("acme", first.refresh_token, now=utcnow())
     assert login().refresh_token
 
 
 def test_logout_everywhere_and_sessions(ctx, user):
     for _ in range(3):
         login()
-    assert len(users.user_sessions("acme", 1, utcnow())) == 3
+    assert len(sessions.user_sessions("acme", 1, utcnow())) == 3
     assert users.logout_everywhere("acme", "alice", utcnow()) == 3
-    assert users.user_sessions("acme", 1, utcnow()) == []
+    assert sessions.user_sessions("acme", 1, utcnow()) == []
     assert users.logout_everywhere("acme", 1, utcnow()) == 0
 
 
@@ -64,9 +64,9 @@ def test_admin_delete_session_is_scoped_to_the_tenant(ctx, user):
     tenants.create_tenant(tenants.TenantSettings("globex", "Globex"), utcnow())
     users.create_user("globex", "gina", "correct horse", utcnow())
     foreign = login("gina", "globex")
-    with pytest.raises(NotFound):
+    with pytest.raises(Missing):
         sessions.admin_delete_session("acme", foreign.session_id, utcnow())
-    with pytest.raises(NotFound):
+    with pytest.raises(Missing):
         sessions.admin_delete_session("acme", str(uuid.uuid4()), utcnow())
     sessions.admin_delete_session("globex", foreign.session_id, utcnow())
     sessions.admin_delete_session("globex", foreign.session_id, utcnow())  # idempotent
@@ -81,7 +81,7 @@ def test_list_users_pages_in_username_order(ctx, tenant):
     assert [u.username for u in page] == ["charlie", "delta"]
     page, cursor = users.list_users("acme", 2, cursor)
     assert [u.username for u in page] == ["echo"] and cursor is None
-    with pytest.raises(InvalidRequest, match="^cursor"):
+    with pytest.raises(InvalidInput, match="^cursor"):
         users.list_users("acme", 2, "not base64!")
 
 
@@ -99,9 +99,9 @@ def test_disable_racing_refreshes_in_threads(app, user):
             barrier.wait(30)
             for _ in range(30):
                 try:
-                    token = token_service.rotate("acme", token, issuer="x",
+                    token = token_service.rotate("acme", token,
                                                  now=utcnow()).refresh_token
-                except (InvalidGrant, TemporarilyUnavailable):
+                except (GrantRejected, Unavailable):
                     break
             db.session.remove()
         last[index] = token
@@ -121,8 +121,8 @@ def test_disable_racing_refreshes_in_threads(app, user):
     with app.app_context():
         users.enable_user("acme", "alice", utcnow())  # enabling must not bring any back
         for token in last.values():
-            with pytest.raises(InvalidGrant):
-                token_service.rotate("acme", token, issuer="x", now=utcnow())
+            with pytest.raises(GrantRejected):
+                token_service.rotate("acme", token, now=utcnow())
         assert chain_violations() == {"tokens_with_two_successors": 0,
                                       "sessions_with_two_current": 0}
         db.session.remove()

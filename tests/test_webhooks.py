@@ -91,7 +91,7 @@ def set_webhook(runner, url: str, tenant: str = "acme") -> str:
 def make_events(n_logins: int = 2) -> None:
     """Real changes: logins (session.started), a disable (user.disabled, session.revoked)."""
     for _ in range(n_logins):
-        token_service.login("acme", "alice", "correct horse", issuer="x", now=utcnow(),
+        token_service.login("acme", "alice", "correct horse", now=utcnow(),
                             client_address="192.0.2.1")
     users.disable_user("acme", "alice", utcnow())
 
@@ -299,7 +299,7 @@ def test_parallel_deliverers_never_send_an_event_twice(app, ctx, runner, user, d
     try:
         secret = set_webhook(runner, slow.url)
         for _ in range(12):
-            token_service.login("acme", "alice", "correct horse", issuer="x", now=utcnow())
+            token_service.login("acme", "alice", "correct horse", now=utcnow())
         users.disable_user("acme", "alice", utcnow())  # 12 session.revoked + user.disabled
         total = sum(1 for e in stored() if e.delivery == "pending")
         assert total == 25

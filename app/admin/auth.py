@@ -17,6 +17,7 @@ from flask import request
 from app.errors import InvalidToken
 from app.services import admin_keys
 from app.services.admin_keys import AdminPrincipal
+from app.services.errors import AccessDenied
 
 MAX_KEY_LENGTH = 256
 
@@ -36,7 +37,7 @@ def authenticate(scope: str) -> AdminPrincipal:
     try:
         principal = admin_keys.authenticate(tenant, presented_key(), scope,
                                             datetime.now(timezone.utc))
-    except InvalidToken:
+    except AccessDenied:
         raise InvalidToken("A valid admin key is required.") from None
     g.admin_key = principal
     return principal

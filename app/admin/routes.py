@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from datetime import timezone
+from typing import Any
 
 from flask import Response
 from flask import current_app
@@ -18,7 +19,7 @@ from app.admin.params import int_arg
 from app.admin.params import json_body
 from app.admin.params import query_args
 from app.errors import NotFound
-from app.models.tenant import SLUG_PATTERN
+from app.models.tenant import valid_slug
 from app.oauth.responses import NO_STORE
 from app.services import events
 from app.services import password_reset
@@ -26,7 +27,6 @@ from app.services import sessions
 from app.services import users
 from app.services.users import UserView
 
-_SLUG = re.compile(SLUG_PATTERN)
 _USER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
 
@@ -35,8 +35,8 @@ def utcnow() -> datetime:
 
 
 @bp.url_value_preprocessor
-def check_tenant_slug(endpoint, values) -> None:
-    if not _SLUG.match(values.get("tenant", "")):
+def check_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:
+    if not valid_slug((values or {}).get("tenant", "")):
         raise NotFound("Unknown tenant.")
 
 
@@ -133,7 +133,7 @@ def reset_link(tenant: str, user_id: str):
 
 @bp.get("/users/<user_id>/sessions")
 def user_sessions(tenant: str, user_id: str):
-    found = users.user_sessions(tenant, _user_id(user_id), utcnow())
+    found = sessions.user_sessions(tenant, _user_id(user_id), utcnow())
     return _answer({"sessions": [{
         "id": s.id,
         "created_at": s.created_at.isoformat(),

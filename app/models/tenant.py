@@ -1,6 +1,7 @@
 """Tenant: a namespace of users with its own lifetimes and signing keys."""
 from __future__ import annotations
 
+import re
 from datetime import datetime
 
 import sqlalchemy as sa
@@ -12,6 +13,13 @@ from app.models.base import Base
 from app.models.base import timestamp
 
 SLUG_PATTERN = r"^[a-z0-9][a-z0-9-]{0,62}$"
+_SLUG = re.compile(SLUG_PATTERN)
+
+
+def valid_slug(slug: str) -> bool:
+    """The one slug check: a full match (the pattern's `$` alone accepts a trailing newline)."""
+    return _SLUG.fullmatch(slug) is not None
+
 MAX_REUSE_INTERVAL = 300
 MAX_PASSWORD_LENGTH = 1024
 

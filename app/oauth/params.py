@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
+from typing import Callable
 from urllib.parse import parse_qsl
 
 from flask import Request
 from werkzeug.exceptions import UnsupportedMediaType
 
 from app.errors import InvalidRequest
+from app.errors import UnsupportedGrantType
+from app.services.users import validate_credentials
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"
@@ -88,3 +92,51 @@ def require(params: dict[str, str], name: str) -> str:
     if not value:
         raise InvalidRequest(f"Missing parameter {name!r}.")
     return value
+
+
+MAX_TOKEN_LENGTH = 512
+
+
+def bounded(value: str, name: str, limit: int = MAX_TOKEN_LENGTH) -> str:
+    if len(value) > limit:
+        raise InvalidRequest(f"Parameter {name!r} is too long.")
+    return value
+
+
+@dataclass(frozen=True)
+class PasswordGrant:
+    """RFC 6749 §4.3.2."""
+
+    username: str
+    password: str
+
+
+@dataclass(frozen=True)
+class RefreshGrant:
+    """RFC 6749 §6."""
+
+    refresh_token: str
+
+
+def _password_grant(params: dict[str, str]) -> PasswordGrant:
+    username, password = require(params, "username"), require(params, "password")
+    validate_credentials(username, password)  # length limits before any hashing
+    return PasswordGrant(username, password)
+
+
+def _refresh_grant(params: dict[str, str]) -> RefreshGrant:
+    return RefreshGrant(bounded(require(params, "refresh_token"), "refresh_token"))
+
+
+GRANT_TYPES: dict[str, Callable[[dict[str, str]], PasswordGrant | RefreshGrant]] = {
+    "password": _password_grant,
+    "refresh_token": _refresh_grant,
+}
+
+
+def parse_grant(params: dict[str, str]) -> PasswordGrant | RefreshGrant:
+    """The token request's grant, typed; UnsupportedGrantType for any other grant_type."""
+    parse = GRANT_TYPES.get(require(params, "grant_type"))
+    if parse is None:
+        raise UnsupportedGrantType()
+    return parse(params)

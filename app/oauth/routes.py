@@ -1,26 +1,27 @@
 """Views: parse the request, call one service, shape the response."""
 from __future__ import annotations
 
-import re
 from datetime import datetime
 from datetime import timezone
-from typing import Callable
+from typing import Any
 
 from flask import Response
-from flask import current_app
-from flask import g
 from flask import jsonify
 from flask import request
 
 from app.admin.auth import require_admin_key
-from app.errors import InvalidRequest
 from app.errors import InvalidToken
 from app.errors import NotFound
-from app.errors import UnsupportedGrantType
-from app.models.tenant import SLUG_PATTERN
+from app.models.tenant import valid_slug
 from app.oauth import bp
 from app.oauth import wellknown_bp
+from app.oauth.params import GRANT_TYPES
+from app.oauth.params import MAX_TOKEN_LENGTH
+from app.oauth.params import PasswordGrant
+from app.oauth.params import RefreshGrant
 from app.oauth.params import body_params
+from app.oauth.params import bounded
+from app.oauth.params import parse_grant
 from app.oauth.params import require
 from app.oauth.responses import NO_STORE
 from app.oauth.responses import token_response
@@ -30,10 +31,7 @@ from app.services import password_reset as password_reset_service
 from app.services import sessions
 from app.services import tenants
 from app.services import tokens
-from app.services.users import validate_credentials
-
-_SLUG = re.compile(SLUG_PATTERN)
-MAX_TOKEN_LENGTH = 512
+from app.services.tokens import IssuedTokens
 
 
 def utcnow() -> datetime:
@@ -41,31 +39,19 @@ def utcnow() -> datetime:
 
 
 @bp.url_value_preprocessor
-def check_tenant_slug(endpoint, values) -> None:
+def check_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:
     # Only the format: the tenant itself is resolved inside each service's transaction.
-    if not _SLUG.fullmatch(values.get("tenant", "")):
+    if not valid_slug((values or {}).get("tenant", "")):
         raise NotFound("Unknown tenant.")
 
 
-def issuer(tenant: str) -> str:
-    """`iss` and the metadata base: the configured BASE_URL (required in production, so
-    nothing a client sends chooses it); only development and test fall back to the request."""
-    base = current_app.config["BASE_URL"] or request.url_root.rstrip("/")
-    return f"{base}/v1/tenants/{tenant}"
-
-
-def _password_grant(tenant: str, params: dict[str, str]):
-    username, password = require(params, "username"), require(params, "password")
-    validate_credentials(username, password)  # length limits before any hashing
-    return tokens.login(tenant, username, password, issuer=issuer(tenant), now=utcnow(),
-                        user_agent=request.headers.get("User-Agent"),
-                        client_address=request.remote_addr)
-
-
-def _bounded(value: str, name: str, limit: int = MAX_TOKEN_LENGTH) -> str:
-    if len(value) > limit:
-        raise InvalidRequest(f"Parameter {name!r} is too long.")
-    return value
+def _grant(tenant: str, grant: PasswordGrant | RefreshGrant) -> IssuedTokens:
+    if isinstance(grant, PasswordGrant):
+        return tokens.login(tenant, grant.username, grant.password, now=utcnow(),
+                            user_agent=request.headers.get("User-Agent"),
+                            client_address=request.remote_addr)
+    return tokens.rotate(tenant, grant.refresh_token, now=utcnow(),
+                         client_address=request.remote_addr)
 
 
 def bearer_token() -> str:
@@ -77,26 +63,10 @@ def bearer_token() -> str:
     return token
 
 
-def _refresh_grant(tenant: str, params: dict[str, str]):
-    presented = _bounded(require(params, "refresh_token"), "refresh_token")
-    return tokens.rotate(tenant, presented, issuer=issuer(tenant), now=utcnow(),
-                         client_address=request.remote_addr)
-
-
-GRANTS: dict[str, Callable] = {
-    "password": _password_grant,
-    "refresh_token": _refresh_grant,
-}
-
-
 @bp.post("/token")
-def token(tenant: str):
+def token(tenant: str) -> Response:
     """RFC 6749 token endpoint: password and refresh_token grants."""
-    params = body_params(request)
-    grant = GRANTS.get(require(params, "grant_type"))
-    if grant is None:
-        raise UnsupportedGrantType()
-    return token_response(grant(tenant, params))
+    return token_response(_grant(tenant, parse_grant(body_params(request))))
 
 
 @bp.get("/jwks.json")
@@ -112,7 +82,7 @@ def jwks(tenant: str):
 def revoke(tenant: str):
     """RFC 7009 revocation: 200 whether or not the token was known."""
     params = body_params(request)
-    token = _bounded(require(params, "token"), "token")
+    token = bounded(require(params, "token"), "token")
     hint = params.get("token_type_hint")
     if hint not in (None, "access_token", "refresh_token"):
         # RFC 7009 §2.2.1: an unknown hint is not an error; search every kind.
@@ -128,9 +98,8 @@ def revoke(tenant: str):
 def introspect(tenant: str):
     """RFC 7662: is this token active now? Authenticated with an admin key of the tenant."""
     params = body_params(request)
-    token = _bounded(require(params, "token"), "token", 4 * MAX_TOKEN_LENGTH)
-    answer = introspection.introspect(g.admin_key.tenant_id, tenant, token,
-                                      params.get("token_type_hint"), issuer=issuer(tenant),
+    token = bounded(require(params, "token"), "token", 4 * MAX_TOKEN_LENGTH)
+    answer = introspection.introspect(tenant, token, params.get("token_type_hint"),
                                       now=utcnow())
     response = jsonify(answer)
     response.headers.update(NO_STORE)
@@ -150,7 +119,7 @@ def add_cors_headers(response: Response) -> Response:
         return response
     response.vary.add("Origin")
     origin = request.headers.get("Origin")
-    if not origin or origin not in tenants.cors_origins(request.view_args["tenant"]):
+    if not origin or origin not in tenants.cors_origins((request.view_args or {})["tenant"]):
         return response
     response.headers["Access-Control-Allow-Origin"] = origin
     if request.method == "OPTIONS":
@@ -199,15 +168,11 @@ def metadata(tenant: str):
 @wellknown_bp.get("/.well-known/oauth-authorization-server/v1/tenants/<tenant>")
 def metadata_rfc8414(tenant: str):
     """The same metadata where RFC 8414 §3.1 puts it for an issuer with a path."""
-    if not _SLUG.fullmatch(tenant):
-        raise NotFound("Unknown tenant.")
     return jsonify(server_metadata(tenant))
 
 
-def server_metadata(tenant: str) -> dict:
-    if not tenants.tenant_exists(tenant):
-        raise NotFound("Unknown tenant.")
-    base = issuer(tenant)
+def server_metadata(tenant: str) -> dict[str, Any]:
+    base = tenants.issuer(tenant)  # resolves the tenant first: 404 before any URL is built
     return {
         "issuer": base,
         "token_endpoint": f"{base}/token",
@@ -215,7 +180,7 @@ def server_metadata(tenant: str) -> dict:
         "jwks_uri": f"{base}/jwks.json",
         "userinfo_endpoint": f"{base}/userinfo",
         "introspection_endpoint": f"{base}/introspect",
-        "grant_types_supported": list(GRANTS),
+        "grant_types_supported": list(GRANT_TYPES),
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],
@@ -228,7 +193,7 @@ def server_metadata(tenant: str) -> dict:
 def password_reset(tenant: str):
     """Set a new password with a token from `flask users reset-link`; revokes every session."""
     params = body_params(request)
-    token = _bounded(require(params, "token"), "token")
+    token = bounded(require(params, "token"), "token")
     password_reset_service.reset_password(tenant, token, require(params, "new_password"), utcnow())
     response = jsonify({"status": "password_reset"})
     response.headers.update(NO_STORE)

@@ -14,11 +14,11 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
 from app.crypto import b64url
-from app.errors import InvalidToken
 from app.extensions import db
 from app.models import SigningKey
-from app.models import Tenant
+from app.services.errors import AccessDenied
 from app.services.keys import retention_window
+from app.services.tenant_cache import TenantInfo
 
 
 @dataclass(frozen=True)
@@ -77,48 +77,47 @@ _KID = re.compile(r"[A-Za-z0-9_-]{1,128}")
 _parsed_keys: dict[str, Ed25519PublicKey] = {}
 
 
-def _published_key(kid: str, tenant_slug: str,
+def _published_key(kid: str, tenant: TenantInfo,
                    now: datetime) -> tuple[int, Ed25519PublicKey] | None:
     """(tenant id, key) if the tenant publishes this kid now (inside the caller's transaction)."""
     row = db.session.execute(
-        select(Tenant.id, Tenant.access_ttl, SigningKey.retired_at, SigningKey.public_jwk)
-        .join(Tenant, Tenant.id == SigningKey.tenant_id)
-        .where(SigningKey.kid == kid, Tenant.slug == tenant_slug)
+        select(SigningKey.retired_at, SigningKey.public_jwk)
+        .where(SigningKey.kid == kid, SigningKey.tenant_id == tenant.id)
     ).one_or_none()
     if row is None:
         return None
-    if row.retired_at is not None and row.retired_at <= now - retention_window(row.access_ttl):
+    if row.retired_at is not None and row.retired_at <= now - retention_window(tenant.access_ttl):
         return None  # left the JWKS: nothing it signed can still be valid
     key = _parsed_keys.get(kid)
     if key is None:
         key = jwt.PyJWK(row.public_jwk).key
         if len(_parsed_keys) < 4096:
             _parsed_keys[kid] = key
-    return row.id, key
+    return tenant.id, key
 
 
-def verify_access_token(token: str, tenant_slug: str, audience: str,
+def verify_access_token(token: str, tenant: TenantInfo, audience: str,
                         now: datetime) -> VerifiedAccess:
-    """Check signature, expiry, audience and tenant; InvalidToken for anything wrong."""
+    """Check signature, expiry, audience and tenant; AccessDenied for anything wrong."""
     try:
         header = jwt.get_unverified_header(token)
     except jwt.PyJWTError:
-        raise InvalidToken() from None
+        raise AccessDenied() from None
     kid = header.get("kid")
     # Kids are base64url thumbprints: anything else (a NUL, a lone surrogate) is refused
     # here, before it could reach the database driver.
     if header.get("alg") != "EdDSA" or not isinstance(kid, str) or not _KID.fullmatch(kid):
-        raise InvalidToken()
-    published = _published_key(kid, tenant_slug, now)
+        raise AccessDenied()
+    published = _published_key(kid, tenant, now)
     if published is None:
-        raise InvalidToken()
+        raise AccessDenied()
     key_tenant_id, key = published
     try:
         claims = jwt.decode(token, key, algorithms=["EdDSA"], audience=audience,
                             options={"require": ["exp", "iat", "sub", "sid", "tid", "jti"]})
         user_id, tenant_id = int(claims["sub"]), int(claims["tid"])
     except (jwt.PyJWTError, ValueError, TypeError):
-        raise InvalidToken() from None
+        raise AccessDenied() from None
     if tenant_id != key_tenant_id or not isinstance(claims["sid"], str):
-        raise InvalidToken()
+        raise AccessDenied()
     return VerifiedAccess(user_id, claims["sid"], tenant_id, claims)

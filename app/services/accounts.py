@@ -3,11 +3,18 @@ from __future__ import annotations
 
 import unicodedata
 
-from app.errors import InvalidRequest
+import sqlalchemy as sa
+
+from app.models import User
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.user import MAX_USERNAME_LENGTH
+from app.runtime import runtime
+from app.services.errors import InvalidInput
+from app.services.errors import PasswordPolicyViolation
+from app.services.tenant_cache import tenant_scope
 
 DEFAULT_PASSWORD_MIN_LENGTH = 8
+UserRef = str | int  # a username (CLI) or a user id (admin API)
 
 
 def normalize_username(raw: str) -> str:
@@ -16,10 +23,10 @@ def normalize_username(raw: str) -> str:
     The migration 0004_admin applies the same function to existing rows.
     """
     if raw != raw.strip():
-        raise InvalidRequest("username must not start or end with spaces")
+        raise InvalidInput("username must not start or end with spaces")
     name = unicodedata.normalize("NFC", unicodedata.normalize("NFC", raw).casefold())
     if not name or len(name) > MAX_USERNAME_LENGTH or "\x00" in name:
-        raise InvalidRequest(f"username must be 1-{MAX_USERNAME_LENGTH} characters, no NUL")
+        raise InvalidInput(f"username must be 1-{MAX_USERNAME_LENGTH} characters, no NUL")
     return name
 
 
@@ -27,10 +34,25 @@ def check_password(password: str, min_length: int) -> None:
     """Raise InvalidRequest (one clear sentence) for a password the tenant's policy refuses."""
     length = len(unicodedata.normalize("NFC", password))
     if "\x00" in password:
-        raise InvalidRequest("password must not contain NUL characters")
+        raise PasswordPolicyViolation("password must not contain NUL characters")
     if not min_length <= length <= MAX_PASSWORD_LENGTH:
-        raise InvalidRequest(
+        raise PasswordPolicyViolation(
             f"password must be {min_length} to {MAX_PASSWORD_LENGTH} characters long"
         )
     if not password.strip():
-        raise InvalidRequest("password must not be only whitespace")
+        raise PasswordPolicyViolation("password must not be only whitespace")
+
+
+def hash_new_password(tenant_slug: str, password: str) -> str:
+    """Apply the tenant's password policy, then hash (slow: call outside any lock)."""
+    with tenant_scope(tenant_slug) as tenant:
+        min_length = tenant.password_min_length
+    check_password(password, min_length)
+    return runtime().passwords.hash(password)
+
+
+def user_clause(tenant_id: int, who: UserRef) -> sa.ColumnElement[bool]:
+    """The WHERE clause naming one user of the tenant, by id or by (normalised) username."""
+    if isinstance(who, int):
+        return sa.and_(User.tenant_id == tenant_id, User.id == who)
+    return sa.and_(User.tenant_id == tenant_id, User.username == normalize_username(who))

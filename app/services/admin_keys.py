@@ -19,17 +19,17 @@ from sqlalchemy import select
 
 from app.crypto import b64url
 from app.crypto import token_digest
-from app.errors import InsufficientScope
-from app.errors import InvalidRequest
-from app.errors import InvalidToken
-from app.errors import NotFound
 from app.extensions import db
 from app.logs import security_event
 from app.models import AdminKey
-from app.models import Tenant
 from app.models.admin_key import SCOPES
 from app.services import events
-from app.services.database import transaction
+from app.services.errors import AccessDenied
+from app.services.errors import InvalidInput
+from app.services.errors import Missing
+from app.services.errors import ScopeMissing
+from app.services.errors import UnknownTenant
+from app.services.tenant_cache import tenant_scope
 
 log = logging.getLogger(__name__)
 PREFIX = "bat_"
@@ -66,13 +66,13 @@ def new_admin_key() -> str:
 def create_key(tenant_slug: str, name: str | None, scope: str, now: datetime) -> tuple[int, str]:
     """Create a key for the tenant; returns (id, key). The key itself is never stored."""
     if scope not in SCOPES:
-        raise InvalidRequest(f"scope must be one of {', '.join(SCOPES)}")
+        raise InvalidInput(f"scope must be one of {', '.join(SCOPES)}")
     name = (name or "").strip() or f"{scope} key"
     if len(name) > MAX_NAME_LENGTH or "\x00" in name:
-        raise InvalidRequest(f"name must be at most {MAX_NAME_LENGTH} characters, no NUL")
+        raise InvalidInput(f"name must be at most {MAX_NAME_LENGTH} characters, no NUL")
     key = new_admin_key()
-    with transaction():
-        tenant_id = _tenant_id(tenant_slug)
+    with tenant_scope(tenant_slug) as tenant:
+        tenant_id = tenant.id
         key_id = db.session.execute(
             sa.insert(AdminKey).values(tenant_id=tenant_id, name=name, scope=scope,
                                        digest=token_digest(key), created_at=now)
@@ -85,25 +85,25 @@ def create_key(tenant_slug: str, name: str | None, scope: str, now: datetime) ->
 
 
 def list_keys(tenant_slug: str) -> list[AdminKeyInfo]:
-    with transaction():
+    with tenant_scope(tenant_slug) as tenant:
         rows = db.session.execute(
             select(AdminKey.id, AdminKey.name, AdminKey.scope, AdminKey.created_at,
                    AdminKey.last_used_at, AdminKey.revoked_at)
-            .where(AdminKey.tenant_id == _tenant_id(tenant_slug)).order_by(AdminKey.id)
+            .where(AdminKey.tenant_id == tenant.id).order_by(AdminKey.id)
         ).all()
     return [AdminKeyInfo(*row) for row in rows]
 
 
 def revoke_key(tenant_slug: str, key_id: int, now: datetime) -> bool:
-    """Revoke a key of the tenant; False if it was already revoked; NotFound if not the tenant's."""
-    with transaction():
-        tenant_id = _tenant_id(tenant_slug)
+    """Revoke a key of the tenant; False if it was already revoked; Missing if not the tenant's."""
+    with tenant_scope(tenant_slug) as tenant:
+        tenant_id = tenant.id
         row = db.session.execute(
             select(AdminKey.revoked_at).where(AdminKey.id == key_id,
                                               AdminKey.tenant_id == tenant_id).with_for_update()
         ).one_or_none()
         if row is None:
-            raise NotFound(f"no admin key {key_id} in tenant {tenant_slug!r}")
+            raise Missing(f"no admin key {key_id} in tenant {tenant_slug!r}")
         if row.revoked_at is not None:
             return False
         db.session.execute(sa.update(AdminKey).where(AdminKey.id == key_id)
@@ -112,15 +112,6 @@ def revoke_key(tenant_slug: str, key_id: int, now: datetime) -> bool:
                             {"admin_key_id": str(key_id)}, now)
     security_event("admin_key_revoked", tenant=tenant_slug, admin_key_id=key_id)
     return True
-
-
-def _tenant_id(tenant_slug: str) -> int:
-    tenant_id = db.session.execute(
-        select(Tenant.id).where(Tenant.slug == tenant_slug)
-    ).scalar_one_or_none()
-    if tenant_id is None:
-        raise NotFound(f"unknown tenant {tenant_slug!r}")
-    return tenant_id
 
 
 # One round trip: find the live key of this tenant by digest, and touch last_used_at only
@@ -132,8 +123,8 @@ _AUTHENTICATE = sa.text(
     """
     WITH found AS (
         SELECT k.id, k.tenant_id, k.scope, k.digest
-        FROM admin_keys k JOIN tenants t ON t.id = k.tenant_id
-        WHERE k.digest = :digest AND t.slug = :slug AND k.revoked_at IS NULL
+        FROM admin_keys k
+        WHERE k.digest = :digest AND k.tenant_id = :tenant_id AND k.revoked_at IS NULL
     ), touched AS (
         UPDATE admin_keys SET last_used_at = :now
         WHERE id = (SELECT id FROM found)
@@ -148,19 +139,22 @@ _AUTHENTICATE = sa.text(
 def authenticate(tenant_slug: str, presented: str, scope: str, now: datetime) -> AdminPrincipal:
     """The key's principal if it is a live key of this tenant with `scope`.
 
-    InvalidToken (401) for a missing, unknown, revoked or other tenant's key;
-    InsufficientScope (403) for a valid key without the scope (`admin` includes `introspect`).
+    AccessDenied for a missing, unknown, revoked or other tenant's key; ScopeMissing for a
+    valid key without the scope (`admin` includes `introspect`).
     """
     digest = token_digest(presented)
-    with transaction():
-        row = db.session.connection().execute(_AUTHENTICATE, {
-            "digest": digest, "slug": tenant_slug, "now": now,
-            "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),
-        }).one_or_none()
+    try:
+        with tenant_scope(tenant_slug) as tenant:
+            row = db.session.connection().execute(_AUTHENTICATE, {
+                "digest": digest, "tenant_id": tenant.id, "now": now,
+                "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),
+            }).one_or_none()
+    except UnknownTenant:
+        row = None  # no key belongs to it: 401 like any bad key, not a tenant oracle
     if row is None or not hmac.compare_digest(bytes(row.digest), digest):
         log.info("admin key rejected", extra={"event": "admin_key_rejected",
                                               "tenant": tenant_slug})
-        raise InvalidToken()
+        raise AccessDenied()
     if row.scope != "admin" and row.scope != scope:
-        raise InsufficientScope(scope)
+        raise ScopeMissing(scope)
     return AdminPrincipal(row.id, row.tenant_id, row.scope)

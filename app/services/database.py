@@ -11,10 +11,10 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.errors import TemporarilyUnavailable
 from app.extensions import db
 from app.metrics import count_unavailable
 from app.runtime import runtime
+from app.services.errors import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
@@ -50,7 +50,7 @@ def is_transient(exc: BaseException) -> bool:
 
 @contextmanager
 def transaction() -> Iterator[None]:
-    """`with db.session.begin():`, with transient database errors turned into 503."""
+    """`with db.session.begin():`; transient database errors become DatabaseUnavailable."""
     try:
         with db.session.begin():
             yield
@@ -61,7 +61,7 @@ def transaction() -> Iterator[None]:
         log.warning("database unavailable sqlstate=%s error=%s", code, type(exc).__name__)
         count_unavailable(lock_timeout=code == "55P03")
         db.session.rollback()
-        raise TemporarilyUnavailable(runtime().retry_after_s) from None
+        raise DatabaseUnavailable(runtime().retry_after_s) from None
 
 
 # Driver messages of a failed connection → what an operator should check (CLI only: HTTP

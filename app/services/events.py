@@ -21,9 +21,9 @@ from typing import Iterable
 
 import sqlalchemy as sa
 
-from app.errors import InvalidRequest
 from app.extensions import db
 from app.services.database import transaction
+from app.services.errors import InvalidInput
 
 SESSION_STARTED = "session.started"
 SESSION_REVOKED = "session.revoked"
@@ -200,9 +200,9 @@ def list_events(tenant_id: int, after: int | None = None,
     `next_after` is the last id returned, or `after` when the page is empty (SPEC §10).
     """
     if not 1 <= limit <= MAX_LIMIT:
-        raise InvalidRequest(f"limit must be between 1 and {MAX_LIMIT}")
+        raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
     if after is not None and after < 0:
-        raise InvalidRequest("after must be an event id")
+        raise InvalidInput("after must be an event id")
     with transaction():
         rows = db.session.execute(
             _LIST, {"tenant_id": tenant_id, "after": after or 0, "limit": limit}).all()

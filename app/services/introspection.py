@@ -12,26 +12,27 @@ from datetime import datetime
 from sqlalchemy import select
 
 from app.crypto import token_digest
-from app.errors import InvalidToken
 from app.extensions import db
 from app.models import AuthSession
 from app.models import RefreshToken
 from app.models import User
 from app.runtime import runtime
 from app.services.access_tokens import verify_access_token
-from app.services.database import transaction
+from app.services.errors import AccessDenied
+from app.services.tenant_cache import TenantInfo
+from app.services.tenant_cache import tenant_scope
 
 INACTIVE = {"active": False}
 ACCESS_CLAIMS = ("iss", "aud", "iat", "exp", "jti")
 
 
-def introspect(tenant_id: int, tenant_slug: str, token: str, hint: str | None, *,
-               issuer: str, now: datetime) -> dict:
+def introspect(tenant_slug: str, token: str, hint: str | None, *,
+               now: datetime) -> dict[str, object]:
     """RFC 7662 §2.2 response for a token of the tenant; `{"active": false}` for anything else."""
     kinds = [_access, _refresh] if hint == "access_token" else [_refresh, _access]
-    with transaction():
+    with tenant_scope(tenant_slug) as tenant:
         for kind in kinds:
-            answer = kind(tenant_id, tenant_slug, token, issuer, now)
+            answer = kind(tenant, token, now)
             if answer is not None:
                 return answer
     return dict(INACTIVE)
@@ -48,14 +49,14 @@ def _live_session_user(tenant_id: int, session_id: uuid.UUID, user_id: int,
     ).scalar_one_or_none()
 
 
-def _access(tenant_id: int, tenant_slug: str, token: str, issuer: str,
-            now: datetime) -> dict | None:
+def _access(tenant: TenantInfo, token: str, now: datetime) -> dict[str, object] | None:
+    tenant_id = tenant.id
     if token.count(".") != 2:
         return None
     try:
-        verified = verify_access_token(token, tenant_slug, runtime().audience, now)
+        verified = verify_access_token(token, tenant, runtime().audience, now)
         session_id = uuid.UUID(verified.session_id)
-    except (InvalidToken, ValueError):
+    except (AccessDenied, ValueError):
         return None
     if verified.tenant_id != tenant_id:
         return None
@@ -68,8 +69,8 @@ def _access(tenant_id: int, tenant_slug: str, token: str, issuer: str,
             **{name: claims.get(name) for name in ACCESS_CLAIMS}}
 
 
-def _refresh(tenant_id: int, tenant_slug: str, token: str, issuer: str,
-             now: datetime) -> dict | None:
+def _refresh(tenant: TenantInfo, token: str, now: datetime) -> dict[str, object] | None:
+    tenant_id = tenant.id
     row = db.session.execute(
         select(RefreshToken.session_id, RefreshToken.created_at, RefreshToken.expires_at,
                AuthSession.user_id)
@@ -85,5 +86,5 @@ def _refresh(tenant_id: int, tenant_slug: str, token: str, issuer: str,
         return None
     return {"active": True, "token_type": "refresh_token", "sub": str(row.user_id),
             "username": username, "tid": tenant_id, "sid": str(row.session_id),
-            "iss": issuer, "iat": int(row.created_at.timestamp()),
+            "iss": tenant.issuer, "iat": int(row.created_at.timestamp()),
             "exp": int(row.expires_at.timestamp())}

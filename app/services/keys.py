@@ -16,16 +16,15 @@ from app.crypto import decrypt_any
 from app.crypto import encrypt
 from app.crypto import load_ed25519_private
 from app.crypto import new_ed25519_key
-from app.errors import KeyUnavailable
-from app.errors import NotFound
 from app.extensions import db
 from app.models import SigningKey
 from app.models import Tenant
 from app.runtime import runtime
 from app.services import events
 from app.services.database import transaction
+from app.services.errors import KeyUnavailable
 from app.services.tenant_cache import forget
-from app.services.tenant_cache import tenant_info
+from app.services.tenant_cache import tenant_scope
 
 log = logging.getLogger(__name__)
 # How many of the newest signing keys /readyz tries (see secrets_ready).
@@ -86,15 +85,13 @@ def private_key(kid: str, encrypted: bytes) -> Ed25519PrivateKey:
 
 def rotate_key(tenant_slug: str, now: datetime) -> str:
     """Retire the tenant's current key and add a new one; returns the new kid."""
-    with transaction():
-        tenant = db.session.execute(
+    with tenant_scope(tenant_slug) as tenant:
+        db.session.execute(
             # FOR NO KEY UPDATE: serializes rotations of this tenant without conflicting with
             # the FOR KEY SHARE locks that every insert referencing the tenant takes, so
             # logins and refreshes do not wait while a key rotates.
-            select(Tenant).where(Tenant.slug == tenant_slug).with_for_update(key_share=True)
-        ).scalar_one_or_none()
-        if tenant is None:
-            raise NotFound(f"unknown tenant {tenant_slug!r}")
+            select(Tenant.id).where(Tenant.id == tenant.id).with_for_update(key_share=True)
+        )
         db.session.execute(
             sa.update(SigningKey)
             .where(SigningKey.tenant_id == tenant.id, SigningKey.retired_at.is_(None))
@@ -110,10 +107,7 @@ def rotate_key(tenant_slug: str, now: datetime) -> str:
 
 def published_keys(tenant_slug: str, now: datetime) -> list[dict]:
     """Public JWKs: the current key and retired keys whose tokens may still be unexpired."""
-    with transaction():
-        tenant = tenant_info(tenant_slug)
-        if tenant is None:
-            raise NotFound("Unknown tenant.")
+    with tenant_scope(tenant_slug) as tenant:
         still_needed = now - retention_window(tenant.access_ttl)
         rows = db.session.scalars(
             select(SigningKey.public_jwk)

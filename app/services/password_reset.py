@@ -12,23 +12,24 @@ import hmac
 import logging
 from datetime import datetime
 
+import sqlalchemy as sa
 from flask import current_app
 from itsdangerous import BadData
 from itsdangerous import URLSafeTimedSerializer
 from sqlalchemy import select
 
-from app.errors import InvalidGrant
-from app.errors import NotFound
 from app.extensions import db
 from app.logs import security_event
-from app.models import Tenant
 from app.models import User
 from app.services import events
-from app.services.database import transaction
-from app.services.sessions import revoke_all_for_user
-from app.services.users import UserRef
-from app.services.users import get_user
-from app.services.users import hash_new_password
+from app.services import family
+from app.services.accounts import UserRef
+from app.services.accounts import hash_new_password
+from app.services.accounts import user_clause
+from app.services.errors import InvalidCredentials
+from app.services.errors import UserNotFound
+from app.services.family import LockedUser
+from app.services.tenant_cache import tenant_scope
 
 log = logging.getLogger(__name__)
 SALT = "baton.password-reset.v1"
@@ -48,36 +49,37 @@ def _fingerprint(password_hash: str) -> str:
 
 def issue_reset_token(tenant_slug: str, who: UserRef) -> str:
     """A reset token for the user (`flask users reset-link` and the admin API)."""
-    user_id = get_user(tenant_slug, who).id
-    with transaction():
+    with tenant_scope(tenant_slug) as tenant:
         row = db.session.execute(
-            select(User.id, User.tenant_id, User.password_hash).where(User.id == user_id)
+            select(User.id, User.tenant_id, User.password_hash)
+            .where(user_clause(tenant.id, who))
         ).one_or_none()
-        if row is None:  # deleted in between
-            raise NotFound(f"no user {who!r} in tenant {tenant_slug!r}")
+    if row is None:
+        raise UserNotFound(tenant_slug, who)
     return _serializer().dumps({"t": row.tenant_id, "u": row.id,
                                 "h": _fingerprint(row.password_hash)})
 
 
-def _usable(tenant_slug: str, tenant_id: int, user_id: int, fingerprint: str, *,
-            lock: bool) -> User | None:
-    """The user the token names, if the token is still unused and the user enabled."""
-    query = (select(User).join(Tenant, Tenant.id == User.tenant_id)
-             .where(User.id == user_id, User.tenant_id == tenant_id, Tenant.slug == tenant_slug))
-    user = db.session.execute(query.with_for_update(of=User) if lock else query
-                              ).scalar_one_or_none()
+def _usable(user: LockedUser | None, fingerprint: str) -> bool:
+    """Is the token still unused (same password hash) and its user enabled?"""
     if user is None or user.disabled_at is not None:
-        return None
-    if not hmac.compare_digest(_fingerprint(user.password_hash), fingerprint):
-        return None
-    return user
+        return False
+    return hmac.compare_digest(_fingerprint(user.password_hash), fingerprint)
 
 
-def _rejected(tenant_slug: str, user_id: int | None, reason: str) -> InvalidGrant:
+def _read_user(tenant_id: int, user_id: int) -> LockedUser | None:
+    row = db.session.execute(
+        select(User.id, User.tenant_id, User.disabled_at, User.password_hash)
+        .where(User.id == user_id, User.tenant_id == tenant_id)
+    ).one_or_none()
+    return None if row is None else LockedUser(*row)
+
+
+def _rejected(tenant_slug: str, user_id: int | None, reason: str) -> InvalidCredentials:
     log.info("password reset rejected", extra={"event": "password_reset_rejected",
                                                "tenant": tenant_slug, "user_id": user_id,
                                                "reason": reason})
-    return InvalidGrant()  # one answer for a bad, spent or foreign token and a disabled user
+    return InvalidCredentials()  # one answer for a bad, spent or foreign token and a disabled user
 
 
 def reset_password(tenant_slug: str, token: str, new_password: str, now: datetime) -> None:
@@ -89,21 +91,24 @@ def reset_password(tenant_slug: str, token: str, new_password: str, now: datetim
         raise _rejected(tenant_slug, None, "bad token") from None
     # The token is checked before the (deliberately slow) hash: a spent token, or one of a
     # disabled user, costs no CPU however often it is sent.
-    with transaction():
-        usable = _usable(tenant_slug, tenant_id, user_id, fingerprint, lock=False) is not None
+    # A token of another tenant names no user here (the ids differ): the same rejection.
+    with tenant_scope(tenant_slug) as tenant:
+        usable = tenant.id == tenant_id and _usable(_read_user(tenant_id, user_id), fingerprint)
     if not usable:
         raise _rejected(tenant_slug, user_id, "used, foreign or disabled")
     new_hash = hash_new_password(tenant_slug, new_password)  # policy, then the slow hash
-    with transaction():
+    with tenant_scope(tenant_slug):
         # Checked again under the lock: a concurrent reset or disable may have won meanwhile.
-        user = _usable(tenant_slug, tenant_id, user_id, fingerprint, lock=True)
-        if user is not None:
-            user.password_hash = new_hash
+        usable = _usable(family.lock_user(tenant_id, User.id == user_id), fingerprint)
+        if usable:
+            db.session.execute(sa.update(User).where(User.id == user_id)
+                               .values(password_hash=new_hash))
             actor = events.user_actor(user_id)  # the holder of the user's reset token
             events.record_event(events.USER_PASSWORD_CHANGED, tenant_id, actor,
                                 {"user_id": str(user_id), "via": "reset_token"}, now)
-            revoked = revoke_all_for_user(user_id, now, "password_change", actor)
-    if user is None:
+            revoked = family.revoke_all_for_user(tenant_id, user_id, now, "password_change",
+                                                 actor)
+    if not usable:
         raise _rejected(tenant_slug, user_id, "used, foreign or disabled")
     security_event("password_reset", tenant=tenant_slug, user_id=user_id,
                    sessions_revoked=revoked)

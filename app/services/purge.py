@@ -25,14 +25,13 @@ from typing import Callable
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from app.errors import NotFound
 from app.extensions import db
 from app.models import AuthSession
 from app.models import Event
 from app.models import RefreshToken
-from app.models import Tenant
 from app.services.database import transaction
 from app.services.ratelimit import purge_windows
+from app.services.tenant_cache import tenant_scope
 
 
 @dataclass
@@ -77,12 +76,8 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
 def _tenant_id(tenant_slug: str | None) -> int | None:
     if tenant_slug is None:
         return None
-    with transaction():
-        tenant_id = db.session.execute(
-            select(Tenant.id).where(Tenant.slug == tenant_slug)).scalar_one_or_none()
-    if tenant_id is None:
-        raise NotFound(f"unknown tenant {tenant_slug!r}")
-    return tenant_id
+    with tenant_scope(tenant_slug) as tenant:
+        return tenant.id
 
 
 def _batches(report: PurgeReport, run_one: Callable[[], tuple[int, int]],

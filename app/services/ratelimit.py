@@ -24,24 +24,14 @@ from datetime import timedelta
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
 
-from app.errors import SlowDown
 from app.extensions import db
 from app.logs import security_event
 from app.models import LoginAddressAttempts
 from app.models import LoginAttempts
+from app.services.errors import LoginThrottled
 from config import LoginLimits
 
 MAX_KEY_LENGTH = 300
-
-
-class LoginThrottled(SlowDown):
-    """429, with what the login.throttled event needs: (kind, key, window_start) per limit."""
-
-    def __init__(self, retry_after: int, tenant_id: int,
-                 limits: list[tuple[str, str, datetime]]) -> None:
-        super().__init__(retry_after)
-        self.tenant_id = tenant_id
-        self.limits = limits
 
 
 def client_network(address: str | None) -> str | None:

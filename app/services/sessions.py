@@ -1,8 +1,6 @@
 """Sessions seen by their owner: userinfo, listing, deletion, and RFC 7009 revocation.
 
-Every revoking path locks the session row before anything else of its family,
-the order rotation uses (docs/design.md), so a revoke racing a refresh can
-never leave a live successor behind.
+Every lock and revocation goes through app.services.family (the locking protocol).
 """
 from __future__ import annotations
 
@@ -10,24 +8,24 @@ import uuid
 from dataclasses import dataclass
 from datetime import datetime
 
-import sqlalchemy as sa
 from sqlalchemy import select
 
-from app.errors import InvalidToken
-from app.errors import NotFound
 from app.extensions import db
 from app.logs import security_event
 from app.models import AuthSession
 from app.models import User
 from app.runtime import runtime
 from app.services import events
+from app.services import family
 from app.services.access_tokens import VerifiedAccess
 from app.services.access_tokens import verify_access_token
-from app.services.database import transaction
+from app.services.accounts import UserRef
+from app.services.accounts import user_clause
+from app.services.errors import AccessDenied
+from app.services.errors import SessionNotFound
+from app.services.errors import UserNotFound
 from app.services.tenant_cache import TenantInfo
-from app.services.tenant_cache import tenant_info
-from app.services.tokens import lock_chain
-from app.services.tokens import revoke_session
+from app.services.tenant_cache import tenant_scope
 
 
 @dataclass(frozen=True)
@@ -40,9 +38,31 @@ class SessionInfo:
     current: bool
 
 
-def _caller(tenant_slug: str, access_token: str, now: datetime) -> VerifiedAccess:
+def live_sessions(user_id: int, now: datetime, current: str | None = None) -> list[SessionInfo]:
+    """The user's live sessions, newest first; `current` marks the caller's own."""
+    rows = db.session.execute(
+        select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
+               AuthSession.expires_at, AuthSession.user_agent)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
+               AuthSession.expires_at > now)
+        .order_by(AuthSession.created_at.desc())
+    ).all()
+    return [SessionInfo(str(r.id), r.created_at, r.last_used_at, r.expires_at, r.user_agent,
+                        str(r.id) == current) for r in rows]
+
+
+def user_sessions(tenant_slug: str, who: UserRef, now: datetime) -> list[SessionInfo]:
+    """A user's live sessions, newest first (admin API: `current` is always False)."""
+    with tenant_scope(tenant_slug) as tenant:
+        user_id = db.session.execute(select(User.id).where(user_clause(tenant.id, who))).scalar()
+        if user_id is None:
+            raise UserNotFound(tenant_slug, who)
+        return live_sessions(user_id, now)
+
+
+def _caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:
     """Verify a bearer token and require its session to be live (Baton can check; others can't)."""
-    caller = verify_access_token(access_token, tenant_slug, runtime().audience, now)
+    caller = verify_access_token(access_token, tenant, runtime().audience, now)
     live = db.session.execute(
         select(AuthSession.id).where(
             AuthSession.id == _uuid(caller.session_id), AuthSession.user_id == caller.user_id,
@@ -50,54 +70,39 @@ def _caller(tenant_slug: str, access_token: str, now: datetime) -> VerifiedAcces
         )
     ).first()
     if live is None:
-        raise InvalidToken()
+        raise AccessDenied()
     return caller
 
 
 def userinfo(tenant_slug: str, access_token: str, now: datetime) -> dict[str, str]:
     """`{"sub", "username", "tenant"}` for a valid access token of a live session."""
-    with transaction():
-        caller = _caller(tenant_slug, access_token, now)
+    with tenant_scope(tenant_slug) as tenant:
+        caller = _caller(tenant, access_token, now)
         username = db.session.execute(
             select(User.username).where(User.id == caller.user_id, User.disabled_at.is_(None))
         ).scalar_one_or_none()
         if username is None:
-            raise InvalidToken()
+            raise AccessDenied()
     return {"sub": str(caller.user_id), "username": username, "tenant": tenant_slug}
 
 
 def list_sessions(tenant_slug: str, access_token: str, now: datetime) -> list[SessionInfo]:
     """The caller's live sessions, newest first, with the caller's own marked current."""
-    with transaction():
-        caller = _caller(tenant_slug, access_token, now)
-        rows = db.session.execute(
-            select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
-                   AuthSession.expires_at, AuthSession.user_agent)
-            .where(AuthSession.user_id == caller.user_id, AuthSession.revoked_at.is_(None),
-                   AuthSession.expires_at > now)
-            .order_by(AuthSession.created_at.desc())
-        ).all()
-    return [SessionInfo(str(r.id), r.created_at, r.last_used_at, r.expires_at, r.user_agent,
-                        str(r.id) == caller.session_id) for r in rows]
+    with tenant_scope(tenant_slug) as tenant:
+        caller = _caller(tenant, access_token, now)
+        return live_sessions(caller.user_id, now, caller.session_id)
 
 
 def delete_session(tenant_slug: str, access_token: str, session_id: str, now: datetime) -> None:
-    """Revoke one of the caller's sessions; NotFound for another user's or an unknown one."""
+    """Revoke one of the caller's sessions; SessionNotFound for another user's or an unknown one."""
     target = _uuid(session_id)
-    with transaction():
-        caller = _caller(tenant_slug, access_token, now)
-        locked = db.session.execute(
-            select(AuthSession.id)
-            .where(AuthSession.id == target, AuthSession.user_id == caller.user_id,
-                   AuthSession.revoked_at.is_(None))
-            .with_for_update()
-        ).first() if target else None
-        if locked is None:
-            raise NotFound("No such session.")
-        revoke_session(target, now, "session_delete")
-        events.record_events(events.session_revoked(
-            caller.tenant_id, [target], "session_delete", events.user_actor(caller.user_id), now,
-            user_id=str(caller.user_id)), now)
+    with tenant_scope(tenant_slug) as tenant:
+        caller = _caller(tenant, access_token, now)
+        owner = family.lock_session(tenant.id, target, caller.user_id, live=True)
+        if target is None or owner is None:
+            raise SessionNotFound()
+        family.revoke_locked_session(tenant.id, target, owner, now, "session_delete",
+                                     events.user_actor(caller.user_id))
     security_event("session_revoked", tenant=tenant_slug, session_id=target,
                    reason="session_delete")
 
@@ -107,12 +112,9 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
     order = ("access_token", "refresh_token") if hint == "access_token" else (
         "refresh_token", "access_token")
     session_id = kind = None
-    with transaction():
-        tenant = tenant_info(tenant_slug)
-        if tenant is None:
-            raise NotFound("Unknown tenant.")
+    with tenant_scope(tenant_slug) as tenant:
         for kind in order:
-            session_id = _REVOKERS[kind](tenant, tenant_slug, token, now)
+            session_id = _REVOKERS[kind](tenant, token, now)
             if session_id is not None:
                 break
     if session_id is not None:  # logged once the revocation is committed
@@ -120,41 +122,28 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
                        reason="logout", via=kind)
 
 
-def _revoke_by_refresh_token(tenant: TenantInfo, tenant_slug: str, token: str,
-                             now: datetime) -> uuid.UUID | None:
-    chain = lock_chain(tenant.id, token)  # session row, then token row: rotation's order
+def _revoke_by_refresh_token(tenant: TenantInfo, token: str, now: datetime) -> uuid.UUID | None:
+    chain = family.lock_token(tenant.id, token)  # session row, then token row: rotation's order
     if chain is None:
         return None
-    if revoke_session(chain.session_id, now, "logout"):
-        _record_logout(tenant.id, chain.session_id, chain.user_id, now)
+    # RFC 7009: whoever holds the session's token is acting for its user.
+    family.revoke_locked_session(tenant.id, chain.session_id, chain.user_id, now, "logout",
+                                 events.user_actor(chain.user_id))
     return chain.session_id
 
 
-def _record_logout(tenant_id: int, session_id: uuid.UUID, user_id: int, now: datetime) -> None:
-    # RFC 7009: whoever holds the session's token is acting for its user.
-    events.record_events(events.session_revoked(
-        tenant_id, [session_id], "logout", events.user_actor(user_id), now,
-        user_id=str(user_id)), now)
-
-
-def _revoke_by_access_token(tenant: TenantInfo, tenant_slug: str, token: str,
-                            now: datetime) -> uuid.UUID | None:
+def _revoke_by_access_token(tenant: TenantInfo, token: str, now: datetime) -> uuid.UUID | None:
     if token.count(".") != 2:
         return None
     try:
-        caller = verify_access_token(token, tenant_slug, runtime().audience, now)
-    except InvalidToken:
+        caller = verify_access_token(token, tenant, runtime().audience, now)
+    except AccessDenied:
         return None
     session_id = _uuid(caller.session_id)
-    locked = db.session.execute(
-        select(AuthSession.id)
-        .where(AuthSession.id == session_id, AuthSession.tenant_id == tenant.id)
-        .with_for_update()
-    ).first()
-    if locked is None:
+    if session_id is None or family.lock_session(tenant.id, session_id) is None:
         return None
-    if revoke_session(session_id, now, "logout"):
-        _record_logout(tenant.id, session_id, caller.user_id, now)
+    family.revoke_locked_session(tenant.id, session_id, caller.user_id, now, "logout",
+                                 events.user_actor(caller.user_id))
     return session_id
 
 
@@ -171,49 +160,14 @@ def _uuid(value: str) -> uuid.UUID | None:
         return None
 
 
-
 def admin_delete_session(tenant_slug: str, session_id: str, now: datetime,
                          actor: events.Actor = events.CLI) -> None:
-    """Revoke one session of the tenant by id (admin API); NotFound if unknown or foreign."""
+    """Revoke one session of the tenant by id (admin API); SessionNotFound if unknown or foreign."""
     target = _uuid(session_id)
-    with transaction():
-        tenant = tenant_info(tenant_slug)
-        locked = db.session.execute(
-            select(AuthSession.id, AuthSession.user_id)  # the session row: rotation's first lock
-            .where(AuthSession.id == target, AuthSession.tenant_id == tenant.id)
-            .with_for_update()
-        ).first() if target and tenant else None
-        if locked is None:
-            raise NotFound("No such session.")
-        revoked = revoke_session(target, now, "admin")
-        if revoked:
-            events.record_events(events.session_revoked(
-                tenant.id, [target], "admin", actor, now, user_id=str(locked.user_id)), now)
+    with tenant_scope(tenant_slug) as tenant:
+        owner = family.lock_session(tenant.id, target)
+        if target is None or owner is None:
+            raise SessionNotFound()
+        revoked = family.revoke_locked_session(tenant.id, target, owner, now, "admin", actor)
     if revoked:
         security_event("session_revoked", tenant=tenant_slug, session_id=target, reason="admin")
-
-
-def revoke_all_for_user(user_id: int, now: datetime, reason: str,
-                        actor: events.Actor = events.CLI) -> int:
-    """Revoke every live session of a user, inside the caller's transaction.
-
-    The session rows are locked in id order first (rotation's first lock), so a
-    refresh of any of them either finishes before or sees the revocation. Each
-    revoked session gets its session.revoked event in the same transaction.
-    """
-    rows = db.session.execute(
-        select(AuthSession.id, AuthSession.tenant_id)
-        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
-        .order_by(AuthSession.id)
-        .with_for_update()
-    ).all()
-    ids = [row.id for row in rows]
-    if ids:
-        db.session.execute(
-            sa.update(AuthSession)
-            .where(AuthSession.id.in_(ids), AuthSession.revoked_at.is_(None))
-            .values(revoked_at=now, revoke_reason=reason)
-        )
-        events.record_events(events.session_revoked(
-            rows[0].tenant_id, ids, reason, actor, now, user_id=str(user_id)), now)
-    return len(ids)

@@ -1,24 +1,37 @@
-"""Per-worker cache of tenant settings and the current signing key (the refresh hot path).
+"""The one tenant resolution path: `tenant_scope(slug)` (SPEC §4, §5).
 
-Entries live for `TENANT_CACHE_S` (default 5 s): a `flask tenants update` (lifetimes,
-reuse interval, password minimum, CORS origins) is seen by every worker within that time.
-A key rotation clears the entry in the
+Every endpoint and service names a tenant by its slug and resolves it here: the scope
+opens the service transaction, yields the tenant's settings and current signing key, and
+is the only place that raises UnknownTenant. The settings come from a per-app TTL cache
+(`app.extensions["baton_tenants"]`, TENANT_CACHE_S, default 5 s): a `flask tenants
+update` is seen by every worker within that time. A key rotation drops the entry in the
 process that ran it; other workers pick the new key up within that time, and the retired
-key stays published (and accepted) for `access_ttl + TENANT_CACHE_S` so nothing it signed
-in the meantime goes unverifiable. Lookups happen inside the caller's transaction.
+key stays published (and accepted) for `access_ttl + TENANT_CACHE_S`.
 """
 from __future__ import annotations
 
-import time
+import threading
+from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import Iterator
 
 import sqlalchemy as sa
+from cachetools import TTLCache
+from flask import Flask
+from flask import current_app
+from flask import has_request_context
+from flask import request
 from sqlalchemy import select
 
 from app.extensions import db
 from app.models import SigningKey
 from app.models import Tenant
-from app.runtime import runtime
+from app.models.tenant import valid_slug
+from app.services.database import transaction
+from app.services.errors import UnknownTenant
+
+EXTENSION = "baton_tenants"
+MAX_CACHED_TENANTS = 10_000
 
 _tenants, _keys = Tenant.__table__, SigningKey.__table__
 _LOOKUP = (
@@ -32,7 +45,10 @@ _LOOKUP = (
 
 @dataclass(frozen=True)
 class TenantInfo:
+    """A tenant's settings and current signing key, as the services use them."""
+
     id: int
+    slug: str
     access_ttl: int
     refresh_ttl: int
     session_ttl: int
@@ -42,32 +58,76 @@ class TenantInfo:
     password_min_length: int = 8
     cors_origins: tuple[str, ...] = ()
 
+    @property
+    def issuer(self) -> str:
+        """`iss` and the metadata base: `{BASE_URL}/v1/tenants/{slug}`.
 
-_cache: dict[str, tuple[float, TenantInfo]] = {}
+        BASE_URL is required in production, so nothing a client sends chooses it; only
+        development and test fall back to the request's own URL.
+        """
+        base = current_app.config["BASE_URL"]
+        if not base and has_request_context():
+            base = request.url_root.rstrip("/")
+        return f"{base}/v1/tenants/{self.slug}"
 
 
-def tenant_info(slug: str) -> TenantInfo | None:
-    """The tenant's settings and current key, from the cache or one query; None if unknown."""
-    now = time.monotonic()
-    hit = _cache.get(slug)
-    if hit is not None and hit[0] > now:
-        return hit[1]
+class TenantCache:
+    """The app's tenant settings cache; a lock because TTLCache is not thread-safe."""
+
+    def __init__(self, ttl_s: float) -> None:
+        self._entries: TTLCache[str, TenantInfo] = TTLCache(MAX_CACHED_TENANTS, ttl_s)
+        self._lock = threading.Lock()
+
+    def get(self, slug: str) -> TenantInfo | None:
+        with self._lock:
+            return self._entries.get(slug)
+
+    def put(self, info: TenantInfo) -> None:
+        with self._lock:
+            self._entries[info.slug] = info
+
+    def forget(self, slug: str | None = None) -> None:
+        with self._lock:
+            if slug is None:
+                self._entries.clear()
+            else:
+                self._entries.pop(slug, None)
+
+
+def init_tenant_cache(app: Flask, ttl_s: float) -> None:
+    app.extensions[EXTENSION] = TenantCache(ttl_s)
+
+
+def _cache() -> TenantCache:
+    cache: TenantCache = current_app.extensions[EXTENSION]
+    return cache
+
+
+def _resolve(slug: str) -> TenantInfo:
+    """The tenant, from the cache or one query inside the caller's transaction."""
+    if not valid_slug(slug):
+        raise UnknownTenant(slug)  # no query for what can never be a slug
+    cache = _cache()
+    info = cache.get(slug)
+    if info is not None:
+        return info
     row = db.session.connection().execute(_LOOKUP, {"slug": slug}).one_or_none()
     if row is None:
-        _cache.pop(slug, None)
-        return None
-    info = TenantInfo(row.id, row.access_ttl, row.refresh_ttl, row.session_ttl,
+        raise UnknownTenant(slug)
+    info = TenantInfo(row.id, slug, row.access_ttl, row.refresh_ttl, row.session_ttl,
                       row.reuse_interval, row.kid, bytes(row.private_key_encrypted),
                       row.password_min_length, tuple(row.cors_origins))
-    if len(_cache) > 10_000:
-        _cache.clear()
-    _cache[slug] = (now + runtime().tenant_cache_s, info)
+    cache.put(info)
     return info
+
+
+@contextmanager
+def tenant_scope(slug: str) -> Iterator[TenantInfo]:
+    """Open the service transaction and yield the tenant; UnknownTenant if there is none."""
+    with transaction():
+        yield _resolve(slug)
 
 
 def forget(slug: str | None = None) -> None:
     """Drop one tenant's entry (after changing it in this process), or all of them."""
-    if slug is None:
-        _cache.clear()
-    else:
-        _cache.pop(slug, None)
+    _cache().forget(slug)

@@ -1,28 +1,30 @@
 """Tenants: creation (with the first signing key), settings updates and listing."""
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from dataclasses import fields
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from sqlalchemy import select
 
-from app.errors import InvalidRequest
-from app.errors import NotFound
-from app.errors import TemporarilyUnavailable
 from app.extensions import db
 from app.models import Tenant
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.tenant import MAX_REUSE_INTERVAL
-from app.models.tenant import SLUG_PATTERN
+from app.models.tenant import valid_slug
 from app.services import tenant_cache
 from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
 from app.services.database import transaction
+from app.services.errors import InvalidInput
+from app.services.errors import TenantExists
+from app.services.errors import Unavailable
+from app.services.errors import UnknownTenant
 from app.services.keys import add_signing_key
+from app.services.tenant_cache import tenant_scope
 
 DEFAULT_ACCESS_TTL = 900
 DEFAULT_REFRESH_TTL = 14 * 24 * 3600
@@ -43,7 +45,7 @@ class TenantSettings:
 
 
 def normalize_origin(origin: str) -> str:
-    """A browser origin as browsers send it (`https://app.example`, no path); InvalidRequest."""
+    """A browser origin as browsers send it (`https://app.example`, no path); InvalidInput."""
     try:
         parts = urlsplit(origin)
         port = parts.port
@@ -52,24 +54,23 @@ def normalize_origin(origin: str) -> str:
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
             or parts.username or parts.password or parts.path or parts.query or parts.fragment
             or origin.endswith(("#", "?"))):
-        raise InvalidRequest(f"cors origin {origin!r} must look like https://app.example.com")
+        raise InvalidInput(f"cors origin {origin!r} must look like https://app.example.com")
     return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port is not None else "")
 
 
 def validate_settings(settings: TenantSettings) -> None:
-    """Raise InvalidRequest with one clear sentence for a bad setting."""
-    # fullmatch: the pattern's `$` alone would accept a trailing newline.
-    if not re.fullmatch(SLUG_PATTERN, settings.slug):
-        raise InvalidRequest(
+    """Raise InvalidInput with one clear sentence for a bad setting."""
+    if not valid_slug(settings.slug):
+        raise InvalidInput(
             "slug must be 1-63 characters of a-z, 0-9 and '-', starting with a letter or digit"
         )
     for name in ("access_ttl", "refresh_ttl", "session_ttl"):
         if getattr(settings, name) <= 0:
-            raise InvalidRequest(f"{name} must be a positive number of seconds")
+            raise InvalidInput(f"{name} must be a positive number of seconds")
     if not 0 <= settings.reuse_interval <= MAX_REUSE_INTERVAL:
-        raise InvalidRequest(f"reuse interval must be between 0 and {MAX_REUSE_INTERVAL} seconds")
+        raise InvalidInput(f"reuse interval must be between 0 and {MAX_REUSE_INTERVAL} seconds")
     if not 1 <= settings.password_min_length <= MAX_PASSWORD_LENGTH:
-        raise InvalidRequest(f"password minimum length must be 1 to {MAX_PASSWORD_LENGTH}")
+        raise InvalidInput(f"password minimum length must be 1 to {MAX_PASSWORD_LENGTH}")
 
 
 def create_tenant(settings: TenantSettings, now: datetime) -> int:
@@ -79,7 +80,7 @@ def create_tenant(settings: TenantSettings, now: datetime) -> int:
     with transaction():
         taken = db.session.execute(select(Tenant.id).where(Tenant.slug == settings.slug)).first()
         if taken is not None:
-            raise InvalidRequest(f"tenant {settings.slug!r} already exists")
+            raise TenantExists(settings.slug)
         tenant = Tenant(
             slug=settings.slug, name=settings.name, access_ttl=settings.access_ttl,
             refresh_ttl=settings.refresh_ttl, session_ttl=settings.session_ttl,
@@ -103,22 +104,20 @@ def list_tenants() -> list[TenantSettings]:
         ]
 
 
-def update_tenant(slug: str, **changes) -> TenantSettings:
+def update_tenant(slug: str, **changes: Any) -> TenantSettings:
     """Change some settings of a tenant (the names of TenantSettings); returns the new settings.
 
     Other workers see the change within TENANT_CACHE_S (tenant_cache.py); this one at once.
     """
     unknown = set(changes) - {f.name for f in fields(TenantSettings)} | ({"slug"} & set(changes))
     if unknown:
-        raise InvalidRequest(f"unknown tenant setting(s): {', '.join(sorted(unknown))}")
+        raise InvalidInput(f"unknown tenant setting(s): {', '.join(sorted(unknown))}")
     if "cors_origins" in changes:
         changes["cors_origins"] = tuple(map(normalize_origin, changes["cors_origins"]))
-    with transaction():
+    with tenant_scope(slug) as found:
         tenant = db.session.execute(
-            select(Tenant).where(Tenant.slug == slug).with_for_update()
-        ).scalar_one_or_none()
-        if tenant is None:
-            raise NotFound(f"unknown tenant {slug!r}")
+            select(Tenant).where(Tenant.id == found.id).with_for_update()
+        ).scalar_one()
         current = TenantSettings(tenant.slug, tenant.name, tenant.access_ttl, tenant.refresh_ttl,
                                  tenant.session_ttl, tenant.reuse_interval,
                                  tenant.password_min_length, tuple(tenant.cors_origins))
@@ -133,8 +132,17 @@ def update_tenant(slug: str, **changes) -> TenantSettings:
 
 
 def tenant_exists(slug: str) -> bool:
-    with transaction():
-        return db.session.execute(select(Tenant.id).where(Tenant.slug == slug)).first() is not None
+    try:
+        with tenant_scope(slug):
+            return True
+    except UnknownTenant:
+        return False
+
+
+def issuer(slug: str) -> str:
+    """The tenant's issuer (`iss`, the metadata base); UnknownTenant if there is none."""
+    with tenant_scope(slug) as tenant:
+        return tenant.issuer
 
 
 def cors_origins(slug: str) -> tuple[str, ...]:
@@ -144,8 +152,7 @@ def cors_origins(slug: str) -> tuple[str, ...]:
     error, so it only drops the CORS headers.
     """
     try:
-        with transaction():
-            info = tenant_cache.tenant_info(slug)
-    except TemporarilyUnavailable:
+        with tenant_scope(slug) as tenant:
+            return tenant.cors_origins
+    except (Unavailable, UnknownTenant):
         return ()
-    return info.cors_origins if info else ()

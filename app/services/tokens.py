@@ -1,10 +1,7 @@
 """Token grants: password login and refresh-token rotation (RFC 6749 §4.3 and §6; SPEC §5).
 
-Rotation locks the session row, then the token row, in one statement
-(`FOR UPDATE OF sessions, refresh_tokens`: PostgreSQL locks in that order).
-Every path that revokes takes the session lock first too, so the session row
-serializes everything that happens to one token family. docs/design.md has
-the protocol and the state table this module implements.
+The locks are taken by app.services.family (the protocol lives there); this module
+decides, under them, what a presented token gets: the state table of docs/design.md.
 """
 from __future__ import annotations
 
@@ -15,6 +12,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
+from typing import cast
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -25,8 +23,6 @@ from app.crypto import new_refresh_token
 from app.crypto import new_successor_salt
 from app.crypto import successor_token
 from app.crypto import token_digest
-from app.errors import InvalidGrant
-from app.errors import NotFound
 from app.extensions import db
 from app.logs import security_event
 from app.metrics import count_login
@@ -36,16 +32,20 @@ from app.models import RefreshToken
 from app.models import User
 from app.runtime import runtime
 from app.services import events
+from app.services import family
 from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
 from app.services.accounts import normalize_username
 from app.services.database import transaction
+from app.services.errors import InvalidCredentials
+from app.services.errors import LoginThrottled
+from app.services.errors import TokenRejected
+from app.services.family import LockedToken
 from app.services.keys import private_key
-from app.services.ratelimit import LoginThrottled
 from app.services.ratelimit import release_after_success
 from app.services.ratelimit import reserve_attempt
 from app.services.tenant_cache import TenantInfo
-from app.services.tenant_cache import tenant_info
+from app.services.tenant_cache import tenant_scope
 
 log = logging.getLogger(__name__)
 MAX_USER_AGENT = 512
@@ -97,51 +97,42 @@ _REJECTION_OUTCOMES = {"unknown token": "invalid", "session revoked": "revoked",
                        "successor mismatch": "invalid"}
 
 
-# The one query of a refresh: the token (by tenant and digest), its session and user,
-# locking the session row and then the token row. Tenant settings and the signing key come
-# from the per-worker cache. Built on the Core tables, not the mapped classes, so executing
-# it skips the ORM's per-statement work: this is the hot path.
-_tokens, _sessions, _users = RefreshToken.__table__, AuthSession.__table__, User.__table__
-_LOCK_CHAIN = (
-    select(
-        _tokens.c.id.label("token_id"),
-        _tokens.c.expires_at.label("token_expires_at"),
-        _tokens.c.rotated_at,
-        _sessions.c.id.label("session_id"),
-        _sessions.c.expires_at.label("session_expires_at"),
-        _sessions.c.revoked_at,
-        _sessions.c.user_id,
-        _sessions.c.successor_salt,
-        _users.c.disabled_at,
-    )
-    .select_from(_tokens)
-    .join(_sessions, _sessions.c.id == _tokens.c.session_id)
-    .join(_users, _users.c.id == _sessions.c.user_id)
-    .where(_tokens.c.tenant_id == sa.bindparam("tenant_id"),
-           _tokens.c.digest == sa.bindparam("digest"))
-    .with_for_update(of=[_sessions, _tokens])
-)
+_tokens = cast(sa.Table, RefreshToken.__table__)
+_sessions = cast(sa.Table, AuthSession.__table__)
 
 # Mark the token rotated, touch the session and insert the successor: one round trip.
-# The INSERT reads from `rotated`, so the UPDATE runs first and the partial unique
-# index (one current token per session) never sees two current tokens.
-_ROTATE = sa.text(
-    """
-    WITH rotated AS (
-        UPDATE refresh_tokens SET rotated_at = :now
-        WHERE id = :token_id AND rotated_at IS NULL
-        RETURNING id, tenant_id, session_id
-    ), touched AS (
-        UPDATE sessions SET last_used_at = :now WHERE id = :session_id
+# (Parameter names differ from column names: SQLAlchemy turns an execute() parameter
+# named like a column of an UPDATE or INSERT into one more SET/VALUES entry.)
+# The INSERT reads from `rotated`, so the UPDATE runs first and the partial unique index
+# (one current token per session) never sees two current tokens.
+_rotated = (
+    sa.update(_tokens)
+    .where(_tokens.c.id == sa.bindparam("token_id"), _tokens.c.rotated_at.is_(None))
+    .values(rotated_at=sa.bindparam("now"))
+    .returning(_tokens.c.id, _tokens.c.tenant_id, _tokens.c.session_id)
+    .cte("rotated")
+)
+_touched = (
+    sa.update(_sessions)
+    .where(_sessions.c.id == sa.bindparam("touched_session"))
+    .values(last_used_at=sa.bindparam("now"))
+    .cte("touched")  # selected by nothing: add_cte below keeps it in the WITH
+)
+_ROTATE = (
+    sa.insert(_tokens)
+    .from_select(
+        ["tenant_id", "session_id", "parent_id", "digest", "created_at", "expires_at"],
+        select(_rotated.c.tenant_id, _rotated.c.session_id, _rotated.c.id,
+               sa.bindparam("successor_digest", type_=_tokens.c.digest.type),
+               sa.bindparam("now", type_=_tokens.c.created_at.type),
+               sa.bindparam("successor_expires_at", type_=_tokens.c.expires_at.type))
     )
-    INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, digest, created_at, expires_at)
-    SELECT tenant_id, session_id, id, :digest, :now, :expires_at FROM rotated
-    """
+    .add_cte(_touched)
 )
 
 
 def login(
-    tenant_slug: str, username: str, password: str, *, issuer: str, now: datetime,
+    tenant_slug: str, username: str, password: str, *, now: datetime,
     user_agent: str | None = None, client_address: str | None = None,
 ) -> IssuedTokens:
     """Password grant: count the attempt, verify the password, start a session."""
@@ -149,10 +140,7 @@ def login(
     username = normalize_username(username)  # `Alice` logs in as `alice` (SPEC §11)
     user = None
     try:
-        with transaction():
-            tenant = tenant_info(tenant_slug)
-            if tenant is None:
-                raise NotFound("Unknown tenant.")
+        with tenant_scope(tenant_slug) as tenant:
             signer = private_key(tenant.kid, tenant.encrypted_key)  # 503 before any write
             user = db.session.execute(
                 select(User.id, User.password_hash, User.disabled_at)
@@ -168,21 +156,14 @@ def login(
     # verify() hashes even for an unknown user: the timing tells nothing. No transaction is
     # open while it runs.
     valid = rt.passwords.verify(user.password_hash if user else None, password)
-    if not valid or user.disabled_at is not None:
+    if not valid or user is None or user.disabled_at is not None:
         log.info("login failed", extra={"event": "login_failed", "tenant": tenant_slug})
         count_login("invalid")
-        raise InvalidGrant()
+        raise InvalidCredentials()
     with transaction():
-        # The user row, shared-locked: a disable or password change that committed while the
-        # hash ran (and revoked every session) must not be followed by a fresh session.
-        unchanged = db.session.execute(
-            select(User.id).where(User.id == user.id, User.disabled_at.is_(None),
-                                  User.password_hash == user.password_hash)
-            .with_for_update(read=True)
-        ).first()
-        if unchanged is None:
+        if not family.share_lock_unchanged_user(user.id, user.password_hash):
             count_login("invalid")
-            raise InvalidGrant()
+            raise InvalidCredentials()
         if rt.passwords.needs_rehash(user.password_hash):
             db.session.execute(
                 sa.update(User).where(User.id == user.id)
@@ -193,7 +174,7 @@ def login(
     count_login("success")
     log.info("login", extra={"event": "login", "tenant": tenant_slug,
                              "session_id": grant.session_id})
-    return _issue(grant, issuer, now)
+    return _issue(grant, tenant.issuer, now)
 
 
 def _start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, user_id: int, now: datetime,
@@ -220,46 +201,36 @@ def _start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, user_id: int, 
                   tenant.access_ttl, tenant.kid, signer)
 
 
-def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime,
+def rotate(tenant_slug: str, presented: str, *, now: datetime,
            client_address: str | None = None) -> IssuedTokens:
     """Refresh grant: exchange a refresh token for its successor, exactly once (SPEC §5)."""
-    with transaction():
-        tenant = tenant_info(tenant_slug)
-        if tenant is None:
-            raise NotFound("Unknown tenant.")
+    with tenant_scope(tenant_slug) as tenant:
         # Everything that can fail runs before the rotation is written (SPEC §11): an
         # undecryptable key is a 503 that changed nothing, never a committed rotation
         # whose answer was lost (the retry would later be judged a replay).
         signer = private_key(tenant.kid, tenant.encrypted_key)
-        chain = lock_chain(tenant.id, presented)
+        chain = family.lock_token(tenant.id, presented)
         outcome = (_Rejection("unknown token") if chain is None
                    else _decide(chain, tenant, signer, presented, now, client_address))
     if isinstance(outcome, _Rejection):
         count_refresh(_REJECTION_OUTCOMES.get(outcome.reason, "invalid"))
         _report(outcome, tenant_slug)
-        raise InvalidGrant()
+        raise TokenRejected()
     count_refresh("duplicate" if outcome.duplicate else "rotated")
-    return _issue(outcome, issuer, now)
+    return _issue(outcome, tenant.issuer, now)
 
 
-def lock_chain(tenant_id: int, presented: str):
-    """Find a refresh token of the tenant and lock its session, then itself; None if unknown."""
-    return db.session.connection().execute(
-        _LOCK_CHAIN, {"tenant_id": tenant_id, "digest": token_digest(presented)}
-    ).one_or_none()
-
-
-def _successor(chain, tenant: TenantInfo, presented: str, key: bytes) -> str:
+def _successor(chain: LockedToken, tenant: TenantInfo, presented: str, key: bytes) -> str:
     """The successor of the presented token under one successor key (SPEC §5)."""
     return successor_token(presented, key, _bytes(chain.successor_salt), tenant.id,
                            chain.session_id.bytes)
 
 
-def _bytes(value) -> bytes | None:
+def _bytes(value: bytes | memoryview | None) -> bytes | None:
     return None if value is None else bytes(value)
 
 
-def _decide(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
+def _decide(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
             now: datetime, client_address: str | None = None) -> _Grant | _Rejection:
     """The state table of docs/design.md, applied under the session and token locks."""
     if chain.revoked_at is not None:
@@ -275,12 +246,13 @@ def _decide(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str
     duplicate = _duplicate_within_interval(chain, tenant, signer, presented, now)
     if duplicate is not None:
         return duplicate
-    revoke_session(chain.session_id, now, "replay")
+    family.revoke_session(chain.session_id, now, "replay")
     _record_replay(chain, tenant, now, client_address)
     return _Rejection("replay", chain.session_id, revoked=True)
 
 
-def _record_replay(chain, tenant: TenantInfo, now: datetime, client_address: str | None) -> None:
+def _record_replay(chain: LockedToken, tenant: TenantInfo, now: datetime,
+                   client_address: str | None) -> None:
     """refresh_token.replayed and session.revoked, one INSERT in the revoking transaction."""
     data = {"session_id": str(chain.session_id), "user_id": str(chain.user_id),
             "client_address": client_address}
@@ -291,25 +263,26 @@ def _record_replay(chain, tenant: TenantInfo, now: datetime, client_address: str
     ], now)
 
 
-def _rotate(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
+def _rotate(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
             now: datetime) -> _Grant:
     successor = _successor(chain, tenant, presented, runtime().successor_key)
     digest = token_digest(successor)
     expires_at = min(now + timedelta(seconds=tenant.refresh_ttl), chain.session_expires_at)
     inserted = db.session.connection().execute(_ROTATE, {
-        "now": now, "token_id": chain.token_id, "session_id": chain.session_id,
-        "digest": digest, "expires_at": expires_at,
+        "now": now, "token_id": chain.token_id, "touched_session": chain.session_id,
+        "successor_digest": digest, "successor_expires_at": expires_at,
     }).rowcount
     if inserted != 1:  # impossible while the token row is locked; never answer with a ghost
         raise RuntimeError(f"rotation of token {chain.token_id} inserted {inserted} successors")
     return _grant(chain, tenant, signer, successor, digest, expires_at, issued_at=now)
 
 
-def _duplicate_within_interval(chain, tenant: TenantInfo, signer: Ed25519PrivateKey,
+def _duplicate_within_interval(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey,
                                presented: str, now: datetime) -> _Grant | _Rejection | None:
     """The same successor again, if this is the immediate predecessor within the interval."""
     interval = timedelta(seconds=tenant.reuse_interval)
-    if tenant.reuse_interval == 0 or now - chain.rotated_at >= interval:
+    if (chain.rotated_at is None or tenant.reuse_interval == 0
+            or now - chain.rotated_at >= interval):
         return None
     child = db.session.execute(
         select(RefreshToken.digest, RefreshToken.expires_at, RefreshToken.rotated_at)
@@ -332,20 +305,10 @@ def _duplicate_within_interval(chain, tenant: TenantInfo, signer: Ed25519Private
     return _Rejection("successor mismatch", chain.session_id)
 
 
-def _grant(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, successor: str, digest: bytes,
-           expires_at: datetime, *, issued_at: datetime) -> _Grant:
+def _grant(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey, successor: str,
+           digest: bytes, expires_at: datetime, *, issued_at: datetime) -> _Grant:
     return _Grant(successor, digest, expires_at, issued_at, chain.session_id, chain.user_id,
                   tenant.id, tenant.access_ttl, tenant.kid, signer)
-
-
-def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
-    """Revoke a session whose row the caller has locked; True if it was live."""
-    result = db.session.execute(
-        sa.update(AuthSession)
-        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
-        .values(revoked_at=now, revoke_reason=reason)
-    )
-    return result.rowcount == 1
 
 
 def _report(rejection: _Rejection, tenant_slug: str) -> None:

@@ -15,26 +15,22 @@ import sqlalchemy as sa
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 
-from app.errors import Conflict
-from app.errors import InvalidRequest
-from app.errors import NotFound
 from app.extensions import db
 from app.logs import security_event
-from app.models import AuthSession
 from app.models import User
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.user import MAX_USERNAME_LENGTH
-from app.runtime import runtime
 from app.services import events
-from app.services.accounts import check_password
+from app.services import family
+from app.services.accounts import UserRef
+from app.services.accounts import hash_new_password
 from app.services.accounts import normalize_username
-from app.services.database import transaction
-from app.services.sessions import SessionInfo
-from app.services.sessions import revoke_all_for_user
-from app.services.tenant_cache import TenantInfo
-from app.services.tenant_cache import tenant_info
-
-UserRef = str | int  # a username (CLI) or a user id (admin API)
+from app.services.accounts import user_clause
+from app.services.errors import InvalidInput
+from app.services.errors import UsernameTaken
+from app.services.errors import UserNotFound
+from app.services.family import LockedUser
+from app.services.tenant_cache import tenant_scope
 
 
 @dataclass(frozen=True)
@@ -51,51 +47,28 @@ _VIEW_COLUMNS = (User.id, User.username, User.created_at, User.disabled_at)
 
 
 def validate_credentials(username: str, password: str) -> None:
-    """Raise InvalidRequest for a login whose username or password Baton could never store."""
+    """Raise InvalidInput for a login whose username or password Baton could never store."""
     if not username or len(username) > MAX_USERNAME_LENGTH:
-        raise InvalidRequest(f"username must be 1-{MAX_USERNAME_LENGTH} characters")
+        raise InvalidInput(f"username must be 1-{MAX_USERNAME_LENGTH} characters")
     if username != username.strip() or "\x00" in username:
-        raise InvalidRequest("username must not contain surrounding spaces or NUL")
+        raise InvalidInput("username must not contain surrounding spaces or NUL")
     if not password:
-        raise InvalidRequest("password must not be empty")
+        raise InvalidInput("password must not be empty")
     if len(password) > MAX_PASSWORD_LENGTH or "\x00" in password:
-        raise InvalidRequest(f"password must be at most {MAX_PASSWORD_LENGTH} characters, no NUL")
+        raise InvalidInput(f"password must be at most {MAX_PASSWORD_LENGTH} characters, no NUL")
 
 
-def _tenant(tenant_slug: str) -> TenantInfo:
-    tenant = tenant_info(tenant_slug)
-    if tenant is None:
-        raise NotFound(f"unknown tenant {tenant_slug!r}")
-    return tenant
-
-
-def _is(tenant_id: int, who: UserRef):
-    """The WHERE clause naming one user of the tenant."""
-    if isinstance(who, int):
-        return sa.and_(User.tenant_id == tenant_id, User.id == who)
-    return sa.and_(User.tenant_id == tenant_id, User.username == normalize_username(who))
-
-
-def _missing(tenant_slug: str, who: UserRef) -> NotFound:
-    return NotFound(f"no user {who!r} in tenant {tenant_slug!r}")
-
-
-def hash_new_password(tenant_slug: str, password: str) -> str:
-    """Apply the tenant's password policy, then hash (slow: call outside any lock)."""
-    with transaction():
-        min_length = _tenant(tenant_slug).password_min_length
-    check_password(password, min_length)
-    return runtime().passwords.hash(password)
+def _missing(tenant_slug: str, who: UserRef) -> UserNotFound:
+    return UserNotFound(tenant_slug, who)
 
 
 def create_user(tenant_slug: str, username: str, password: str, now: datetime,
                 actor: events.Actor = events.CLI) -> UserView:
-    """Create a user; Conflict if the normalised username exists in the tenant."""
+    """Create a user; UsernameTaken if the normalised username exists in the tenant."""
     name = normalize_username(username)
     password_hash = hash_new_password(tenant_slug, password)
     try:
-        with transaction():
-            tenant = _tenant(tenant_slug)
+        with tenant_scope(tenant_slug) as tenant:
             row = db.session.execute(
                 sa.insert(User).values(tenant_id=tenant.id, username=name,
                                        password_hash=password_hash, created_at=now)
@@ -106,7 +79,7 @@ def create_user(tenant_slug: str, username: str, password: str, now: datetime,
     except IntegrityError as exc:
         if getattr(exc.orig, "pgcode", None) != "23505":  # unique_violation
             raise
-        raise Conflict(f"user {name!r} already exists in tenant {tenant_slug!r}") from None
+        raise UsernameTaken(name, tenant_slug) from None
     security_event("user_created", tenant=tenant_slug, user_id=row.id)
     return UserView(*row)
 
@@ -117,17 +90,17 @@ def user_exists(tenant_slug: str, username: str) -> bool:
 
 def find_user(tenant_slug: str, username: str) -> UserView | None:
     """The user with this username (normalised as at login), or None."""
-    with transaction():
+    with tenant_scope(tenant_slug) as tenant:
         row = db.session.execute(
-            select(*_VIEW_COLUMNS).where(_is(_tenant(tenant_slug).id, username))
+            select(*_VIEW_COLUMNS).where(user_clause(tenant.id, username))
         ).one_or_none()
     return UserView(*row) if row else None
 
 
 def get_user(tenant_slug: str, who: UserRef) -> UserView:
-    with transaction():
+    with tenant_scope(tenant_slug) as tenant:
         row = db.session.execute(
-            select(*_VIEW_COLUMNS).where(_is(_tenant(tenant_slug).id, who))
+            select(*_VIEW_COLUMNS).where(user_clause(tenant.id, who))
         ).one_or_none()
     if row is None:
         raise _missing(tenant_slug, who)
@@ -146,7 +119,7 @@ def decode_cursor(cursor: str) -> str:
         after = None
     # Only a stored username can be a cursor: a NUL or an overlong text never reaches SQL.
     if after is None or not after or len(after) > MAX_USERNAME_LENGTH or "\x00" in after:
-        raise InvalidRequest("cursor is malformed; use next_cursor of the previous page")
+        raise InvalidInput("cursor is malformed; use next_cursor of the previous page")
     return after
 
 
@@ -158,8 +131,8 @@ def list_users(tenant_slug: str, limit: int,
     pages never shifts the others, so none is skipped or repeated.
     """
     after = decode_cursor(cursor) if cursor else None
-    with transaction():
-        query = select(*_VIEW_COLUMNS).where(User.tenant_id == _tenant(tenant_slug).id)
+    with tenant_scope(tenant_slug) as tenant:
+        query = select(*_VIEW_COLUMNS).where(User.tenant_id == tenant.id)
         if after is not None:
             query = query.where(User.username > after)
         rows = db.session.execute(query.order_by(User.username).limit(limit + 1)).all()
@@ -167,30 +140,27 @@ def list_users(tenant_slug: str, limit: int,
     return page, (encode_cursor(page[-1].username) if len(rows) > limit else None)
 
 
-def _lock_user(tenant_slug: str, who: UserRef) -> tuple[int, int, datetime | None]:
-    """Lock the user row (first in the revoke order); (id, tenant id, disabled_at) or NotFound."""
-    tenant_id = _tenant(tenant_slug).id
-    row = db.session.execute(
-        select(User.id, User.disabled_at).where(_is(tenant_id, who)).with_for_update()
-    ).one_or_none()
-    if row is None:
+def _lock_user(tenant_slug: str, tenant_id: int, who: UserRef) -> LockedUser:
+    """Lock the user row (first in the revoke order); UserNotFound if there is none."""
+    user = family.lock_user(tenant_id, user_clause(tenant_id, who))
+    if user is None:
         raise _missing(tenant_slug, who)
-    return row.id, tenant_id, row.disabled_at
+    return user
 
 
 def set_disabled(tenant_slug: str, who: UserRef, disabled: bool, now: datetime,
                  actor: events.Actor = events.CLI) -> tuple[UserView, int]:
     """Disable (revoking every session in the same transaction) or enable a user."""
     revoked = 0
-    with transaction():
-        user_id, tenant_id, disabled_at = _lock_user(tenant_slug, who)
+    with tenant_scope(tenant_slug) as tenant:
+        user_id, tenant_id, disabled_at, _ = _lock_user(tenant_slug, tenant.id, who)
         data = {"user_id": str(user_id)}
         if disabled:
             if disabled_at is None:
                 db.session.execute(sa.update(User).where(User.id == user_id)
                                    .values(disabled_at=now))
                 events.record_event(events.USER_DISABLED, tenant_id, actor, data, now)
-            revoked = revoke_all_for_user(user_id, now, "user_disabled", actor)
+            revoked = family.revoke_all_for_user(tenant_id, user_id, now, "user_disabled", actor)
         elif disabled_at is not None:
             db.session.execute(sa.update(User).where(User.id == user_id).values(disabled_at=None))
             events.record_event(events.USER_ENABLED, tenant_id, actor, data, now)
@@ -215,13 +185,13 @@ def set_password(tenant_slug: str, who: UserRef, password: str, now: datetime,
                  actor: events.Actor = events.CLI) -> int:
     """Set a new password and revoke all of the user's sessions; returns how many."""
     password_hash = hash_new_password(tenant_slug, password)
-    with transaction():
-        user_id, tenant_id, _ = _lock_user(tenant_slug, who)
+    with tenant_scope(tenant_slug) as tenant:
+        user_id, tenant_id, _, _ = _lock_user(tenant_slug, tenant.id, who)
         db.session.execute(sa.update(User).where(User.id == user_id)
                            .values(password_hash=password_hash))
         events.record_event(events.USER_PASSWORD_CHANGED, tenant_id, actor,
                             {"user_id": str(user_id)}, now)
-        revoked = revoke_all_for_user(user_id, now, "password_change", actor)
+        revoked = family.revoke_all_for_user(tenant_id, user_id, now, "password_change", actor)
     security_event("password_set", tenant=tenant_slug, user_id=user_id, sessions_revoked=revoked)
     return revoked
 
@@ -229,27 +199,9 @@ def set_password(tenant_slug: str, who: UserRef, password: str, now: datetime,
 def logout_everywhere(tenant_slug: str, who: UserRef, now: datetime,
                       actor: events.Actor = events.CLI) -> int:
     """Revoke every session of the user; returns how many were live."""
-    with transaction():
-        user_id, _, _ = _lock_user(tenant_slug, who)
-        revoked = revoke_all_for_user(user_id, now, "admin", actor)
+    with tenant_scope(tenant_slug) as tenant:
+        user_id = _lock_user(tenant_slug, tenant.id, who).id
+        revoked = family.revoke_all_for_user(tenant.id, user_id, now, "admin", actor)
     security_event("sessions_revoked", tenant=tenant_slug, user_id=user_id,
                    sessions_revoked=revoked, reason="admin")
     return revoked
-
-
-def user_sessions(tenant_slug: str, who: UserRef, now: datetime) -> list[SessionInfo]:
-    """The user's live sessions, newest first (`current` is always False: no caller session)."""
-    with transaction():
-        tenant_id = _tenant(tenant_slug).id
-        user_id = db.session.execute(select(User.id).where(_is(tenant_id, who))).scalar()
-        if user_id is None:
-            raise _missing(tenant_slug, who)
-        rows = db.session.execute(
-            select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
-                   AuthSession.expires_at, AuthSession.user_agent)
-            .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
-                   AuthSession.expires_at > now)
-            .order_by(AuthSession.created_at.desc())
-        ).all()
-    return [SessionInfo(str(r.id), r.created_at, r.last_used_at, r.expires_at, r.user_agent,
-                        False) for r in rows]

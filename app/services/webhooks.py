@@ -36,15 +36,15 @@ from standardwebhooks import Webhook as Signer
 
 from app.crypto import decrypt_any
 from app.crypto import encrypt
-from app.errors import InvalidRequest
-from app.errors import NotFound
-from app.errors import TemporarilyUnavailable
 from app.extensions import db
-from app.models import Tenant
 from app.models import Webhook
 from app.runtime import runtime
 from app.services.database import transaction
+from app.services.errors import InvalidInput
+from app.services.errors import Missing
+from app.services.errors import Unavailable
 from app.services.events import event_body
+from app.services.tenant_cache import tenant_scope
 
 log = logging.getLogger(__name__)
 
@@ -70,18 +70,18 @@ def _context(tenant_id: int) -> bytes:
 
 
 def validate_url(url: str) -> str:
-    """An absolute http(s) URL with a host; InvalidRequest otherwise."""
+    """An absolute http(s) URL with a host; InvalidInput otherwise."""
     if not url or len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
-        raise InvalidRequest(f"webhook URL must be 1-{MAX_URL_LENGTH} characters without spaces")
+        raise InvalidInput(f"webhook URL must be 1-{MAX_URL_LENGTH} characters without spaces")
     try:
         parts = urlsplit(url)
         parts.port  # noqa: B018 - raises ValueError for a bad port
     except ValueError:
-        raise InvalidRequest(f"webhook URL {url!r} is not a valid URL") from None
+        raise InvalidInput(f"webhook URL {url!r} is not a valid URL") from None
     if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidRequest("webhook URL must be an absolute http:// or https:// URL")
+        raise InvalidInput("webhook URL must be an absolute http:// or https:// URL")
     if parts.username or parts.password:
-        raise InvalidRequest("webhook URL must not contain credentials")
+        raise InvalidInput("webhook URL must not contain credentials")
     return url
 
 
@@ -89,8 +89,8 @@ def set_webhook(tenant_slug: str, url: str, now: datetime) -> str:
     """Set (or replace) the tenant's webhook; returns its new signing secret, `whsec_…`."""
     validate_url(url)
     raw = secrets.token_bytes(SECRET_BYTES)
-    with transaction():
-        tenant_id = _tenant_id(tenant_slug)
+    with tenant_scope(tenant_slug) as tenant:
+        tenant_id = tenant.id
         blob = encrypt(runtime().key_encryption_key, raw, _context(tenant_id))
         db.session.execute(
             sa.dialects.postgresql.insert(Webhook)
@@ -132,24 +132,16 @@ def disable_webhook(tenant_slug: str) -> int:
     """
     from app.models import Event
 
-    with transaction():
-        tenant_id = _tenant_id(tenant_slug)
+    with tenant_scope(tenant_slug) as tenant:
+        tenant_id = tenant.id
         removed = db.session.execute(
             sa.delete(Webhook).where(Webhook.tenant_id == tenant_id)).rowcount
         if not removed:
-            raise NotFound(f"tenant {tenant_slug!r} has no webhook")
+            raise Missing(f"tenant {tenant_slug!r} has no webhook")
         return db.session.execute(
             sa.update(Event).where(Event.tenant_id == tenant_id, Event.delivery == "pending")
             .values(delivery="none", next_attempt_at=None, lease_until=None, lease_token=None)
         ).rowcount
-
-
-def _tenant_id(tenant_slug: str) -> int:
-    tenant_id = db.session.execute(
-        select(Tenant.id).where(Tenant.slug == tenant_slug)).scalar_one_or_none()
-    if tenant_id is None:
-        raise NotFound(f"unknown tenant {tenant_slug!r}")
-    return tenant_id
 
 
 # ---------------------------------------------------------------------------------------------
@@ -367,7 +359,7 @@ def deliver(*, once: bool, idle_sleep_s: float = 2.0,
         # A refused event is due again only after its backoff, so --once tries each once.
         try:
             batch = claim()
-        except TemporarilyUnavailable:
+        except Unavailable:
             if once:
                 raise
             time.sleep(idle_sleep_s)  # the database is away: a daemon waits for it

@@ -1,0 +1,118 @@
+"""Domain errors: what a service refuses, in its own words (no HTTP status here).
+
+The blueprints translate them to the SPEC's HTTP errors in one place
+(app.errors.http_error, used by the app's error handler) and the CLI to one
+`Error: <message>` line (app.cli.service_errors).
+"""
+from __future__ import annotations
+
+from datetime import datetime
+
+
+class ServiceError(Exception):
+    """Base of every refusal a service raises on purpose; `message` is its wording."""
+
+    message = "the request was refused"
+
+    def __init__(self, message: str | None = None) -> None:
+        if message is not None:
+            self.message = message
+        super().__init__(self.message)
+
+
+class InvalidInput(ServiceError):
+    """A value Baton cannot accept (a bad setting, username, cursor, URL...)."""
+
+
+class PasswordPolicyViolation(InvalidInput):
+    """A new password the tenant's policy refuses."""
+
+
+class TenantExists(InvalidInput):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"tenant {slug!r} already exists")
+
+
+class UsernameTaken(ServiceError):
+    def __init__(self, username: str, tenant_slug: str) -> None:
+        super().__init__(f"user {username!r} already exists in tenant {tenant_slug!r}")
+
+
+class Missing(ServiceError):
+    """Something the request names does not exist (or is not the caller's)."""
+
+
+class UnknownTenant(Missing):
+    def __init__(self, slug: str) -> None:
+        super().__init__(f"unknown tenant {slug!r}")
+        self.slug = slug
+
+
+class UserNotFound(Missing):
+    def __init__(self, tenant_slug: str, who: str | int) -> None:
+        super().__init__(f"no user {who!r} in tenant {tenant_slug!r}")
+
+
+class SessionNotFound(Missing):
+    message = "No such session."
+
+
+class GrantRejected(ServiceError):
+    """A grant that gets the one `invalid_grant` answer: no oracle (SPEC §4.1)."""
+
+    message = "The provided grant is invalid, expired or revoked."
+
+
+class InvalidCredentials(GrantRejected):
+    """Wrong password, unknown or disabled user, a bad or spent password reset token."""
+
+
+class TokenRejected(GrantRejected):
+    """An unknown, expired, revoked or replayed refresh token."""
+
+
+class AccessDenied(ServiceError):
+    """A bearer credential (access token or admin key) that is missing, bad or expired."""
+
+    message = "The access token is invalid or expired."
+
+
+class ScopeMissing(ServiceError):
+    """A valid admin key without the scope the operation needs."""
+
+    def __init__(self, scope: str) -> None:
+        super().__init__(f"the admin key does not have the {scope!r} scope")
+        self.scope = scope
+
+
+class LoginThrottled(ServiceError):
+    """Too many failed logins; carries what the login.throttled event needs."""
+
+    message = "Too many failed attempts; retry later."
+
+    def __init__(self, retry_after: int, tenant_id: int,
+                 limits: list[tuple[str, str, datetime]]) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+        self.tenant_id = tenant_id
+        self.limits = limits
+
+
+class Unavailable(ServiceError):
+    """Try again later: nothing was written."""
+
+    message = "The service is temporarily unavailable; retry later."
+
+    def __init__(self, retry_after: int = 1) -> None:
+        super().__init__()
+        self.retry_after = retry_after
+
+
+class DatabaseUnavailable(Unavailable):
+    """The database is unreachable, or a lock or statement timeout expired."""
+
+
+class KeyUnavailable(Unavailable):
+    """No configured secret decrypts the tenant's signing key."""
+
+    message = "The signing key is unavailable; retry later."

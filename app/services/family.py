@@ -1,0 +1,172 @@
+"""The token family: every statement that locks or revokes a session (SPEC §5).
+
+The protocol, in the order every path takes its locks:
+  1. the user row, when the change is about the user (disable, password change, reset,
+     logout everywhere) or a login must not race one (FOR SHARE);
+  2. the session rows, in id order;
+  3. the refresh token rows.
+Rotation locks its session and then its token in one statement (`FOR UPDATE OF sessions,
+refresh_tokens`: PostgreSQL locks in that order), so the session row serializes everything
+that happens to one family: a revoke racing a refresh either finishes first (the refresh
+sees a revoked session) or waits for it (and revokes the successor too, since revocation
+is a flag on the session). Every revocation writes its session.revoked event in the same
+transaction. All functions run inside the caller's transaction (`tenant_scope`).
+docs/design.md has the state table built on these locks.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+from typing import Any
+from typing import NamedTuple
+from typing import cast
+
+import sqlalchemy as sa
+from sqlalchemy import select
+
+from app.crypto import token_digest
+from app.extensions import db
+from app.models import AuthSession
+from app.models import RefreshToken
+from app.models import User
+from app.services import events
+
+_tokens = cast(sa.Table, RefreshToken.__table__)
+_sessions = cast(sa.Table, AuthSession.__table__)
+_users = cast(sa.Table, User.__table__)
+
+
+class LockedToken(NamedTuple):
+    """A refresh token with its session (both rows locked) and its user's state."""
+
+    token_id: int
+    token_expires_at: datetime
+    rotated_at: datetime | None
+    session_id: uuid.UUID
+    session_expires_at: datetime
+    revoked_at: datetime | None
+    user_id: int
+    successor_salt: bytes | None
+    disabled_at: datetime | None
+
+
+class LockedUser(NamedTuple):
+    id: int
+    tenant_id: int
+    disabled_at: datetime | None
+    password_hash: str
+
+
+# The one query of a refresh. Built on the Core tables, not the mapped classes, so
+# executing it skips the ORM's per-statement work: this is the hot path.
+_LOCK_TOKEN = (
+    select(
+        _tokens.c.id.label("token_id"),
+        _tokens.c.expires_at.label("token_expires_at"),
+        _tokens.c.rotated_at,
+        _sessions.c.id.label("session_id"),
+        _sessions.c.expires_at.label("session_expires_at"),
+        _sessions.c.revoked_at,
+        _sessions.c.user_id,
+        _sessions.c.successor_salt,
+        _users.c.disabled_at,
+    )
+    .select_from(_tokens)
+    .join(_sessions, _sessions.c.id == _tokens.c.session_id)
+    .join(_users, _users.c.id == _sessions.c.user_id)
+    .where(_tokens.c.tenant_id == sa.bindparam("tenant_id"),
+           _tokens.c.digest == sa.bindparam("digest"))
+    .with_for_update(of=[_sessions, _tokens])
+)
+
+
+def lock_token(tenant_id: int, presented: str) -> LockedToken | None:
+    """Lock a refresh token's session, then the token (2, 3); None if the tenant has no such."""
+    row = db.session.connection().execute(
+        _LOCK_TOKEN, {"tenant_id": tenant_id, "digest": token_digest(presented)}
+    ).one_or_none()
+    return None if row is None else LockedToken(*row)
+
+
+def lock_user(tenant_id: int, user: sa.ColumnElement[bool]) -> LockedUser | None:
+    """Lock the user row named by `user` (1); None if the tenant has no such user."""
+    row = db.session.execute(
+        select(User.id, User.tenant_id, User.disabled_at, User.password_hash)
+        .where(User.tenant_id == tenant_id, user).with_for_update()
+    ).one_or_none()
+    return None if row is None else LockedUser(*row)
+
+
+def share_lock_unchanged_user(user_id: int, password_hash: str) -> bool:
+    """Login (1, shared): True if the user is still enabled with this password hash.
+
+    A disable or password change that committed while the hash was checked (and revoked
+    every session) must not be followed by a fresh session.
+    """
+    return db.session.execute(
+        select(User.id).where(User.id == user_id, User.disabled_at.is_(None),
+                              User.password_hash == password_hash)
+        .with_for_update(read=True)
+    ).first() is not None
+
+
+def lock_session(tenant_id: int, session_id: uuid.UUID | None, user_id: int | None = None, *,
+                 live: bool = False) -> int | None:
+    """Lock one session row of the tenant (2); its user id, or None if there is none.
+
+    `user_id` only finds that user's session; `live` only a session not yet revoked.
+    """
+    if session_id is None:
+        return None
+    query = select(AuthSession.user_id).where(AuthSession.id == session_id,
+                                              AuthSession.tenant_id == tenant_id)
+    if user_id is not None:
+        query = query.where(AuthSession.user_id == user_id)
+    if live:
+        query = query.where(AuthSession.revoked_at.is_(None))
+    owner: int | None = db.session.execute(query.with_for_update()).scalar_one_or_none()
+    return owner
+
+
+def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
+    """Revoke a session whose row the caller has locked; True if it was live."""
+    result = cast("sa.CursorResult[Any]", db.session.execute(
+        sa.update(AuthSession)
+        .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
+        .values(revoked_at=now, revoke_reason=reason)
+    ))
+    return result.rowcount == 1
+
+
+def revoke_locked_session(tenant_id: int, session_id: uuid.UUID, user_id: int, now: datetime,
+                          reason: str, actor: events.Actor) -> bool:
+    """Revoke a locked session and write its session.revoked event; True if it was live."""
+    revoked = revoke_session(session_id, now, reason)
+    if revoked:
+        events.record_events(events.session_revoked(
+            tenant_id, [session_id], reason, actor, now, user_id=str(user_id)), now)
+    return revoked
+
+
+def revoke_all_for_user(tenant_id: int, user_id: int, now: datetime, reason: str,
+                        actor: events.Actor) -> int:
+    """Revoke every live session of a user whose row the caller locked; how many were live.
+
+    The session rows are locked in id order first (2), so a refresh of any of them either
+    finishes before or sees the revocation.
+    """
+    ids = list(db.session.execute(
+        select(AuthSession.id)
+        .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None))
+        .order_by(AuthSession.id)
+        .with_for_update()
+    ).scalars())
+    if ids:
+        db.session.execute(
+            sa.update(AuthSession)
+            .where(AuthSession.id.in_(ids), AuthSession.revoked_at.is_(None))
+            .values(revoked_at=now, revoke_reason=reason)
+        )
+        events.record_events(events.session_revoked(
+            tenant_id, ids, reason, actor, now, user_id=str(user_id)), now)
+    return len(ids)

@@ -1,0 +1,135 @@
+"""tenant_scope: the one way a service resolves a tenant, and the app-owned cache behind it."""
+from __future__ import annotations
+
+import time
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy import event
+
+from app.errors import http_error
+from app.extensions import db
+from app.models.tenant import valid_slug
+from app.services import errors
+from app.services.tenant_cache import tenant_scope
+from tests.conftest import make_app
+
+
+def test_scope_yields_the_tenant_and_its_issuer(ctx, tenant):
+    with tenant_scope(tenant) as found:
+        assert found.slug == tenant and found.kid and found.access_ttl == 900
+        assert found.issuer == "http://baton.test/v1/tenants/acme"
+        assert db.session().in_transaction()  # the scope is the service transaction
+    assert not db.session().in_transaction()
+
+
+def test_unknown_tenant_is_raised_by_the_scope(ctx, tenant):
+    with pytest.raises(errors.UnknownTenant) as info:
+        with tenant_scope("nope"):
+            pass
+    assert info.value.message == "unknown tenant 'nope'"
+
+
+def test_a_malformed_slug_costs_no_query(ctx, tenant):
+    seen: list[str] = []
+
+    def record(conn, cursor, statement, *args):
+        seen.append(statement)
+
+    event.listen(db.engine, "before_cursor_execute", record)
+    try:
+        for slug in ("acme\n", "ACME", "-acme", "", "a" * 64):
+            with pytest.raises(errors.UnknownTenant):
+                with tenant_scope(slug):
+                    pass
+    finally:
+        event.remove(db.engine, "before_cursor_execute", record)
+    assert seen == []
+
+
+@pytest.mark.parametrize("slug,ok", [("acme", True), ("a", True), ("0-9", True),
+                                     ("acme\n", False), ("Acme", False), ("-a", False),
+                                     ("a" * 63, True), ("a" * 64, False), ("", False)])
+def test_slug_is_a_full_match(slug, ok):
+    assert valid_slug(slug) is ok
+
+
+def test_the_cache_belongs_to_the_app(app, database_url, tenant):
+    """Two apps in one process share no tenant state (it was module-global)."""
+    other = make_app(database_url)
+    with app.app_context():
+        with tenant_scope(tenant):
+            pass
+        assert app.extensions["baton_tenants"].get(tenant) is not None
+    with other.app_context():
+        assert other.extensions["baton_tenants"].get(tenant) is None
+        db.session.remove()
+
+
+def test_cached_settings_expire_after_tenant_cache_s(database_url, tenant):
+    app = make_app(database_url, TENANT_CACHE_S=1)
+    with app.app_context():
+        with tenant_scope(tenant) as before:
+            assert before.reuse_interval == 10
+        with db.session.begin():
+            db.session.execute(sa.text("UPDATE tenants SET reuse_interval = 3"))
+        with tenant_scope(tenant) as cached:
+            assert cached.reuse_interval == 10  # within the window: the cached settings
+        time.sleep(1.1)
+        with tenant_scope(tenant) as fresh:
+            assert fresh.reuse_interval == 3
+        db.session.remove()
+
+
+def _error_classes() -> list[type[errors.ServiceError]]:
+    found, todo = [], [errors.ServiceError]
+    while todo:
+        cls = todo.pop()
+        found.append(cls)
+        todo.extend(cls.__subclasses__())
+    return found
+
+
+EXAMPLES = {
+    errors.UnknownTenant: lambda: errors.UnknownTenant("nope"),
+    errors.TenantExists: lambda: errors.TenantExists("acme"),
+    errors.UserNotFound: lambda: errors.UserNotFound("acme", "bob"),
+    errors.UsernameTaken: lambda: errors.UsernameTaken("bob", "acme"),
+    errors.ScopeMissing: lambda: errors.ScopeMissing("admin"),
+    errors.LoginThrottled: lambda: errors.LoginThrottled(7, 1, []),
+    errors.Unavailable: lambda: errors.Unavailable(3),
+    errors.DatabaseUnavailable: lambda: errors.DatabaseUnavailable(3),
+    errors.KeyUnavailable: lambda: errors.KeyUnavailable(3),
+}
+EXPECTED = {  # class -> (status, error code) of the SPEC
+    errors.ServiceError: (400, "invalid_request"),
+    errors.InvalidInput: (400, "invalid_request"),
+    errors.PasswordPolicyViolation: (400, "invalid_request"),
+    errors.TenantExists: (400, "invalid_request"),
+    errors.UsernameTaken: (409, "conflict"),
+    errors.Missing: (404, "not_found"),
+    errors.UnknownTenant: (404, "not_found"),
+    errors.UserNotFound: (404, "not_found"),
+    errors.SessionNotFound: (404, "not_found"),
+    errors.GrantRejected: (400, "invalid_grant"),
+    errors.InvalidCredentials: (400, "invalid_grant"),
+    errors.TokenRejected: (400, "invalid_grant"),
+    errors.AccessDenied: (401, "invalid_token"),
+    errors.ScopeMissing: (403, "insufficient_scope"),
+    errors.LoginThrottled: (429, "slow_down"),
+    errors.Unavailable: (503, "temporarily_unavailable"),
+    errors.DatabaseUnavailable: (503, "temporarily_unavailable"),
+    errors.KeyUnavailable: (503, "temporarily_unavailable"),
+}
+
+
+@pytest.mark.parametrize("cls", _error_classes(), ids=lambda cls: cls.__name__)
+def test_every_domain_error_has_its_http_error(cls):
+    """The one translation table covers every domain error (a new one must be added here)."""
+    exc = EXAMPLES.get(cls, cls)()
+    http = http_error(exc)
+    assert (http.status_code, http.error) == EXPECTED[cls]
+    if cls is errors.LoginThrottled or issubclass(cls, errors.Unavailable):
+        assert http.headers["Retry-After"] == str(exc.retry_after)
+    if issubclass(cls, errors.GrantRejected):  # one body for every cause: no oracle
+        assert http.description == "The provided grant is invalid, expired or revoked."
