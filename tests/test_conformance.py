@@ -28,8 +28,8 @@ def test_sound_deployment_passes(app, live_server):
 
 def test_sound_deployment_passes_in_strict_mode(app, live_server):
     make_tenant(app, "conform-strict", reuse_interval=0)
-    result = conformance(live_server, "conform-strict", "user0", "hunter2hunter2", "--processes", "8",
-                         "--reuse-interval", "0")
+    result = conformance(live_server, "conform-strict", "user0", "hunter2hunter2",
+                         "--processes", "8", "--reuse-interval", "0")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "strict mode" in result.stdout
 
