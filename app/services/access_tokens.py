@@ -1,18 +1,15 @@
 """Access tokens: EdDSA-signed JWTs (RFC 7519, RFC 8037) with the claims of SPEC §6."""
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
-from functools import lru_cache
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from sqlalchemy import select
 
-from app.crypto import b64url
 from app.errors import InvalidToken
 from app.extensions import db
 from app.models import SigningKey
@@ -32,22 +29,15 @@ class AccessClaims:
     token_id: str
 
 
-@lru_cache(maxsize=1024)
-def _header_segment(kid: str) -> str:
-    """The protected header of every token signed with `kid`, already encoded."""
-    header = {"alg": "EdDSA", "kid": kid, "typ": "JWT"}
-    return b64url(json.dumps(header, separators=(",", ":"), sort_keys=True).encode())
-
-
 def sign_access_token(claims: AccessClaims, kid: str, key: Ed25519PrivateKey) -> str:
-    """Sign the claims as an RFC 7515 compact JWS. Ed25519 is deterministic and the
-    serialization is fixed, so equal claims give a byte-identical token.
+    """Sign the claims as an RFC 7515 compact JWS. Ed25519 is deterministic and PyJWT
+    serializes with sorted headers, so equal claims give a byte-identical token.
 
-    Written out rather than through PyJWT's encode: on the refresh path its generic
-    header and option handling cost more than the signature itself (docs/performance.md).
-    PyJWT still verifies these tokens, in the tests and in `verify_access_token`.
+    PyJWT rather than a hand-written JWS: it gives the same bytes, and 10,000 signatures
+    timed in-process (median of 5) cost 33.4 µs each against 32.4 µs hand-written, a
+    difference inside the noise of the refresh path (docs/performance.md).
     """
-    payload = json.dumps({
+    payload = {
         "iss": claims.issuer,
         "sub": str(claims.user_id),
         "aud": claims.audience,
@@ -56,10 +46,8 @@ def sign_access_token(claims: AccessClaims, kid: str, key: Ed25519PrivateKey) ->
         "jti": claims.token_id,
         "sid": claims.session_id,
         "tid": claims.tenant_id,
-    }, separators=(",", ":")).encode()
-    signing_input = f"{_header_segment(kid)}.{b64url(payload)}"
-    signature = key.sign(signing_input.encode("ascii"))
-    return f"{signing_input}.{b64url(signature)}"
+    }
+    return jwt.encode(payload, key, algorithm="EdDSA", headers={"kid": kid}, sort_headers=True)
 
 
 @dataclass(frozen=True)
