@@ -16,8 +16,8 @@ from app.services import admin_keys
 from app.services import tenants
 from app.services import users
 from tests import secret_registry
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import utcnow
 from tests.parallel import run_together
 
 PASSWORD = "correct horse"

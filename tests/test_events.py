@@ -25,8 +25,8 @@ from app.services import password_reset
 from app.services import sessions
 from app.services import tokens as token_service
 from app.services import users
-from tests.conftest import utcnow
-from tests.factories import settled
+from tests.helpers import settled
+from tests.helpers import utcnow
 
 PASSWORD = "correct horse"
 

@@ -8,8 +8,8 @@ from app.services import admin_keys
 from app.services import tenants
 from app.services import users
 from tests import secret_registry
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
 
 URL = "/v1/tenants/acme/introspect"
 

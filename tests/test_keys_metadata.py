@@ -9,8 +9,8 @@ import pytest
 from app.extensions import db
 from app.services import keys
 from app.services import tokens as svc
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
 
 
 def verify_with_jwks(client, access_token: str) -> dict:

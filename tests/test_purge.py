@@ -14,8 +14,8 @@ from app.services import tenants
 from app.services import tokens as svc
 from app.services import users
 from app.services.purge import purge
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import utcnow
 from tests.parallel import run_together
 
 DAY = timedelta(days=1)

@@ -14,8 +14,8 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.services import tenants
 from app.services import users
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import utcnow
 from tests.parallel import run_together
 
 NO_VIOLATIONS = {"tokens_with_two_successors": 0, "sessions_with_two_current": 0}

@@ -10,9 +10,9 @@ from app.extensions import db
 from app.services import tenants
 from app.services import users
 from app.services.ratelimit import client_network
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 from tests.parallel import run_together
+from tests.plugins.database import make_app
 
 
 def _attempt(base: str, username: str, password: str, n: int) -> list[int]:

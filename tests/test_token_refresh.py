@@ -13,8 +13,8 @@ from app.services import tenant_cache
 from app.services import tenants
 from app.services import tokens as svc
 from app.services import users
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import utcnow
 
 ISSUER = "http://baton.test/v1/tenants/acme"
 

@@ -19,10 +19,10 @@ from flask_migrate import upgrade
 from app.crypto import token_digest
 from app.extensions import db
 from tests import test_rotation_concurrency as races
-from tests.conftest import make_app
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
 from tests.parallel import _CTX
 from tests.parallel import run_together
+from tests.plugins.database import make_app
 from tests.topology import Cluster
 from tests.topology import Workspace
 from tests.topology import conformance

@@ -8,8 +8,8 @@ import pytest
 from app.extensions import db
 from app.services import tenants
 from app.services import users
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
 
 INVALID_GRANT = "invalid_grant"
 

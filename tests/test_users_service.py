@@ -16,8 +16,8 @@ from app.services import sessions
 from app.services import tenants
 from app.services import tokens as token_service
 from app.services import users
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import utcnow
 
 
 def login(username: str = "alice", tenant: str = "acme"):

@@ -24,9 +24,9 @@ from app.services import tokens as token_service
 from app.services import users
 from app.services import webhooks
 from tests import secret_registry
-from tests.conftest import PROJECT_ROOT
-from tests.conftest import utcnow
-from tests.factories import settled
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import settled
+from tests.helpers import utcnow
 
 
 class Receiver:
