@@ -102,6 +102,12 @@ def http_refresh(base: str, tenant: str, token: str,
         "grant_type": "refresh_token", "refresh_token": token}, timeout=30)
 
 
+def refresh_once(base: str, tenant: str, token: str) -> tuple[int, dict]:
+    """One refresh: (status, JSON body)."""
+    response = http_refresh(base, tenant, token)
+    return response.status_code, response.json()
+
+
 def refresh_chain(base: str, tenant: str, token: str, steps: int) -> list[int]:
     """Refresh `steps` times in a row, always with the newest token; returns the statuses."""
     statuses = []

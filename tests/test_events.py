@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from collections import Counter
 from datetime import timedelta
+from functools import partial
 
 import pytest
 import sqlalchemy as sa
@@ -25,6 +26,8 @@ from app.services import password_reset
 from app.services import sessions
 from app.services import tokens as token_service
 from app.services import users
+from tests import helpers
+from tests.helpers import rotate
 from tests.helpers import settled
 from tests.helpers import utcnow
 
@@ -64,9 +67,7 @@ def tenant_id(slug: str = "acme") -> int:
     return value
 
 
-def login(now=None):
-    return token_service.login("acme", "alice", PASSWORD, issuer="x", now=now or utcnow(),
-                               client_address="192.0.2.7")
+login = partial(helpers.login, password=PASSWORD, client_address="192.0.2.7")
 
 
 def live_sessions() -> int:
@@ -79,7 +80,7 @@ def live_sessions() -> int:
 # Each case: a setup (committed normally), then the change under test with what it must add.
 def _replay(state):
     t0 = state["t0"]
-    token_service.rotate("acme", state["first"].refresh_token, issuer="x", now=t0)
+    rotate(state["first"].refresh_token, now=t0)
     state["later"] = t0 + timedelta(hours=1)
 
 
@@ -135,7 +136,7 @@ REASONS = {"session.revoked logout (refresh token)": "logout",
 def test_event_exists_iff_its_change_commits(ctx, user, case, fault_before_commit, request):
     setup, change, expected = CASES[case]
     t0 = utcnow()
-    state = {"t0": t0, "first": login(t0)}
+    state = {"t0": t0, "first": login(now=t0)}
     if setup:
         setup(state)
     before, sessions_before = kinds(), live_sessions()
@@ -186,18 +187,18 @@ def test_event_fields_and_actors(ctx, user):
 
 def test_ordinary_and_duplicate_refreshes_write_no_event(ctx, user):
     t0 = utcnow()
-    first = login(t0)
+    first = login(now=t0)
     before = kinds()
-    second = token_service.rotate("acme", first.refresh_token, issuer="x", now=t0)
-    token_service.rotate("acme", first.refresh_token, issuer="x", now=t0 + timedelta(seconds=1))
-    token_service.rotate("acme", second.refresh_token, issuer="x", now=t0 + timedelta(seconds=2))
+    second = rotate(first.refresh_token, now=t0)
+    rotate(first.refresh_token, now=t0 + timedelta(seconds=1))
+    rotate(second.refresh_token, now=t0 + timedelta(seconds=2))
     assert kinds() == before
 
 
 def test_replay_event_names_the_session_and_client(ctx, user):
     t0 = utcnow()
-    first = login(t0)
-    token_service.rotate("acme", first.refresh_token, issuer="x", now=t0)
+    first = login(now=t0)
+    rotate(first.refresh_token, now=t0)
     with pytest.raises(InvalidGrant):
         token_service.rotate("acme", first.refresh_token, issuer="x",
                              now=t0 + timedelta(minutes=5), client_address="198.51.100.9")

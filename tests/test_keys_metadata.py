@@ -8,7 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.services import keys
-from app.services import tokens as svc
+from tests.helpers import login
 from tests.helpers import utcnow
 from tests.plugins.database import make_app
 
@@ -20,9 +20,6 @@ def verify_with_jwks(client, access_token: str) -> dict:
     key = next(k for k in jwk_set.keys if k.key_id == kid)
     return jwt.decode(access_token, key, algorithms=["EdDSA"], audience="baton")
 
-
-def login(now=None):
-    return svc.login("acme", "alice", "correct horse", issuer="x", now=now or utcnow())
 
 
 def test_jwks_publishes_public_key_only(client, tenant):

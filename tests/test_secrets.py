@@ -209,6 +209,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+@pytest.mark.live
 def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app, tmp_path):
     proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=OLD)
     try:

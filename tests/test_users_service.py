@@ -17,11 +17,9 @@ from app.services import tenants
 from app.services import tokens as token_service
 from app.services import users
 from tests.helpers import chain_violations
+from tests.helpers import login
+from tests.helpers import rotate
 from tests.helpers import utcnow
-
-
-def login(username: str = "alice", tenant: str = "acme"):
-    return token_service.login(tenant, username, "correct horse", issuer="x", now=utcnow())
 
 
 def test_by_name_and_by_id_are_the_same_user(ctx, user):
@@ -47,7 +45,7 @@ def test_set_disabled_revokes_and_enable_does_not_resurrect(ctx, user):
     view, revoked = users.set_disabled("acme", 1, False, utcnow())
     assert revoked == 0 and view.disabled_at is None
     with pytest.raises(InvalidGrant):
-        token_service.rotate("acme", first.refresh_token, issuer="x", now=utcnow())
+        rotate(first.refresh_token)
     assert login().refresh_token
 
 
@@ -63,7 +61,7 @@ def test_logout_everywhere_and_sessions(ctx, user):
 def test_admin_delete_session_is_scoped_to_the_tenant(ctx, user):
     tenants.create_tenant(tenants.TenantSettings("globex", "Globex"), utcnow())
     users.create_user("globex", "gina", "correct horse", utcnow())
-    foreign = login("gina", "globex")
+    foreign = login("globex", "gina")
     with pytest.raises(NotFound):
         sessions.admin_delete_session("acme", foreign.session_id, utcnow())
     with pytest.raises(NotFound):
@@ -122,7 +120,7 @@ def test_disable_racing_refreshes_in_threads(app, user):
         users.enable_user("acme", "alice", utcnow())  # enabling must not bring any back
         for token in last.values():
             with pytest.raises(InvalidGrant):
-                token_service.rotate("acme", token, issuer="x", now=utcnow())
+                rotate(token)
         assert chain_violations() == {"tokens_with_two_successors": 0,
                                       "sessions_with_two_current": 0}
         db.session.remove()
