@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 
 from flask import Flask
 from flask import Response
@@ -111,7 +112,8 @@ HTTP_ERROR_CODES = {
 }
 
 
-def error_response(error: str, description: str, status: int, headers=None) -> Response:
+def error_response(error: str, description: str, status: int,
+                   headers: Mapping[str, str] | None = None) -> Response:
     """The JSON body of every error."""
     response = jsonify({"error": error, "error_description": description})
     response.status_code = status

@@ -78,6 +78,6 @@ def _log_request(response: Response) -> Response:
 _security = logging.getLogger("app.security")
 
 
-def security_event(event: str, **fields) -> None:
+def security_event(event: str, **fields: Any) -> None:
     """One line per security event (ids only, never a token or password)."""
     _security.warning("security event %s", event, extra={"event": event, **fields})

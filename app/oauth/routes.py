@@ -4,6 +4,7 @@ from __future__ import annotations
 import re
 from datetime import datetime
 from datetime import timezone
+from typing import Any
 from typing import Callable
 
 from flask import Response
@@ -11,6 +12,7 @@ from flask import current_app
 from flask import g
 from flask import jsonify
 from flask import request
+from flask.typing import ResponseReturnValue
 
 from app.admin.auth import require_admin_key
 from app.errors import InvalidRequest
@@ -41,9 +43,9 @@ def utcnow() -> datetime:
 
 
 @bp.url_value_preprocessor
-def check_tenant_slug(endpoint, values) -> None:
+def check_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:
     # Only the format: the tenant itself is resolved inside each service's transaction.
-    if not _SLUG.fullmatch(values.get("tenant", "")):
+    if not _SLUG.fullmatch((values or {}).get("tenant", "")):
         raise NotFound("Unknown tenant.")
 
 
@@ -54,7 +56,7 @@ def issuer(tenant: str) -> str:
     return f"{base}/v1/tenants/{tenant}"
 
 
-def _password_grant(tenant: str, params: dict[str, str]):
+def _password_grant(tenant: str, params: dict[str, str]) -> tokens.IssuedTokens:
     username, password = require(params, "username"), require(params, "password")
     validate_credentials(username, password)  # length limits before any hashing
     return tokens.login(tenant, username, password, issuer=issuer(tenant), now=utcnow(),
@@ -77,7 +79,7 @@ def bearer_token() -> str:
     return token
 
 
-def _refresh_grant(tenant: str, params: dict[str, str]):
+def _refresh_grant(tenant: str, params: dict[str, str]) -> tokens.IssuedTokens:
     presented = _bounded(require(params, "refresh_token"), "refresh_token")
     return tokens.rotate(tenant, presented, issuer=issuer(tenant), now=utcnow(),
                          client_address=request.remote_addr)
@@ -90,7 +92,7 @@ GRANTS: dict[str, Callable] = {
 
 
 @bp.post("/token")
-def token(tenant: str):
+def token(tenant: str) -> ResponseReturnValue:
     """RFC 6749 token endpoint: password and refresh_token grants."""
     params = body_params(request)
     grant = GRANTS.get(require(params, "grant_type"))
@@ -100,7 +102,7 @@ def token(tenant: str):
 
 
 @bp.get("/jwks.json")
-def jwks(tenant: str):
+def jwks(tenant: str) -> ResponseReturnValue:
     """RFC 7517 key set: the current key and retired keys still needed for verification."""
     response = jsonify({"keys": keys.published_keys(tenant, utcnow())})
     response.headers["Cache-Control"] = "public, max-age=60"
@@ -109,7 +111,7 @@ def jwks(tenant: str):
 
 
 @bp.post("/revoke")
-def revoke(tenant: str):
+def revoke(tenant: str) -> ResponseReturnValue:
     """RFC 7009 revocation: 200 whether or not the token was known."""
     params = body_params(request)
     token = _bounded(require(params, "token"), "token")
@@ -125,7 +127,7 @@ def revoke(tenant: str):
 
 @bp.post("/introspect")
 @require_admin_key("introspect")
-def introspect(tenant: str):
+def introspect(tenant: str) -> ResponseReturnValue:
     """RFC 7662: is this token active now? Authenticated with an admin key of the tenant."""
     params = body_params(request)
     token = _bounded(require(params, "token"), "token", 4 * MAX_TOKEN_LENGTH)
@@ -150,7 +152,7 @@ def add_cors_headers(response: Response) -> Response:
         return response
     response.vary.add("Origin")
     origin = request.headers.get("Origin")
-    if not origin or origin not in tenants.cors_origins(request.view_args["tenant"]):
+    if not origin or origin not in tenants.cors_origins((request.view_args or {})["tenant"]):
         return response
     response.headers["Access-Control-Allow-Origin"] = origin
     if request.method == "OPTIONS":
@@ -163,14 +165,14 @@ def add_cors_headers(response: Response) -> Response:
 
 
 @bp.get("/userinfo")
-def userinfo(tenant: str):
+def userinfo(tenant: str) -> ResponseReturnValue:
     response = jsonify(sessions.userinfo(tenant, bearer_token(), utcnow()))
     response.headers.update(NO_STORE)
     return response
 
 
 @bp.get("/sessions")
-def list_sessions(tenant: str):
+def list_sessions(tenant: str) -> ResponseReturnValue:
     found = sessions.list_sessions(tenant, bearer_token(), utcnow())
     response = jsonify({"sessions": [{
         "id": s.id,
@@ -185,19 +187,19 @@ def list_sessions(tenant: str):
 
 
 @bp.delete("/sessions/<session_id>")
-def delete_session(tenant: str, session_id: str):
+def delete_session(tenant: str, session_id: str) -> ResponseReturnValue:
     sessions.delete_session(tenant, bearer_token(), session_id, utcnow())
     return "", 204
 
 
 @bp.get("/.well-known/oauth-authorization-server")
-def metadata(tenant: str):
+def metadata(tenant: str) -> ResponseReturnValue:
     """RFC 8414 metadata under the tenant base (SPEC §4.2)."""
     return jsonify(server_metadata(tenant))
 
 
 @wellknown_bp.get("/.well-known/oauth-authorization-server/v1/tenants/<tenant>")
-def metadata_rfc8414(tenant: str):
+def metadata_rfc8414(tenant: str) -> ResponseReturnValue:
     """The same metadata where RFC 8414 §3.1 puts it for an issuer with a path."""
     if not _SLUG.fullmatch(tenant):
         raise NotFound("Unknown tenant.")
@@ -225,7 +227,7 @@ def server_metadata(tenant: str) -> dict:
 
 
 @bp.post("/password/reset")
-def password_reset(tenant: str):
+def password_reset(tenant: str) -> ResponseReturnValue:
     """Set a new password with a token from `flask users reset-link`; revokes every session."""
     params = body_params(request)
     token = _bounded(require(params, "token"), "token")

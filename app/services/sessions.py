@@ -92,7 +92,7 @@ def delete_session(tenant_slug: str, access_token: str, session_id: str, now: da
                    AuthSession.revoked_at.is_(None))
             .with_for_update()
         ).first() if target else None
-        if locked is None:
+        if locked is None or target is None:
             raise NotFound("No such session.")
         revoke_session(target, now, "session_delete")
         events.record_events(events.session_revoked(
@@ -151,7 +151,7 @@ def _revoke_by_access_token(tenant: TenantInfo, tenant_slug: str, token: str,
         .where(AuthSession.id == session_id, AuthSession.tenant_id == tenant.id)
         .with_for_update()
     ).first()
-    if locked is None:
+    if locked is None or session_id is None:
         return None
     if revoke_session(session_id, now, "logout"):
         _record_logout(tenant.id, session_id, caller.user_id, now)
@@ -183,7 +183,7 @@ def admin_delete_session(tenant_slug: str, session_id: str, now: datetime,
             .where(AuthSession.id == target, AuthSession.tenant_id == tenant.id)
             .with_for_update()
         ).first() if target and tenant else None
-        if locked is None:
+        if locked is None or target is None or tenant is None:
             raise NotFound("No such session.")
         revoked = revoke_session(target, now, "admin")
         if revoked:

@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from dataclasses import fields
 from dataclasses import replace
 from datetime import datetime
+from typing import Any
+from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -45,8 +47,8 @@ class TenantSettings:
 def normalize_origin(origin: str) -> str:
     """A browser origin as browsers send it (`https://app.example`, no path); InvalidRequest."""
     try:
-        parts = urlsplit(origin)
-        port = parts.port
+        parts: SplitResult | None = urlsplit(origin)
+        port = parts.port if parts else None
     except ValueError:
         parts = port = None
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
@@ -103,7 +105,7 @@ def list_tenants() -> list[TenantSettings]:
         ]
 
 
-def update_tenant(slug: str, **changes) -> TenantSettings:
+def update_tenant(slug: str, **changes: Any) -> TenantSettings:
     """Change some settings of a tenant (the names of TenantSettings); returns the new settings.
 
     Other workers see the change within TENANT_CACHE_S (tenant_cache.py); this one at once.

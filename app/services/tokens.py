@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from dataclasses import replace
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 
 import sqlalchemy as sa
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
@@ -168,7 +169,7 @@ def login(
     # verify() hashes even for an unknown user: the timing tells nothing. No transaction is
     # open while it runs.
     valid = rt.passwords.verify(user.password_hash if user else None, password)
-    if not valid or user.disabled_at is not None:
+    if not valid or user is None or user.disabled_at is not None:
         log.info("login failed", extra={"event": "login_failed", "tenant": tenant_slug})
         count_login("invalid")
         raise InvalidGrant()
@@ -242,24 +243,28 @@ def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime,
     return _issue(outcome, issuer, now)
 
 
-def lock_chain(tenant_id: int, presented: str):
+# The row lock_chain locks: _LOCK_CHAIN is a text() statement, so its columns are untyped.
+Chain = Any
+
+
+def lock_chain(tenant_id: int, presented: str) -> Chain | None:
     """Find a refresh token of the tenant and lock its session, then itself; None if unknown."""
     return db.session.connection().execute(
         _LOCK_CHAIN, {"tenant_id": tenant_id, "digest": token_digest(presented)}
     ).one_or_none()
 
 
-def _successor(chain, tenant: TenantInfo, presented: str, key: bytes) -> str:
+def _successor(chain: Chain, tenant: TenantInfo, presented: str, key: bytes) -> str:
     """The successor of the presented token under one successor key (SPEC §5)."""
     return successor_token(presented, key, _bytes(chain.successor_salt), tenant.id,
                            chain.session_id.bytes)
 
 
-def _bytes(value) -> bytes | None:
+def _bytes(value: Any) -> bytes | None:
     return None if value is None else bytes(value)
 
 
-def _decide(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
+def _decide(chain: Chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
             now: datetime, client_address: str | None = None) -> _Grant | _Rejection:
     """The state table of docs/design.md, applied under the session and token locks."""
     if chain.revoked_at is not None:
@@ -280,7 +285,8 @@ def _decide(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str
     return _Rejection("replay", chain.session_id, revoked=True)
 
 
-def _record_replay(chain, tenant: TenantInfo, now: datetime, client_address: str | None) -> None:
+def _record_replay(chain: Chain, tenant: TenantInfo, now: datetime,
+                   client_address: str | None) -> None:
     """refresh_token.replayed and session.revoked, one INSERT in the revoking transaction."""
     data = {"session_id": str(chain.session_id), "user_id": str(chain.user_id),
             "client_address": client_address}
@@ -291,7 +297,7 @@ def _record_replay(chain, tenant: TenantInfo, now: datetime, client_address: str
     ], now)
 
 
-def _rotate(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
+def _rotate(chain: Chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str,
             now: datetime) -> _Grant:
     successor = _successor(chain, tenant, presented, runtime().successor_key)
     digest = token_digest(successor)
@@ -305,7 +311,7 @@ def _rotate(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, presented: str
     return _grant(chain, tenant, signer, successor, digest, expires_at, issued_at=now)
 
 
-def _duplicate_within_interval(chain, tenant: TenantInfo, signer: Ed25519PrivateKey,
+def _duplicate_within_interval(chain: Chain, tenant: TenantInfo, signer: Ed25519PrivateKey,
                                presented: str, now: datetime) -> _Grant | _Rejection | None:
     """The same successor again, if this is the immediate predecessor within the interval."""
     interval = timedelta(seconds=tenant.reuse_interval)
@@ -332,8 +338,8 @@ def _duplicate_within_interval(chain, tenant: TenantInfo, signer: Ed25519Private
     return _Rejection("successor mismatch", chain.session_id)
 
 
-def _grant(chain, tenant: TenantInfo, signer: Ed25519PrivateKey, successor: str, digest: bytes,
-           expires_at: datetime, *, issued_at: datetime) -> _Grant:
+def _grant(chain: Chain, tenant: TenantInfo, signer: Ed25519PrivateKey, successor: str,
+           digest: bytes, expires_at: datetime, *, issued_at: datetime) -> _Grant:
     return _Grant(successor, digest, expires_at, issued_at, chain.session_id, chain.user_id,
                   tenant.id, tenant.access_ttl, tenant.kid, signer)
 
@@ -345,7 +351,7 @@ def revoke_session(session_id: uuid.UUID, now: datetime, reason: str) -> bool:
         .where(AuthSession.id == session_id, AuthSession.revoked_at.is_(None))
         .values(revoked_at=now, revoke_reason=reason)
     )
-    return result.rowcount == 1
+    return result.rowcount == 1  # type: ignore[attr-defined]
 
 
 def _report(rejection: _Rejection, tenant_slug: str) -> None:

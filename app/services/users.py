@@ -69,7 +69,7 @@ def _tenant(tenant_slug: str) -> TenantInfo:
     return tenant
 
 
-def _is(tenant_id: int, who: UserRef):
+def _is(tenant_id: int, who: UserRef) -> sa.ColumnElement[bool]:
     """The WHERE clause naming one user of the tenant."""
     if isinstance(who, int):
         return sa.and_(User.tenant_id == tenant_id, User.id == who)

@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
+from typing import Any
 from typing import Callable
 from urllib.parse import urlsplit
 
@@ -135,13 +136,13 @@ def disable_webhook(tenant_slug: str) -> int:
     with transaction():
         tenant_id = _tenant_id(tenant_slug)
         removed = db.session.execute(
-            sa.delete(Webhook).where(Webhook.tenant_id == tenant_id)).rowcount
+            sa.delete(Webhook).where(Webhook.tenant_id == tenant_id)).rowcount  # type: ignore[attr-defined]
         if not removed:
             raise NotFound(f"tenant {tenant_slug!r} has no webhook")
         return db.session.execute(
             sa.update(Event).where(Event.tenant_id == tenant_id, Event.delivery == "pending")
             .values(delivery="none", next_attempt_at=None, lease_until=None, lease_token=None)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
 
 
 def _tenant_id(tenant_slug: str) -> int:
@@ -218,7 +219,7 @@ def _finish(event: Claimed, values: dict) -> bool:
             sa.update(Event)
             .where(Event.id == event.id, Event.lease_token == event.lease_token)
             .values(lease_until=None, lease_token=None, **values)
-        ).rowcount == 1
+        ).rowcount == 1  # type: ignore[attr-defined]
 
 
 def retry_delay(attempts: int) -> timedelta:
@@ -251,8 +252,8 @@ def post(url: str, body: bytes, headers: dict[str, str],
     parts = urlsplit(url)
     https = parts.scheme == "https"
     conn_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
-    kwargs = {"context": ssl.create_default_context()} if https else {}
-    conn = conn_class(parts.hostname, parts.port, timeout=min(CONNECT_TIMEOUT_S, deadline_s),
+    kwargs: dict[str, Any] = {"context": ssl.create_default_context()} if https else {}
+    conn = conn_class(parts.hostname or "", parts.port, timeout=min(CONNECT_TIMEOUT_S, deadline_s),
                       **kwargs)
     expired = threading.Event()
 
