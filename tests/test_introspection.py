@@ -57,6 +57,7 @@ def test_access_token_inactive_when_user_disabled(client, tokens, introspect_key
         "active": False}
 
 
+@pytest.mark.slow
 def test_expired_access_token_inactive(database_url, tenant, user, introspect_key):
     app = make_app(database_url)
     with app.app_context():

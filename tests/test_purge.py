@@ -207,6 +207,7 @@ def test_purge_while_clients_refresh(app, live_server, ctx):
                                   "sessions_with_two_current": 0}
 
 
+@pytest.mark.slow
 def test_large_purge_in_batches(ctx, user, capsys):
     acme = seed_purgeable(sessions=2000, tokens_per_session=100)  # 200,000 token rows
     report = purge(utcnow(), 7 * DAY, 1000)

@@ -136,6 +136,7 @@ def test_unknown_usernames_are_throttled_too(strict_app):
     assert statuses == [400, 400, 400, 429]
 
 
+@pytest.mark.slow
 def test_window_ends(strict_app):
     client = strict_app.test_client()
     for _ in range(3):

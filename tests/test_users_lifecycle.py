@@ -101,6 +101,7 @@ def test_cross_tenant_reset_rejected(app, runner, client, user):
     assert response.get_json()["error"] == INVALID_GRANT
 
 
+@pytest.mark.slow
 def test_expired_reset_token_rejected(database_url, user):
     app = make_app(database_url, RESET_TOKEN_TTL_S=1)
     token = reset_token(app.test_cli_runner())

@@ -243,7 +243,7 @@ def rotate(tenant_slug: str, presented: str, *, issuer: str, now: datetime,
     return _issue(outcome, issuer, now)
 
 
-# The row lock_chain locks: _LOCK_CHAIN is a text() statement, so its columns are untyped.
+# The row lock_chain locks (the columns of _LOCK_CHAIN); Any until it is a typed named tuple.
 Chain = Any
 
 

@@ -20,9 +20,9 @@ from app.extensions import db
 from app.services import tenant_cache
 from tests.plugins.secret_leaks import RecordingClient
 
-TABLES = ("events, webhooks, admin_keys, login_address_attempts, login_attempts, refresh_tokens, "
-          "sessions, signing_keys, "
-          "users, tenants")
+# Children before parents.
+TABLES = ("events", "webhooks", "admin_keys", "login_address_attempts", "login_attempts",
+          "refresh_tokens", "sessions", "signing_keys", "users", "tenants")
 
 
 class Database(Protocol):
@@ -113,9 +113,20 @@ def app(database_url: str) -> Flask:
     return app
 
 
+_SEQUENCES = sa.text(
+    "SELECT pg_get_serial_sequence(format('%I', table_name), column_name)"
+    " FROM information_schema.columns WHERE table_schema = current_schema()"
+    " AND (is_identity = 'YES' OR column_default LIKE 'nextval(%')")
+
+
+_sequences: list[str] = []  # of the identity columns, looked up once per run
+
+
 @pytest.fixture(autouse=True)
 def clean_db(request: pytest.FixtureRequest) -> Iterator[None]:
-    """Empty every table after each test that touched the database (real commits)."""
+    """Empty every table after each test that touched the database (real commits), and
+    restart the identities. DELETE without waiting for the WAL flush rather than TRUNCATE,
+    which rewrites every table's files: a third of the quick tier's time went to it."""
     yield
     tenant_cache.forget()  # identities restart, so a cached slug could name another tenant
     if "app" not in request.fixturenames:
@@ -124,7 +135,13 @@ def clean_db(request: pytest.FixtureRequest) -> Iterator[None]:
     with app.app_context():
         db.session.remove()
         with db.engine.begin() as conn:
-            conn.execute(sa.text(f"TRUNCATE {TABLES} RESTART IDENTITY CASCADE"))
+            conn.execute(sa.text("SET LOCAL synchronous_commit = off"))
+            for table in TABLES:
+                conn.execute(sa.text(f"DELETE FROM {table}"))
+            if not _sequences:
+                _sequences.extend(n for n in conn.execute(_SEQUENCES).scalars() if n)
+            for sequence in _sequences:
+                conn.execute(sa.text("SELECT setval(:seq, 1, false)"), {"seq": sequence})
 
 
 @pytest.fixture
