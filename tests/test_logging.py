@@ -1,15 +1,19 @@
-"""JSON log lines (app/logs.py) and the suite's own secret-leak check on them."""
+"""JSON log lines (app/logs.py) and the suite's own secret-leak check: it catches a logged
+token and sees the traffic of forked client processes."""
 from __future__ import annotations
 
 import json
 import logging
 from datetime import datetime
 
+import requests
 from flask import Flask
 from flask import g
 
 from app.crypto import new_refresh_token
 from app.logs import JsonFormatter
+from tests import secret_registry
+from tests.parallel import run_together
 from tests.plugins.secret_leaks import leaked_secrets
 
 
@@ -61,3 +65,16 @@ def test_the_leak_check_catches_a_logged_token() -> None:
     assert leaked_secrets(dirty, {token}) == [token]
     extra = [JsonFormatter().format(record(event="rotate", refresh_token=token))]
     assert leaked_secrets(extra, {token}) == [token]
+
+
+def _post_from_a_child(url: str) -> int:
+    try:
+        requests.post(url, data={"password": "forked-client-password"}, timeout=2)
+    except requests.RequestException:
+        pass  # nothing listens: only what was sent matters
+    return 0
+
+
+def test_the_leak_check_sees_forked_clients_traffic() -> None:
+    run_together(_post_from_a_child, [("http://127.0.0.1:9/token",)] * 2)
+    assert "forked-client-password" in secret_registry.recorded()
