@@ -10,6 +10,8 @@ import re
 import sys
 import time
 import uuid
+from datetime import datetime
+from datetime import timezone
 from typing import Any
 
 from flask import Flask
@@ -28,12 +30,13 @@ class JsonFormatter(json_logs.JsonFormatter):
     record's `extra` fields and exc."""
 
     def __init__(self) -> None:
-        super().__init__("%(levelname)s %(name)s %(message)s", timestamp="ts",
+        super().__init__("%(levelname)s %(name)s %(message)s",
                          rename_fields={"levelname": "level", "name": "logger",
                                         "message": "msg", "exc_info": "exc"})
 
     def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
                    message_dict: dict[str, Any]) -> None:
+        log_data["ts"] = datetime.fromtimestamp(record.created, timezone.utc)  # first, as before
         super().add_fields(log_data, record, message_dict)
         if has_request_context() and "request_id" in g:
             log_data["request_id"] = g.request_id
