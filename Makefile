@@ -8,7 +8,7 @@ PIP := $(BIN)/python -m pip --disable-pip-version-check
 # Every install takes the versions the suite was run with (refresh them with `make lock`).
 CONSTRAINTS := constraints.txt
 
-.PHONY: run test install install-prod lock flask bench lint clean-db
+.PHONY: run test test-quick install install-prod lock flask bench lint clean-db
 
 $(STAMP): setup.cfg pyproject.toml $(CONSTRAINTS)
 	$(PYTHON) -m venv $(VENV)
@@ -48,8 +48,14 @@ run: $(STAMP)
 test: $(STAMP)
 	BATON_ENV=test $(BIN)/python -m pytest $(PYTEST_ARGS)
 
+# The quick tier while developing: no live gunicorn, no slow test (CI still runs everything).
+test-quick: $(STAMP)
+	BATON_ENV=test $(BIN)/python -m pytest -m "not slow and not live" $(PYTEST_ARGS)
+
+# Style and types: ruff everywhere, mypy over the application (settings in pyproject.toml).
 lint: $(STAMP)
 	$(BIN)/ruff check app bench tests config.py wsgi.py gunicorn.conf.py
+	$(BIN)/mypy
 
 bench: $(STAMP)
 	$(BIN)/python -m bench $(BENCH_ARGS)

@@ -277,7 +277,7 @@ def _parse_secret(f: dataclasses.Field, env: str, value: Any) -> Secret | None:
     if value is None or value == "":
         return None
     text = value.get() if isinstance(value, Secret) else str(value)
-    return Secret(psycopg2_url(text) if f.name == "sqlalchemy_database_uri" else text)
+    return Secret((psycopg2_url(text) or text) if f.name == "sqlalchemy_database_uri" else text)
 
 
 def _parse_secrets(f: dataclasses.Field, env: str, value: Any) -> tuple[Secret, ...]:
@@ -291,7 +291,7 @@ _PARSERS = {"int": _parse_int, "bool": _parse_bool, "Secret | None": _parse_secr
 
 def _parse(f: dataclasses.Field, value: Any) -> Any:
     """One setting from a default, an override (typed) or the environment (text)."""
-    parser = _PARSERS.get(f.type)  # annotations are strings (`from __future__`)
+    parser = _PARSERS.get(str(f.type))  # annotations are strings (`from __future__`)
     if parser is None:
         return "" if value is None else str(value)
     return parser(f, f.metadata["env"] or f.name.upper(), value)
@@ -342,7 +342,7 @@ MIN_PRODUCTION_ARGON2_TIME_COST = 2
 
 
 def _check_production(settings: Settings) -> None:
-    _check_secret("SECRET_KEY", settings.secret_key.get())
+    _check_secret("SECRET_KEY", settings.secret_key.get() if settings.secret_key else "")
     if settings.argon2_memory_kib < MIN_PRODUCTION_ARGON2_MEMORY_KIB \
             or settings.argon2_time_cost < MIN_PRODUCTION_ARGON2_TIME_COST:
         raise ConfigurationError(
@@ -394,7 +394,7 @@ def check_settings(settings: Settings) -> None:
         )
 
 
-def engine_options(settings) -> dict:
+def engine_options(settings: Mapping[str, Any]) -> dict:
     """psycopg2 connection settings: timeouts inside each transaction, no startup options.
 
     Nothing here relies on session state, so a transaction pooler (PgBouncer in

@@ -5,6 +5,8 @@ import logging
 from typing import Any
 
 from flask import Flask
+from flask import Request
+from flask import Response
 from flask.sessions import SessionInterface
 from werkzeug.middleware.proxy_fix import ProxyFix
 
@@ -21,10 +23,10 @@ MIGRATIONS_DIR = str(baton_config.BASE_DIR / "migrations")
 class NoCookieSessions(SessionInterface):
     """Flask's `session` is never used: no cookie is read or written."""
 
-    def open_session(self, app, request):
+    def open_session(self, app: Flask, request: Request) -> None:
         return None  # Flask falls back to a NullSession
 
-    def save_session(self, app, session, response) -> None:
+    def save_session(self, app: Flask, session: Any, response: Response) -> None:
         return None
 
 
@@ -86,7 +88,7 @@ def register_proxy(app: Flask) -> None:
     hops = app.config["TRUSTED_PROXIES"]
     host_hops = hops if app.config["TRUST_FORWARDED_HOST"] else 0
     if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=host_hops,
+        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=host_hops,  # type: ignore[method-assign]
                                 x_port=host_hops, x_prefix=host_hops)
 
 

@@ -26,12 +26,13 @@ from app.services.database import describe_database_problem
 from app.services.database import is_transient
 from app.services.errors import DatabaseUnavailable
 from app.services.errors import ServiceError
+from app.services.purge import PurgeReport
 
 
 class BatonGroup(AppGroup):
     """A command group whose mistakes print one `Error:` line, never usage or a traceback."""
 
-    def invoke(self, ctx: click.Context):
+    def invoke(self, ctx: click.Context) -> Any:
         try:
             return super().invoke(ctx)
         except click.UsageError as exc:
@@ -87,8 +88,9 @@ keys_cli = BatonGroup("keys", help="Manage signing keys.")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
               help="A browser origin allowed to call the token endpoints (repeatable).")
 @service_errors
-def create_tenant(slug, name, reuse_interval, access_ttl, refresh_ttl, session_ttl,
-                  password_min_length, cors_origins) -> None:
+def create_tenant(slug: str, name: str | None, reuse_interval: int, access_ttl: int,
+                  refresh_ttl: int, session_ttl: int, password_min_length: int,
+                  cors_origins: tuple[str, ...]) -> None:
     """Create a tenant and its first signing key."""
     settings = tenants.TenantSettings(slug, name or slug, access_ttl, refresh_ttl, session_ttl,
                                       reuse_interval, password_min_length, tuple(cors_origins))
@@ -109,7 +111,8 @@ def create_tenant(slug, name, reuse_interval, access_ttl, refresh_ttl, session_t
               help="Replace the allowed browser origins with these (repeatable).")
 @click.option("--no-cors-origins", is_flag=True, help="Allow no browser origin.")
 @service_errors
-def update_tenant(slug, cors_origins, no_cors_origins, **options) -> None:
+def update_tenant(slug: str, cors_origins: tuple[str, ...], no_cors_origins: bool,
+                  **options: Any) -> None:
     """Change settings of a tenant; every node applies them within the tenant cache window."""
     changes = {name: value for name, value in options.items() if value is not None}
     if cors_origins and no_cors_origins:
@@ -163,7 +166,7 @@ def read_password(from_stdin: bool) -> str:
 @click.argument("username")
 @password_stdin_option
 @service_errors
-def create_user(tenant, username, password_stdin) -> None:
+def create_user(tenant: str, username: str, password_stdin: bool) -> None:
     """Create a user; the password is prompted for twice unless --password-stdin."""
     if not tenants.tenant_exists(tenant):  # before prompting, not after
         raise click.ClickException(f"unknown tenant {tenant!r}")
@@ -175,7 +178,7 @@ def create_user(tenant, username, password_stdin) -> None:
 @click.argument("tenant")
 @click.argument("username")
 @service_errors
-def disable_user(tenant, username) -> None:
+def disable_user(tenant: str, username: str) -> None:
     """Disable a user and revoke all of their sessions."""
     revoked = users.disable_user(tenant, username, utcnow())
     click.echo(f"Disabled {username!r} in tenant {tenant!r}; revoked {revoked} session(s).")
@@ -185,7 +188,7 @@ def disable_user(tenant, username) -> None:
 @click.argument("tenant")
 @click.argument("username")
 @service_errors
-def enable_user(tenant, username) -> None:
+def enable_user(tenant: str, username: str) -> None:
     """Enable a disabled user (their old sessions stay revoked)."""
     users.enable_user(tenant, username, utcnow())
     click.echo(f"Enabled {username!r} in tenant {tenant!r}.")
@@ -196,7 +199,7 @@ def enable_user(tenant, username) -> None:
 @click.argument("username")
 @password_stdin_option
 @service_errors
-def set_password(tenant, username, password_stdin) -> None:
+def set_password(tenant: str, username: str, password_stdin: bool) -> None:
     """Set a user's password and revoke all of their sessions."""
     revoked = users.set_password(tenant, username, read_password(password_stdin), utcnow())
     click.echo(f"Password of {username!r} set; revoked {revoked} session(s).")
@@ -206,7 +209,7 @@ def set_password(tenant, username, password_stdin) -> None:
 @click.argument("tenant")
 @click.argument("username")
 @service_errors
-def reset_link(tenant, username) -> None:
+def reset_link(tenant: str, username: str) -> None:
     """Print a single-use, time-limited password reset token for the user."""
     from app.services.password_reset import issue_reset_token
 
@@ -220,7 +223,7 @@ def reset_link(tenant, username) -> None:
 @keys_cli.command("rotate")
 @click.argument("tenant")
 @service_errors
-def rotate_key(tenant) -> None:
+def rotate_key(tenant: str) -> None:
     """Make a new current signing key; the old one stays published until its tokens expire."""
     kid = keys.rotate_key(tenant, utcnow())
     click.echo(f"New signing key {kid} for tenant {tenant!r}.")
@@ -270,7 +273,8 @@ class Duration(click.ParamType):
     name = "duration"
     UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
-    def convert(self, value, param, ctx) -> timedelta:
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> timedelta:
         if isinstance(value, timedelta):
             return value
         text = str(value).strip().lower()
@@ -294,7 +298,8 @@ tokens_cli = BatonGroup("tokens", help="Maintain the token tables.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
 @click.option("--tenant", help="Only this tenant.")
 @service_errors
-def purge_tokens(retention, batch_size, dry_run, tenant) -> None:
+def purge_tokens(retention: timedelta, batch_size: int, dry_run: bool,
+                 tenant: str | None) -> None:
     """Remove expired and revoked sessions and tokens in short batches (safe while serving)."""
     from app.services.purge import purge
 
@@ -310,7 +315,7 @@ def purge_tokens(retention, batch_size, dry_run, tenant) -> None:
                                      f"{report.longest_batch_s * 1000:.0f} ms)"))
 
 
-def _progress_line(report) -> None:
+def _progress_line(report: PurgeReport) -> None:
     click.echo(f"\r  {report.sessions} sessions, {report.tokens} tokens, "
                f"{report.batches} batches...", nl=False, err=True)
 
@@ -324,7 +329,7 @@ admin_keys_cli = BatonGroup("admin-keys", help="Manage a tenant's admin API keys
 @click.option("--scope", type=click.Choice(["admin", "introspect"]), default="admin",
               show_default=True, help="admin: the whole admin API; introspect: only introspection.")
 @service_errors
-def create_admin_key(tenant, name, scope) -> None:
+def create_admin_key(tenant: str, name: str | None, scope: str) -> None:
     """Create an admin key; it is printed once, alone on the last line."""
     key_id, key = admin_keys.create_key(tenant, name, scope, utcnow())
     click.echo(f"Admin key {key_id} (scope {scope}) for tenant {tenant!r}. "
@@ -335,7 +340,7 @@ def create_admin_key(tenant, name, scope) -> None:
 @admin_keys_cli.command("list")
 @click.argument("tenant")
 @service_errors
-def list_admin_keys(tenant) -> None:
+def list_admin_keys(tenant: str) -> None:
     """List a tenant's admin keys (never the keys themselves)."""
     rows = admin_keys.list_keys(tenant)
     if not rows:
@@ -348,7 +353,7 @@ def list_admin_keys(tenant) -> None:
                    f"{k.name}")
 
 
-def _when(moment) -> str:
+def _when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S") if moment else "never"
 
 
@@ -356,7 +361,7 @@ def _when(moment) -> str:
 @click.argument("tenant")
 @click.argument("key_id", type=click.IntRange(min=1))
 @service_errors
-def revoke_admin_key(tenant, key_id) -> None:
+def revoke_admin_key(tenant: str, key_id: int) -> None:
     """Revoke an admin key at once (every node: keys are not cached)."""
     if admin_keys.revoke_key(tenant, key_id, utcnow()):
         click.echo(f"Revoked admin key {key_id} of tenant {tenant!r}.")

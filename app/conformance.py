@@ -19,8 +19,10 @@ import urllib.error
 import urllib.parse
 import urllib.request
 from dataclasses import dataclass
+from typing import Any
 from typing import Callable
 from typing import Sequence
+from typing import TextIO
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
 _CTX = mp.get_context("fork")
@@ -78,7 +80,7 @@ class Result:
 
 # --- racing in processes ---------------------------------------------------------------
 
-def _worker(index: int, call: Callable, args: tuple, barrier, results) -> None:
+def _worker(index: int, call: Callable, args: tuple, barrier: Any, results: Any) -> None:
     try:
         barrier.wait(60)
         results.put((index, "ok", call(*args)))
@@ -253,7 +255,8 @@ def _login_function(target: Target, username: str, password: str) -> Callable[[]
     return login
 
 
-def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
+def run(argv: Sequence[str] | None = None, stdin: TextIO | None = None,
+        out: TextIO | None = None) -> int:
     """The whole command; returns the exit code."""
     out = out or sys.stdout
     parser = _parser()
@@ -285,7 +288,8 @@ def run(argv: Sequence[str] | None = None, stdin=None, out=None) -> int:
     return EXIT_BROKEN if broken else EXIT_OK
 
 
-def _setup(args: argparse.Namespace, stdin) -> tuple[Target, Callable[[], dict]]:
+def _setup(args: argparse.Namespace,
+           stdin: TextIO) -> tuple[Target, Callable[[], dict]]:
     parsed = urllib.parse.urlsplit(args.url)
     if parsed.scheme not in ("http", "https") or not parsed.netloc:
         raise UsageProblem(f"URL must start with http:// or https://, got {args.url!r}")

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Mapping
 
 from flask import Flask
 from flask import Response
@@ -135,7 +136,8 @@ def http_error(exc: domain.ServiceError) -> OAuthError:
     return InvalidRequest(exc.message)  # InvalidInput and anything not listed above
 
 
-def error_response(error: str, description: str, status: int, headers=None) -> Response:
+def error_response(error: str, description: str, status: int,
+                   headers: Mapping[str, str] | None = None) -> Response:
     """The JSON body of every error."""
     response = jsonify({"error": error, "error_description": description})
     response.status_code = status

@@ -19,7 +19,7 @@ events_cli = BatonGroup("events", help="Deliver security events to tenants' webh
 @click.argument("url", required=False)
 @click.option("--disable", is_flag=True, help="Remove the tenant's webhook.")
 @service_errors
-def set_webhook(tenant, url, disable) -> None:
+def set_webhook(tenant: str, url: str | None, disable: bool) -> None:
     """Send the tenant's security events to URL; prints the signing secret once."""
     if disable:
         if url:
@@ -39,7 +39,7 @@ def set_webhook(tenant, url, disable) -> None:
 @events_cli.command("deliver")
 @click.option("--once", is_flag=True, help="Deliver what is due now, then exit (for cron).")
 @service_errors
-def deliver(once) -> None:
+def deliver(once: bool) -> None:
     """POST pending events to their webhooks, with retries; runs until stopped."""
     stop = []
     if not once:  # finish the event in hand on SIGTERM/SIGINT, then exit

@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import logging
 from typing import Any
+from typing import BinaryIO
 from typing import Callable
 from typing import Iterable
 
@@ -40,8 +41,9 @@ class ChunkedBodyBuffer:
             environ.pop("wsgi.input_terminated", None)
         return self.app(environ, start_response)
 
-    def _read(self, stream) -> tuple[bytes, int | None]:
-        chunks, size = [], 0
+    def _read(self, stream: BinaryIO) -> tuple[bytes, int | None]:
+        chunks: list[bytes] = []
+        size = 0
         try:
             while size <= self.limit:
                 chunk = stream.read(min(65536, self.limit + 1 - size))
@@ -65,5 +67,5 @@ def _refuse_bad_body() -> None:
 
 
 def init_framing(app: Flask) -> None:
-    app.wsgi_app = ChunkedBodyBuffer(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])
+    app.wsgi_app = ChunkedBodyBuffer(app.wsgi_app, app.config["MAX_CONTENT_LENGTH"])  # type: ignore[method-assign]
     app.before_request(_refuse_bad_body)

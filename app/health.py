@@ -10,6 +10,7 @@ from alembic.script import ScriptDirectory
 from flask import Blueprint
 from flask import current_app
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import error_response
@@ -29,13 +30,13 @@ def migration_heads(directory: str) -> frozenset[str]:
 
 
 @bp.get("/healthz")
-def healthz():
+def healthz() -> ResponseReturnValue:
     """The process is up; touches nothing else."""
     return jsonify({"status": "ok"})
 
 
 @bp.get("/readyz")
-def readyz():
+def readyz() -> ResponseReturnValue:
     """Ready when the database answers, its schema is at the migration head and this node's
     secrets decrypt the signing keys (SPEC §11; keys.secrets_ready says how)."""
     try:

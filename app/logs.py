@@ -5,7 +5,6 @@ or secret is ever passed to a logger: callers log ids (session, user) only.
 """
 from __future__ import annotations
 
-import json
 import logging
 import re
 import sys
@@ -13,34 +12,34 @@ import time
 import uuid
 from datetime import datetime
 from datetime import timezone
+from typing import Any
 
 from flask import Flask
 from flask import Response
 from flask import g
 from flask import has_request_context
 from flask import request
+from pythonjsonlogger import json as json_logs
 
 log = logging.getLogger("app.request")
 _REQUEST_ID = re.compile(r"[A-Za-z0-9._:-]{1,128}")
-_STANDARD_ATTRS = set(vars(logging.LogRecord("", 0, "", 0, "", (), None))) | {"message"}
 
 
-class JsonFormatter(logging.Formatter):
-    """Render a record and its `extra` fields as one JSON line."""
+class JsonFormatter(json_logs.JsonFormatter):
+    """python-json-logger with Baton's field names: ts, level, logger, msg, request_id, the
+    record's `extra` fields and exc."""
 
-    def format(self, record: logging.LogRecord) -> str:
-        entry = {
-            "ts": datetime.fromtimestamp(record.created, timezone.utc).isoformat(),
-            "level": record.levelname,
-            "logger": record.name,
-            "msg": record.getMessage(),
-        }
+    def __init__(self) -> None:
+        super().__init__("%(levelname)s %(name)s %(message)s",
+                         rename_fields={"levelname": "level", "name": "logger",
+                                        "message": "msg", "exc_info": "exc"})
+
+    def add_fields(self, log_data: dict[str, Any], record: logging.LogRecord,
+                   message_dict: dict[str, Any]) -> None:
+        log_data["ts"] = datetime.fromtimestamp(record.created, timezone.utc)  # first, as before
+        super().add_fields(log_data, record, message_dict)
         if has_request_context() and "request_id" in g:
-            entry["request_id"] = g.request_id
-        entry.update({k: v for k, v in vars(record).items() if k not in _STANDARD_ATTRS})
-        if record.exc_info:
-            entry["exc"] = self.formatException(record.exc_info)
-        return json.dumps(entry, default=str)
+            log_data["request_id"] = g.request_id
 
 
 def configure_logging(app: Flask) -> None:
@@ -82,6 +81,6 @@ def _log_request(response: Response) -> Response:
 _security = logging.getLogger("app.security")
 
 
-def security_event(event: str, **fields) -> None:
+def security_event(event: str, **fields: Any) -> None:
     """One line per security event (ids only, never a token or password)."""
     _security.warning("security event %s", event, extra={"event": event, **fields})

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
 
 import sqlalchemy as sa
 from flask import Blueprint
@@ -19,6 +20,7 @@ from flask import Response
 from flask import current_app
 from flask import g
 from flask import request
+from flask.typing import ResponseReturnValue
 from prometheus_client import CONTENT_TYPE_LATEST
 from prometheus_client import REGISTRY
 from prometheus_client import CollectorRegistry
@@ -109,7 +111,7 @@ _PENDING = sa.text(
 class EventsCollector:
     """baton_events_pending and baton_events_oldest_pending_seconds, read at scrape time."""
 
-    def collect(self):
+    def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
             with db.engine.connect() as conn:  # uses the partial index of pending events
                 row = conn.execute(_PENDING).one()
@@ -131,7 +133,7 @@ def multiprocess_mode() -> bool:
 
 
 @bp.get("/metrics")
-def metrics():
+def metrics() -> ResponseReturnValue:
     """Prometheus text format: this process's (or every worker's) counters and the gauges."""
     events = CollectorRegistry(auto_describe=False)
     events.register(EventsCollector())

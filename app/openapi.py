@@ -12,6 +12,7 @@ from typing import Callable
 
 from flask import Blueprint
 from flask import jsonify
+from flask.typing import ResponseReturnValue
 
 from app.models.tenant import SLUG_PATTERN
 from app.models.user import MAX_USERNAME_LENGTH
@@ -85,7 +86,7 @@ def _op(summary: str, tag: str, responses: dict, **extra: Any) -> dict:
 TENANT_PARAM = {"name": "tenant", "in": "path", "required": True,
                 "description": "The tenant's slug.",
                 "schema": {"type": "string", "pattern": SLUG_PATTERN}, "example": "acme"}
-BEARER = [{"bearerAuth": []}]
+BEARER: list[dict[str, list[str]]] = [{"bearerAuth": []}]
 
 
 def token_paths() -> dict:
@@ -303,7 +304,7 @@ def document() -> dict:
 
 
 @bp.get("/openapi.json")
-def openapi_json():
+def openapi_json() -> ResponseReturnValue:
     """GET /openapi.json."""
     response = jsonify(document())
     response.headers["Cache-Control"] = "public, max-age=300"

@@ -8,6 +8,8 @@ for the next client of a pooled connection.
 """
 from __future__ import annotations
 
+from typing import Any
+
 from psycopg2.extensions import TRANSACTION_STATUS_IDLE
 from psycopg2.extensions import cursor as _Cursor
 
@@ -32,12 +34,12 @@ def timeout_cursor(prefix: str) -> type[_Cursor]:
     """
 
     class TimeoutCursor(_Cursor):
-        def execute(self, query, vars=None):
+        def execute(self, query: Any, vars: Any = None) -> Any:
             if self._first_in_transaction() and isinstance(query, str):
                 query = prefix + query
             return super().execute(query, vars)
 
-        def executemany(self, query, vars_list):
+        def executemany(self, query: Any, vars_list: Any) -> Any:
             if self._first_in_transaction() and isinstance(query, str):
                 # The first execution opens the transaction; later ones repeat the SET
                 # LOCALs, which only re-set the same values.

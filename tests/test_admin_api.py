@@ -15,8 +15,8 @@ from app.extensions import db
 from app.services import admin_keys
 from app.services import tenants
 from app.services import users
-from tests.conftest import utcnow
-from tests.factories import AdminClient
+from tests.helpers import AdminClient
+from tests.helpers import utcnow
 
 
 def assert_error(response, status: int, error: str, starts: str = "") -> None:

@@ -9,8 +9,8 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from tests import secret_registry
-from tests.conftest import utcnow
-from tests.factories import AdminClient
+from tests.helpers import AdminClient
+from tests.helpers import utcnow
 from tests.test_cli import assert_one_error_line
 
 

@@ -16,8 +16,9 @@ from app.services import admin_keys
 from app.services import tenants
 from app.services import users
 from tests import secret_registry
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import http_refresh
+from tests.helpers import utcnow
 from tests.parallel import run_together
 
 PASSWORD = "correct horse"
@@ -29,8 +30,7 @@ def refresh_until_refused(base: str, tenant: str, token: str, seconds: float) ->
     deadline = time.monotonic() + seconds
     with requests.Session() as http:
         while time.monotonic() < deadline:
-            response = http.post(f"{base}/v1/tenants/{tenant}/token", data={
-                "grant_type": "refresh_token", "refresh_token": received[-1]}, timeout=30)
+            response = http_refresh(base, tenant, received[-1], http)
             if response.status_code != 200:
                 assert response.status_code in (400, 503), response.text
                 break

@@ -6,7 +6,7 @@ import pytest
 from app import cli
 from app.extensions import db
 from app.services import tokens as svc
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 
 
 def assert_one_error_line(result, *fragments: str) -> None:

@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 
@@ -12,7 +11,8 @@ import sqlalchemy as sa
 
 import config
 from app import create_app
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
+from tests.plugins.live_server import free_port
 
 FLASK = [sys.executable, "-m", "flask", "--app", "wsgi"]
 
@@ -26,12 +26,6 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items()
            if k not in ("SECRET_KEY", "DATABASE_URL", "BATON_ENV", "TEST_DATABASE_URL")}
     return {**env, **extra}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _cli_against(url: str, args: list[str]):
@@ -55,7 +49,7 @@ def test_missing_database_is_named(database_url) -> None:
 
 
 def test_refused_connection_is_named() -> None:
-    url = f"postgresql+psycopg2://baton@127.0.0.1:{_free_port()}/baton"
+    url = f"postgresql+psycopg2://baton@127.0.0.1:{free_port()}/baton"
     line = _one_error_line(_cli_against(url, ["users", "disable", "acme", "alice"]))
     assert "connection refused" in line and "127.0.0.1" in line
 

@@ -9,7 +9,7 @@ import requests
 from app.extensions import db
 from app.services import tenants
 from app.services import users
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 
 ORIGIN = "https://app.example"
 BASE = "/v1/tenants/acme"

@@ -17,8 +17,8 @@ from app.extensions import db
 from app.services import tenants
 from app.services import users
 from tests import secret_registry
-from tests.conftest import PROJECT_ROOT
-from tests.conftest import utcnow
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import utcnow
 
 SCRIPTS = ["login.sh", "userinfo.sh", "refresh.sh", "userinfo.sh", "sessions.sh", "revoke.sh"]
 

@@ -8,8 +8,8 @@ import pytest
 
 import config
 from app import create_app
-from tests.conftest import PROJECT_ROOT
-from tests.conftest import make_app
+from tests.helpers import PROJECT_ROOT
+from tests.plugins.database import make_app
 
 
 def test_production_refuses_missing_secret():

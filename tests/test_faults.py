@@ -13,10 +13,10 @@ from app.extensions import db
 from app.services import tenants
 from app.services import tokens as svc
 from app.services import users
-from tests.conftest import make_app
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import utcnow
 from tests.parallel import run_together
+from tests.plugins.database import make_app
 
 CLIENTS = 4
 

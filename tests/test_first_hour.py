@@ -17,10 +17,10 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.services import tenants
 from app.services import users
-from tests.conftest import PROJECT_ROOT
-from tests.conftest import SERVER_LOGS
-from tests.conftest import _free_port
-from tests.conftest import utcnow
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import utcnow
+from tests.plugins.live_server import free_port
+from tests.plugins.secret_leaks import SERVER_LOGS
 
 README = PROJECT_ROOT / "README.md"
 SETTINGS = ("BATON_ENV", "SECRET_KEY", "DATABASE_URL", "TEST_DATABASE_URL", "BATON_BASE_URL",
@@ -108,7 +108,7 @@ def test_readme_production_section_verbatim(fresh_database, tmp_path) -> None:
     public URL and the port are this machine's), then a login and a refresh."""
     checkout = tmp_path / "baton"
     shutil.copytree(PROJECT_ROOT, checkout, ignore=IGNORED)
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     block = readme_block("Production", "sh")
     created = re.search(r"^echo '(.+)' \| \.venv/bin/flask --app wsgi users create (\S+) (\S+) "

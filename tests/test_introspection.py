@@ -8,8 +8,8 @@ from app.services import admin_keys
 from app.services import tenants
 from app.services import users
 from tests import secret_registry
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
 
 URL = "/v1/tenants/acme/introspect"
 
@@ -57,6 +57,7 @@ def test_access_token_inactive_when_user_disabled(client, tokens, introspect_key
         "active": False}
 
 
+@pytest.mark.slow
 def test_expired_access_token_inactive(database_url, tenant, user, introspect_key):
     app = make_app(database_url)
     with app.app_context():

@@ -8,10 +8,9 @@ import pytest
 
 from app.extensions import db
 from app.services import keys
-from app.services import tokens as svc
-from app.services.errors import KeyUnavailable
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import login
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
 
 
 def verify_with_jwks(client, access_token: str) -> dict:
@@ -21,9 +20,6 @@ def verify_with_jwks(client, access_token: str) -> dict:
     key = next(k for k in jwk_set.keys if k.key_id == kid)
     return jwt.decode(access_token, key, algorithms=["EdDSA"], audience="baton")
 
-
-def login(now=None):
-    return svc.login("acme", "alice", "correct horse", now=now or utcnow())
 
 
 def test_jwks_publishes_public_key_only(client, tenant):
@@ -82,6 +78,7 @@ def test_private_keys_are_encrypted_at_rest(ctx, tenant, database_url):
     # Another SECRET_KEY cannot decrypt it.
     other = make_app(database_url, SECRET_KEY="another-secret-0123456789abcdefghij")
     with other.app_context():
+        from app.errors import KeyUnavailable
 
         row = db.session.execute(sa.text(
             "SELECT kid, private_key_encrypted FROM signing_keys")).one()

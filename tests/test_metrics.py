@@ -13,8 +13,8 @@ from app.extensions import db
 from app.services import tenants
 from app.services import users
 from app.services import webhooks
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
 
 SPEC_NAMES = ("baton_refresh_total", "baton_login_total",
               "baton_http_request_duration_seconds_bucket", "baton_lock_timeouts_total",

@@ -11,7 +11,7 @@ from flask_migrate import upgrade
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 
 TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys", "login_attempts",
           "admin_keys", "events", "webhooks", "login_address_attempts"}

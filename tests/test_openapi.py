@@ -17,7 +17,7 @@ from app.extensions import db
 from app.openapi import document
 from app.services import tenants
 from app.services import users
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 
 
 def test_document_is_valid_openapi_3_1(client) -> None:

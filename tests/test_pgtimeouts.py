@@ -6,7 +6,7 @@ import sqlalchemy as sa
 from sqlalchemy.exc import OperationalError
 
 from app.extensions import db
-from tests.conftest import make_app
+from tests.plugins.database import make_app
 
 
 @pytest.fixture

@@ -11,11 +11,13 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.services import tenants
-from app.services import tokens as svc
 from app.services import users
 from app.services.purge import purge
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests import factories
+from tests.helpers import chain_violations
+from tests.helpers import login
+from tests.helpers import rotate
+from tests.helpers import utcnow
 from tests.parallel import run_together
 
 DAY = timedelta(days=1)
@@ -26,12 +28,6 @@ def sql(statement: str, **params):
         return db.session.execute(sa.text(statement), params)
 
 
-def login(tenant="acme"):
-    return svc.login(tenant, "alice", "correct horse", now=utcnow())
-
-
-def rotate(token, tenant="acme"):
-    return svc.rotate(tenant, token, now=utcnow())
 
 
 def exists(table: str, **where) -> int:
@@ -155,14 +151,18 @@ def _chain(base: str, token: str, steps: int) -> list[int]:
     return statuses
 
 
-def seed_purgeable(sessions: int, tokens_per_session: int, tenant_id: int = 1) -> None:
-    """Revoked-long-ago sessions full of rotated tokens, written in bulk by SQL."""
+def seed_purgeable(sessions: int, tokens_per_session: int, tenant: str = "acme",
+                   username: str = "alice") -> int:
+    """Revoked-long-ago sessions of the user full of rotated tokens, written in bulk by SQL;
+    returns the tenant's id."""
+    tenant_id = factories.tenant_id(tenant)
+    user_id = users.get_user(tenant, username).id
     sql("""
         INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at,
                               revoked_at)
-        SELECT md5('s' || g)::uuid, :tid, 1, now() - interval '40 days',
+        SELECT md5('s' || g)::uuid, :tid, :uid, now() - interval '40 days',
                now() - interval '40 days', now() - interval '10 days', now() - interval '30 days'
-        FROM generate_series(1, :n) g""", tid=tenant_id, n=sessions)
+        FROM generate_series(1, :n) g""", tid=tenant_id, uid=user_id, n=sessions)
     sql("""
         INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at, expires_at,
                                     rotated_at)
@@ -171,13 +171,14 @@ def seed_purgeable(sessions: int, tokens_per_session: int, tenant_id: int = 1) -
                now() - interval '40 days', now() - interval '20 days', now() - interval '39 days'
         FROM generate_series(1, :total) g""", tid=tenant_id, n=sessions,
         total=sessions * tokens_per_session)
+    return tenant_id
 
 
 def test_purge_while_clients_refresh(app, live_server, ctx):
     tenants.create_tenant(tenants.TenantSettings("busy", "Busy"), utcnow())
     for i in range(8):
         users.create_user("busy", f"u{i}", "hunter2hunter2", utcnow())
-    seed_purgeable(sessions=200, tokens_per_session=100)
+    seed_purgeable(sessions=200, tokens_per_session=100, tenant="busy", username="u0")
     base = f"{live_server}/v1/tenants/busy"
     starts = [requests.post(f"{base}/token", timeout=30, data={
         "grant_type": "password", "username": f"u{i}", "password": "hunter2hunter2"}).json()
@@ -206,11 +207,12 @@ def test_purge_while_clients_refresh(app, live_server, ctx):
                                   "sessions_with_two_current": 0}
 
 
+@pytest.mark.slow
 def test_large_purge_in_batches(ctx, user, capsys):
-    seed_purgeable(sessions=2000, tokens_per_session=100)  # 200,000 token rows
+    acme = seed_purgeable(sessions=2000, tokens_per_session=100)  # 200,000 token rows
     report = purge(utcnow(), 7 * DAY, 1000)
     assert (report.sessions, report.tokens) == (2000, 200_000)
-    assert exists("refresh_tokens", tenant_id=1) == 0
+    assert exists("refresh_tokens", tenant_id=acme) == 0
     with capsys.disabled():
         print(f"\n[purge 200k tokens] {report.elapsed_s:.2f}s in {report.batches} batches, "
               f"longest transaction {report.longest_batch_s * 1000:.0f} ms")

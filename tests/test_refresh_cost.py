@@ -14,7 +14,7 @@ from sqlalchemy import event
 from app.extensions import db
 from app.services import tokens as svc
 from app.services.errors import GrantRejected
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 
 REFRESH_STATEMENTS = 2  # the locking SELECT and the rotation CTE (plus BEGIN and COMMIT)
 TIMEOUTS = "SET LOCAL lock_timeout = "  # how the first message of every transaction starts

@@ -7,8 +7,8 @@ import requests
 from app.extensions import db
 from app.services import tenants
 from app.services import users
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import utcnow
 from tests.parallel import run_together
 
 

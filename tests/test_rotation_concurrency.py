@@ -12,49 +12,23 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
-from tests.conftest import utcnow
-from tests.factories import chain_violations
+from tests import factories
+from tests.helpers import chain_violations
+from tests.helpers import http_login as login
+from tests.helpers import refresh_chain
+from tests.helpers import refresh_once
+from tests.helpers import utcnow
 from tests.parallel import run_together
 
 NO_VIOLATIONS = {"tokens_with_two_successors": 0, "sessions_with_two_current": 0}
 
 
 def make_tenant(app, slug: str, reuse_interval: int, n_users: int = 1) -> None:
+    """A tenant with users user0..user<n-1>, password hunter2hunter2 (http_login's default)."""
     with app.app_context():
-        tenants.create_tenant(tenants.TenantSettings(slug, slug, reuse_interval=reuse_interval),
-                              utcnow())
+        factories.make_tenant(slug, slug, reuse_interval=reuse_interval)
         for i in range(n_users):
-            users.create_user(slug, f"user{i}", "hunter2hunter2", utcnow())
-        db.session.remove()
-
-
-def login(base: str, tenant: str, username: str = "user0") -> dict:
-    response = requests.post(f"{base}/v1/tenants/{tenant}/token", data={
-        "grant_type": "password", "username": username, "password": "hunter2hunter2"}, timeout=30)
-    assert response.status_code == 200, response.text
-    return response.json()
-
-
-def refresh_once(base: str, tenant: str, token: str) -> tuple[int, dict]:
-    response = requests.post(f"{base}/v1/tenants/{tenant}/token", data={
-        "grant_type": "refresh_token", "refresh_token": token}, timeout=30)
-    return response.status_code, response.json()
-
-
-def refresh_chain(base: str, tenant: str, token: str, steps: int) -> list[int]:
-    """Refresh `steps` times in a row, always with the newest token; returns the statuses."""
-    statuses = []
-    with requests.Session() as http:
-        for _ in range(steps):
-            response = http.post(f"{base}/v1/tenants/{tenant}/token", data={
-                "grant_type": "refresh_token", "refresh_token": token}, timeout=30)
-            statuses.append(response.status_code)
-            if response.status_code != 200:
-                break
-            token = response.json()["refresh_token"]
-    return statuses
+            factories.make_user(slug, f"user{i}", "hunter2hunter2")
 
 
 def violations(app) -> dict:

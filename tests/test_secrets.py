@@ -15,12 +15,12 @@ from app.extensions import db
 from app.services import tenant_cache
 from app.services import tenants
 from app.services import users
-from tests.conftest import PROJECT_ROOT
-from tests.conftest import SERVER_LOGS
-from tests.conftest import _free_port
-from tests.conftest import make_app
-from tests.conftest import utcnow
-from tests.factories import TokenClient
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import TokenClient
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
+from tests.plugins.live_server import free_port
+from tests.plugins.secret_leaks import SERVER_LOGS
 
 OLD = "the-old-secret-0123456789abcdefghijklmnop"
 NEW = "the-new-secret-0123456789abcdefghijklmnop"
@@ -181,7 +181,7 @@ def test_readyz_is_503_when_most_keys_need_a_missing_fallback(database_url, old_
 # --- the scenario of the report, on a real gunicorn restarted with another secret ---------
 
 def _gunicorn(database_url: str, tmp_path, **env) -> tuple[subprocess.Popen, str]:
-    port = _free_port()
+    port = free_port()
     base = f"http://127.0.0.1:{port}"
     log_path = tmp_path / f"gunicorn-{port}.log"
     SERVER_LOGS.append(log_path)
@@ -212,6 +212,7 @@ def _stop(proc: subprocess.Popen) -> None:
         proc.kill()
 
 
+@pytest.mark.live
 def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app, tmp_path):
     proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=OLD)
     try:

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 import config
-from tests.conftest import PROJECT_ROOT
+from tests.helpers import PROJECT_ROOT
 
 PRODUCTION = {"SECRET_KEY": "s" * 40, "DATABASE_URL": "postgresql://u@db/baton",
               "BATON_BASE_URL": "https://auth.example.com"}

@@ -12,7 +12,7 @@ from app.extensions import db
 from app.models.tenant import valid_slug
 from app.services import errors
 from app.services.tenant_cache import tenant_scope
-from tests.conftest import make_app
+from tests.plugins.database import make_app
 
 
 def test_scope_yields_the_tenant_and_its_issuer(ctx, tenant):

@@ -10,9 +10,9 @@ from app.extensions import db
 from app.services import tenants
 from app.services import users
 from app.services.ratelimit import client_network
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 from tests.parallel import run_together
+from tests.plugins.database import make_app
 
 
 def _attempt(base: str, username: str, password: str, n: int) -> list[int]:
@@ -136,6 +136,7 @@ def test_unknown_usernames_are_throttled_too(strict_app):
     assert statuses == [400, 400, 400, 429]
 
 
+@pytest.mark.slow
 def test_window_ends(strict_app):
     client = strict_app.test_client()
     for _ in range(3):

@@ -19,10 +19,11 @@ from flask_migrate import upgrade
 from app.crypto import token_digest
 from app.extensions import db
 from tests import test_rotation_concurrency as races
-from tests.conftest import make_app
-from tests.factories import chain_violations
+from tests.helpers import chain_violations
+from tests.helpers import http_refresh
 from tests.parallel import _CTX
 from tests.parallel import run_together
+from tests.plugins.database import make_app
 from tests.topology import Cluster
 from tests.topology import Workspace
 from tests.topology import conformance
@@ -78,8 +79,7 @@ def chain_until(base: str, token: str, stop) -> dict:
         while not stop.is_set():
             sent = time.time()
             try:
-                response = http.post(f"{base}/v1/tenants/{TENANT}/token", data={
-                    "grant_type": "refresh_token", "refresh_token": token}, timeout=15)
+                response = http_refresh(base, TENANT, token, http)
                 status = response.status_code
             except (requests.ConnectionError, requests.Timeout):
                 status = 0

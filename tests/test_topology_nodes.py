@@ -11,7 +11,7 @@ import requests
 
 from app.services import keys
 from tests import test_rotation_concurrency as races
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 from tests.parallel import run_together
 from tests.topology import gunicorn
 

@@ -16,7 +16,7 @@ from flask_migrate import upgrade
 
 from app.extensions import db
 from tests import test_rotation_concurrency as races
-from tests.conftest import make_app
+from tests.plugins.database import make_app
 from tests.topology import Cluster
 from tests.topology import PgBouncer
 from tests.topology import Workspace

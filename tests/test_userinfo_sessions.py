@@ -9,7 +9,7 @@ from app.extensions import db
 from app.services import tenants
 from app.services import tokens as svc
 from app.services import users
-from tests.conftest import utcnow
+from tests.helpers import utcnow
 
 WWW_AUTHENTICATE = 'Bearer error="invalid_token"'
 

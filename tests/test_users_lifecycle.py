@@ -8,8 +8,8 @@ import pytest
 from app.extensions import db
 from app.services import tenants
 from app.services import users
-from tests.conftest import make_app
-from tests.conftest import utcnow
+from tests.helpers import utcnow
+from tests.plugins.database import make_app
 
 INVALID_GRANT = "invalid_grant"
 
@@ -101,6 +101,7 @@ def test_cross_tenant_reset_rejected(app, runner, client, user):
     assert response.get_json()["error"] == INVALID_GRANT
 
 
+@pytest.mark.slow
 def test_expired_reset_token_rejected(database_url, user):
     app = make_app(database_url, RESET_TOKEN_TTL_S=1)
     token = reset_token(app.test_cli_runner())

@@ -16,12 +16,10 @@ from app.services.errors import InvalidInput
 from app.services.errors import Missing
 from app.services.errors import Unavailable
 from app.services.errors import UsernameTaken
-from tests.conftest import utcnow
-from tests.factories import chain_violations
-
-
-def login(username: str = "alice", tenant: str = "acme"):
-    return token_service.login(tenant, username, "correct horse", now=utcnow())
+from tests.helpers import chain_violations
+from tests.helpers import login
+from tests.helpers import rotate
+from tests.helpers import utcnow
 
 
 def test_by_name_and_by_id_are_the_same_user(ctx, user):
@@ -47,23 +45,23 @@ def test_set_disabled_revokes_and_enable_does_not_resurrect(ctx, user):
     view, revoked = users.set_disabled("acme", 1, False, utcnow())
     assert revoked == 0 and view.disabled_at is None
     with pytest.raises(GrantRejected):
-        token_service.rotate("acme", first.refresh_token, now=utcnow())
+        rotate(first.refresh_token)
     assert login().refresh_token
 
 
 def test_logout_everywhere_and_sessions(ctx, user):
     for _ in range(3):
         login()
-    assert len(sessions.user_sessions("acme", 1, utcnow())) == 3
+    assert len(users.user_sessions("acme", 1, utcnow())) == 3
     assert users.logout_everywhere("acme", "alice", utcnow()) == 3
-    assert sessions.user_sessions("acme", 1, utcnow()) == []
+    assert users.user_sessions("acme", 1, utcnow()) == []
     assert users.logout_everywhere("acme", 1, utcnow()) == 0
 
 
 def test_admin_delete_session_is_scoped_to_the_tenant(ctx, user):
     tenants.create_tenant(tenants.TenantSettings("globex", "Globex"), utcnow())
     users.create_user("globex", "gina", "correct horse", utcnow())
-    foreign = login("gina", "globex")
+    foreign = login("globex", "gina")
     with pytest.raises(Missing):
         sessions.admin_delete_session("acme", foreign.session_id, utcnow())
     with pytest.raises(Missing):
@@ -122,7 +120,7 @@ def test_disable_racing_refreshes_in_threads(app, user):
         users.enable_user("acme", "alice", utcnow())  # enabling must not bring any back
         for token in last.values():
             with pytest.raises(GrantRejected):
-                token_service.rotate("acme", token, now=utcnow())
+                rotate(token)
         assert chain_violations() == {"tokens_with_two_successors": 0,
                                       "sessions_with_two_current": 0}
         db.session.remove()

@@ -24,9 +24,9 @@ from app.services import tokens as token_service
 from app.services import users
 from app.services import webhooks
 from tests import secret_registry
-from tests.conftest import PROJECT_ROOT
-from tests.conftest import utcnow
-from tests.factories import settled
+from tests.helpers import PROJECT_ROOT
+from tests.helpers import settled
+from tests.helpers import utcnow
 
 
 class Receiver:
@@ -56,7 +56,9 @@ class Receiver:
         self.server.daemon_threads = True
         self.port = self.server.server_address[1]
         self.url = f"http://127.0.0.1:{self.port}/hooks/baton?x=1"
-        self.thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
+        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
+                                       daemon=True)
         self.thread.start()
 
     def ids(self) -> list[str]:
@@ -294,6 +296,7 @@ def _deliverer(database_url: str) -> subprocess.Popen:
         cwd=PROJECT_ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.slow
 def test_parallel_deliverers_never_send_an_event_twice(app, ctx, runner, user, database_url):
     slow = Receiver(delay_s=0.25)  # deliveries overlap in time
     try:
@@ -340,6 +343,7 @@ def test_purge_removes_old_delivered_and_unowed_events_only(ctx, runner, user, r
     assert "and 0 event(s)" in recent.output
 
 
+@pytest.mark.slow
 def test_deliverer_daemon_delivers_as_events_come_and_stops_on_sigterm(ctx, runner, user,
                                                                        receiver, database_url):
     set_webhook(runner, receiver.url)

@@ -20,9 +20,9 @@ from typing import Iterator
 import psycopg2
 import pytest
 
-from tests.conftest import PROJECT_ROOT
-from tests.conftest import SERVER_LOGS
-from tests.conftest import _wait_until_up
+from tests.helpers import PROJECT_ROOT
+from tests.plugins.live_server import wait_until_up
+from tests.plugins.secret_leaks import SERVER_LOGS
 
 
 def require_binary(path: str | None, what: str) -> str:
@@ -236,7 +236,7 @@ def gunicorn(database_url: str, log_dir: Path, *, workers: int = 4,
              str(workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"],
             cwd=PROJECT_ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_until_up(base, proc, log_path)
+        wait_until_up(base, proc, log_path)
         yield base
     finally:
         proc.terminate()

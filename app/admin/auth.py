@@ -9,6 +9,7 @@ from __future__ import annotations
 import functools
 from datetime import datetime
 from datetime import timezone
+from typing import Any
 from typing import Callable
 
 from flask import g
@@ -48,7 +49,7 @@ def require_admin_key(scope: str) -> Callable:
 
     def decorator(view: Callable) -> Callable:
         @functools.wraps(view)
-        def wrapper(*args, **kwargs):
+        def wrapper(*args: Any, **kwargs: Any) -> Any:
             authenticate(scope)
             return view(*args, **kwargs)
 

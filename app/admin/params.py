@@ -52,7 +52,7 @@ def _check_field(name: str, value: Any, fields: dict[str, type], seen: dict) -> 
     # bool is an int in Python, and JSON true must not pass for 1 (or the reverse).
     if type(value) is not expected:
         raise InvalidRequest(f"{name} must be {TYPE_NAMES[expected]}")
-    if expected is str:
+    if isinstance(value, str):  # expected is str (checked above)
         if "\x00" in value or len(value) > MAX_PARAM_LENGTH:
             raise InvalidRequest(f"{name} must be at most {MAX_PARAM_LENGTH} characters, no NUL")
         try:

@@ -12,6 +12,7 @@ from flask import g
 from flask import jsonify
 from flask import request
 from flask import url_for
+from flask.typing import ResponseReturnValue
 
 from app.admin import bp
 from app.admin.auth import authenticate
@@ -79,7 +80,7 @@ def _user_id(raw: str) -> int:
 
 
 @bp.post("/users")
-def create_user(tenant: str):
+def create_user(tenant: str) -> ResponseReturnValue:
     body = json_body(request, {"username": str, "password": str}, ("username", "password"))
     user = users.create_user(tenant, body["username"], body["password"], utcnow(),
                              actor=_actor())
@@ -89,7 +90,7 @@ def create_user(tenant: str):
 
 
 @bp.get("/users")
-def list_users(tenant: str):
+def list_users(tenant: str) -> ResponseReturnValue:
     """Keyset-paginated users in username order, or the one user named by `?username=`."""
     args = query_args(request, ("limit", "cursor", "username"))
     limit = int_arg(args, "limit", 50, 1, 200)
@@ -101,12 +102,12 @@ def list_users(tenant: str):
 
 
 @bp.get("/users/<user_id>")
-def get_user(tenant: str, user_id: str):
+def get_user(tenant: str, user_id: str) -> ResponseReturnValue:
     return _answer(user_json(users.get_user(tenant, _user_id(user_id))))
 
 
 @bp.patch("/users/<user_id>")
-def update_user(tenant: str, user_id: str):
+def update_user(tenant: str, user_id: str) -> ResponseReturnValue:
     """`{"disabled": true|false}`; disabling revokes every session in the same transaction."""
     who = _user_id(user_id)
     body = json_body(request, {"disabled": bool}, ("disabled",))
@@ -115,7 +116,7 @@ def update_user(tenant: str, user_id: str):
 
 
 @bp.put("/users/<user_id>/password")
-def set_password(tenant: str, user_id: str):
+def set_password(tenant: str, user_id: str) -> ResponseReturnValue:
     who = _user_id(user_id)
     body = json_body(request, {"password": str}, ("password",))
     users.set_password(tenant, who, body["password"], utcnow(), actor=_actor())
@@ -123,7 +124,7 @@ def set_password(tenant: str, user_id: str):
 
 
 @bp.post("/users/<user_id>/reset-link")
-def reset_link(tenant: str, user_id: str):
+def reset_link(tenant: str, user_id: str) -> ResponseReturnValue:
     """A token for `POST …/password/reset` (the application mails it to the user)."""
     who = _user_id(user_id)
     json_body(request, {})
@@ -132,7 +133,7 @@ def reset_link(tenant: str, user_id: str):
 
 
 @bp.get("/users/<user_id>/sessions")
-def user_sessions(tenant: str, user_id: str):
+def user_sessions(tenant: str, user_id: str) -> ResponseReturnValue:
     found = sessions.user_sessions(tenant, _user_id(user_id), utcnow())
     return _answer({"sessions": [{
         "id": s.id,
@@ -144,19 +145,19 @@ def user_sessions(tenant: str, user_id: str):
 
 
 @bp.delete("/users/<user_id>/sessions")
-def logout_everywhere(tenant: str, user_id: str):
+def logout_everywhere(tenant: str, user_id: str) -> ResponseReturnValue:
     users.logout_everywhere(tenant, _user_id(user_id), utcnow(), actor=_actor())
     return _no_content()
 
 
 @bp.delete("/sessions/<session_id>")
-def delete_session(tenant: str, session_id: str):
+def delete_session(tenant: str, session_id: str) -> ResponseReturnValue:
     sessions.admin_delete_session(tenant, session_id, utcnow(), actor=_actor())
     return _no_content()
 
 
 @bp.get("/events")
-def list_events(tenant: str):
+def list_events(tenant: str) -> ResponseReturnValue:
     """Security events after `?after=` in id order, commit-order safe (SPEC §10)."""
     args = query_args(request, ("after", "limit"))
     limit = int_arg(args, "limit", events.DEFAULT_LIMIT, 1, events.MAX_LIMIT)

@@ -1,6 +1,8 @@
 """Declarative base with a naming convention, so constraints have stable names."""
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
 from sqlalchemy.orm import mapped_column
@@ -18,6 +20,6 @@ class Base(DeclarativeBase):
     metadata = sa.MetaData(naming_convention=NAMING_CONVENTION)
 
 
-def timestamp(nullable: bool = False):
+def timestamp(nullable: bool = False) -> Any:
     """A timezone-aware timestamp column."""
     return mapped_column(sa.DateTime(timezone=True), nullable=nullable)

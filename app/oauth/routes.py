@@ -8,6 +8,7 @@ from typing import Any
 from flask import Response
 from flask import jsonify
 from flask import request
+from flask.typing import ResponseReturnValue
 
 from app.admin.auth import require_admin_key
 from app.errors import InvalidToken
@@ -64,13 +65,13 @@ def bearer_token() -> str:
 
 
 @bp.post("/token")
-def token(tenant: str) -> Response:
+def token(tenant: str) -> ResponseReturnValue:
     """RFC 6749 token endpoint: password and refresh_token grants."""
     return token_response(_grant(tenant, parse_grant(body_params(request))))
 
 
 @bp.get("/jwks.json")
-def jwks(tenant: str):
+def jwks(tenant: str) -> ResponseReturnValue:
     """RFC 7517 key set: the current key and retired keys still needed for verification."""
     response = jsonify({"keys": keys.published_keys(tenant, utcnow())})
     response.headers["Cache-Control"] = "public, max-age=60"
@@ -79,7 +80,7 @@ def jwks(tenant: str):
 
 
 @bp.post("/revoke")
-def revoke(tenant: str):
+def revoke(tenant: str) -> ResponseReturnValue:
     """RFC 7009 revocation: 200 whether or not the token was known."""
     params = body_params(request)
     token = bounded(require(params, "token"), "token")
@@ -95,7 +96,7 @@ def revoke(tenant: str):
 
 @bp.post("/introspect")
 @require_admin_key("introspect")
-def introspect(tenant: str):
+def introspect(tenant: str) -> ResponseReturnValue:
     """RFC 7662: is this token active now? Authenticated with an admin key of the tenant."""
     params = body_params(request)
     token = bounded(require(params, "token"), "token", 4 * MAX_TOKEN_LENGTH)
@@ -132,14 +133,14 @@ def add_cors_headers(response: Response) -> Response:
 
 
 @bp.get("/userinfo")
-def userinfo(tenant: str):
+def userinfo(tenant: str) -> ResponseReturnValue:
     response = jsonify(sessions.userinfo(tenant, bearer_token(), utcnow()))
     response.headers.update(NO_STORE)
     return response
 
 
 @bp.get("/sessions")
-def list_sessions(tenant: str):
+def list_sessions(tenant: str) -> ResponseReturnValue:
     found = sessions.list_sessions(tenant, bearer_token(), utcnow())
     response = jsonify({"sessions": [{
         "id": s.id,
@@ -154,24 +155,24 @@ def list_sessions(tenant: str):
 
 
 @bp.delete("/sessions/<session_id>")
-def delete_session(tenant: str, session_id: str):
+def delete_session(tenant: str, session_id: str) -> ResponseReturnValue:
     sessions.delete_session(tenant, bearer_token(), session_id, utcnow())
     return "", 204
 
 
 @bp.get("/.well-known/oauth-authorization-server")
-def metadata(tenant: str):
+def metadata(tenant: str) -> ResponseReturnValue:
     """RFC 8414 metadata under the tenant base (SPEC §4.2)."""
     return jsonify(server_metadata(tenant))
 
 
 @wellknown_bp.get("/.well-known/oauth-authorization-server/v1/tenants/<tenant>")
-def metadata_rfc8414(tenant: str):
+def metadata_rfc8414(tenant: str) -> ResponseReturnValue:
     """The same metadata where RFC 8414 §3.1 puts it for an issuer with a path."""
     return jsonify(server_metadata(tenant))
 
 
-def server_metadata(tenant: str) -> dict[str, Any]:
+def server_metadata(tenant: str) -> dict:
     base = tenants.issuer(tenant)  # resolves the tenant first: 404 before any URL is built
     return {
         "issuer": base,
@@ -190,7 +191,7 @@ def server_metadata(tenant: str) -> dict[str, Any]:
 
 
 @bp.post("/password/reset")
-def password_reset(tenant: str):
+def password_reset(tenant: str) -> ResponseReturnValue:
     """Set a new password with a token from `flask users reset-link`; revokes every session."""
     params = body_params(request)
     token = bounded(require(params, "token"), "token")

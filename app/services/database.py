@@ -7,6 +7,7 @@ from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine
+from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -28,7 +29,7 @@ READ_ONLY_SQLSTATE = "25006"
 
 
 @event.listens_for(Engine, "handle_error")
-def _read_only_server_is_a_disconnect(context) -> None:
+def _read_only_server_is_a_disconnect(context: ExceptionContext) -> None:
     """A write refused as read-only means this connection reached a standby (a primary being
     demoted in a failover or switchover). Treat it as a lost connection: SQLAlchemy drops the
     pool, the client gets 503, and the next connect picks the writable host of a multi-host

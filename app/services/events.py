@@ -171,7 +171,7 @@ _LIST = sa.text(
 )
 
 
-def event_body(row) -> dict[str, Any]:
+def event_body(row: Any) -> dict[str, Any]:
     """The SPEC §10 shape of an event row (the admin API and the webhook body)."""
     return {
         "id": str(row.id),

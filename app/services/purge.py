@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from dataclasses import field
 from datetime import datetime
@@ -102,25 +103,27 @@ def _account(report: PurgeReport, started: float, sessions: int, tokens: int,
         progress(report)
 
 
-def _dead_sessions(cutoff: datetime, tenant_id: int | None):
+def _dead_sessions(cutoff: datetime, tenant_id: int | None) -> sa.Select[uuid.UUID]:
     dead = sa.or_(AuthSession.revoked_at < cutoff, AuthSession.expires_at < cutoff)
     query = select(AuthSession.id).where(dead)
     return query.where(AuthSession.tenant_id == tenant_id) if tenant_id else query
 
 
-def _expired_tokens(cutoff: datetime, tenant_id: int | None):
+def _expired_tokens(cutoff: datetime, tenant_id: int | None) -> sa.Select[int]:
     query = select(RefreshToken.id).where(RefreshToken.expires_at < cutoff)
     return query.where(RefreshToken.tenant_id == tenant_id) if tenant_id else query
 
 
-def _delete_sessions(ids: list[uuid.UUID]) -> tuple[int, int]:
+def _delete_sessions(ids: Sequence[uuid.UUID]) -> tuple[int, int]:
     tokens = db.session.execute(
-        sa.delete(RefreshToken).where(RefreshToken.session_id.in_(ids))).rowcount
-    sessions = db.session.execute(sa.delete(AuthSession).where(AuthSession.id.in_(ids))).rowcount
+        sa.delete(RefreshToken).where(RefreshToken.session_id.in_(ids))).rowcount  # type: ignore[attr-defined]
+    sessions = db.session.execute(
+        sa.delete(AuthSession).where(AuthSession.id.in_(ids))).rowcount  # type: ignore[attr-defined]
     return sessions, tokens
 
 
-def _dead_session_token_batch(cutoff, tenant_id, batch_size) -> tuple[int, int]:
+def _dead_session_token_batch(cutoff: datetime, tenant_id: int | None,
+                              batch_size: int) -> tuple[int, int]:
     dead = _dead_sessions(cutoff, tenant_id).subquery()
     ids = db.session.scalars(
         select(RefreshToken.id).join(dead, dead.c.id == RefreshToken.session_id)
@@ -128,17 +131,20 @@ def _dead_session_token_batch(cutoff, tenant_id, batch_size) -> tuple[int, int]:
     ).all()
     if not ids:
         return 0, 0
-    return 0, db.session.execute(sa.delete(RefreshToken).where(RefreshToken.id.in_(ids))).rowcount
+    return 0, db.session.execute(
+        sa.delete(RefreshToken).where(RefreshToken.id.in_(ids))).rowcount  # type: ignore[attr-defined]
 
 
-def _dead_session_batch(cutoff, tenant_id, batch_size) -> tuple[int, int]:
+def _dead_session_batch(cutoff: datetime, tenant_id: int | None,
+                        batch_size: int) -> tuple[int, int]:
     ids = db.session.scalars(
         _dead_sessions(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
     ).all()
     return _delete_sessions(ids) if ids else (0, 0)
 
 
-def _expired_token_batch(cutoff, tenant_id, batch_size, report: PurgeReport) -> tuple[int, int]:
+def _expired_token_batch(cutoff: datetime, tenant_id: int | None, batch_size: int,
+                         report: PurgeReport) -> tuple[int, int]:
     ids = db.session.scalars(
         _expired_tokens(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
     ).all()
@@ -167,7 +173,7 @@ def _purge_orphans(report: PurgeReport, batch_size: int, progress: Progress | No
         _account(report, started, sessions, tokens, progress)
 
 
-def _old_events(cutoff: datetime, tenant_id: int | None):
+def _old_events(cutoff: datetime, tenant_id: int | None) -> sa.Select[int]:
     query = select(Event.id).where(Event.occurred_at < cutoff,
                                    Event.delivery.in_(("delivered", "none")))
     return query.where(Event.tenant_id == tenant_id) if tenant_id else query
@@ -182,7 +188,7 @@ def _purge_events(report: PurgeReport, cutoff: datetime, tenant_id: int | None,
                 _old_events(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
             ).all()
             deleted = db.session.execute(
-                sa.delete(Event).where(Event.id.in_(ids))).rowcount if ids else 0
+                sa.delete(Event).where(Event.id.in_(ids))).rowcount if ids else 0  # type: ignore[attr-defined]
         if not deleted:
             return
         report.events += deleted

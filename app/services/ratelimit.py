@@ -20,6 +20,8 @@ import ipaddress
 import math
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
+from typing import cast
 
 import sqlalchemy as sa
 from sqlalchemy.dialects.postgresql import insert
@@ -49,15 +51,20 @@ def client_network(address: str | None) -> str | None:
     return str(ip)
 
 
+def _tables() -> tuple[sa.Table, sa.Table]:
+    """The counter tables for Core statements (mypy sees `__table__` as any FromClause)."""
+    return cast(sa.Table, LoginAttempts.__table__), cast(sa.Table, LoginAddressAttempts.__table__)
+
+
 def _user_key(username: str) -> str:
     return username.lower()[:MAX_KEY_LENGTH]
 
 
-def _counted(table, conflict_columns, values: dict, now: datetime, window: timedelta):
+def _counted(table: sa.Table, conflict_columns: list[Any], values: dict, now: datetime,
+             window: timedelta) -> sa.Row[Any]:
     """Count one attempt; a window that has ended starts again at `now`. Returns the row."""
     expired = table.c.window_start <= now - window
-    stmt = insert(table).values(**values, window_start=now, attempts=1)
-    stmt = stmt.on_conflict_do_update(
+    stmt = insert(table).values(**values, window_start=now, attempts=1).on_conflict_do_update(
         index_elements=conflict_columns,
         set_={
             "window_start": sa.case((expired, now), else_=table.c.window_start),
@@ -71,7 +78,7 @@ def reserve_attempt(tenant_id: int, username: str, address: str | None, now: dat
                     limits: LoginLimits) -> None:
     """Count this attempt (in the caller's transaction); SlowDown if a limit is exceeded."""
     window = timedelta(seconds=limits.window_s)
-    per_tenant, per_address = LoginAttempts.__table__, LoginAddressAttempts.__table__
+    per_tenant, per_address = _tables()
     tenant_columns = [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key]
     user, network = _user_key(username), client_network(address)
     counted = [("user", user, limits.per_user,
@@ -98,7 +105,7 @@ def reserve_attempt(tenant_id: int, username: str, address: str | None, now: dat
 
 def release_after_success(tenant_id: int, username: str, address: str | None) -> None:
     """A successful login: forget the username's failures and give back the address's count."""
-    per_tenant, per_address = LoginAttempts.__table__, LoginAddressAttempts.__table__
+    per_tenant, per_address = _tables()
     user, network = _user_key(username), client_network(address)
     keys = [("user", user)] + ([("user_addr", f"{network} {user}")] if network else [])
     db.session.execute(sa.delete(per_tenant).where(
@@ -116,10 +123,10 @@ def purge_windows(before: datetime, tenant_id: int | None = None) -> int:
     With a tenant, only that tenant's counters: the cross-tenant address counters belong
     to no tenant and are left to a purge of every tenant.
     """
-    per_tenant, per_address = LoginAttempts.__table__, LoginAddressAttempts.__table__
+    per_tenant, per_address = _tables()
     query = sa.delete(per_tenant).where(per_tenant.c.window_start < before)
     if tenant_id is not None:
-        return db.session.execute(query.where(per_tenant.c.tenant_id == tenant_id)).rowcount
-    deleted = db.session.execute(query).rowcount
+        return db.session.execute(query.where(per_tenant.c.tenant_id == tenant_id)).rowcount  # type: ignore[attr-defined]
+    deleted = db.session.execute(query).rowcount  # type: ignore[attr-defined]  # DML gives a CursorResult
     return deleted + db.session.execute(
-        sa.delete(per_address).where(per_address.c.window_start < before)).rowcount
+        sa.delete(per_address).where(per_address.c.window_start < before)).rowcount  # type: ignore[attr-defined]

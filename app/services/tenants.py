@@ -6,6 +6,7 @@ from dataclasses import fields
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
@@ -47,8 +48,8 @@ class TenantSettings:
 def normalize_origin(origin: str) -> str:
     """A browser origin as browsers send it (`https://app.example`, no path); InvalidInput."""
     try:
-        parts = urlsplit(origin)
-        port = parts.port
+        parts: SplitResult | None = urlsplit(origin)
+        port = parts.port if parts else None
     except ValueError:
         parts = port = None
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname

@@ -134,14 +134,14 @@ def disable_webhook(tenant_slug: str) -> int:
 
     with tenant_scope(tenant_slug) as tenant:
         tenant_id = tenant.id
-        removed = db.session.execute(
+        removed = db.session.execute(  # type: ignore[attr-defined]
             sa.delete(Webhook).where(Webhook.tenant_id == tenant_id)).rowcount
         if not removed:
             raise Missing(f"tenant {tenant_slug!r} has no webhook")
         return db.session.execute(
             sa.update(Event).where(Event.tenant_id == tenant_id, Event.delivery == "pending")
             .values(delivery="none", next_attempt_at=None, lease_until=None, lease_token=None)
-        ).rowcount
+        ).rowcount  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -210,7 +210,7 @@ def _finish(event: Claimed, values: dict) -> bool:
             sa.update(Event)
             .where(Event.id == event.id, Event.lease_token == event.lease_token)
             .values(lease_until=None, lease_token=None, **values)
-        ).rowcount == 1
+        ).rowcount == 1  # type: ignore[attr-defined]
 
 
 def retry_delay(attempts: int) -> timedelta:

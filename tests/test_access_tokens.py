@@ -1,0 +1,33 @@
+"""Access tokens as SPEC §6 signs them: deterministic bytes, sorted header, PyJWT-verifiable."""
+from __future__ import annotations
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from app.crypto import b64url
+from app.services.access_tokens import AccessClaims
+from app.services.access_tokens import sign_access_token
+
+CLAIMS = AccessClaims("https://baton.test/v1/tenants/acme", "acme", 42, "sid-1", 7,
+                      1_700_000_000, 1_700_000_900, "jti-1")
+
+
+def test_equal_claims_give_byte_identical_tokens() -> None:
+    key = Ed25519PrivateKey.generate()
+    assert sign_access_token(CLAIMS, "k1", key) == sign_access_token(CLAIMS, "k1", key)
+
+
+def test_header_is_sorted_compact_json() -> None:
+    token = sign_access_token(CLAIMS, "k1", Ed25519PrivateKey.generate())
+    assert token.split(".")[0] == b64url(b'{"alg":"EdDSA","kid":"k1","typ":"JWT"}')
+
+
+def test_claims_verify_with_the_public_key() -> None:
+    key = Ed25519PrivateKey.generate()
+    token = sign_access_token(CLAIMS, "k1", key)
+    claims = jwt.decode(token, key.public_key(), algorithms=["EdDSA"], audience="acme",
+                        options={"verify_exp": False})
+    assert claims == {"iss": CLAIMS.issuer, "sub": "42", "aud": "acme",
+                      "iat": 1_700_000_000, "exp": 1_700_000_900, "jti": "jti-1",
+                      "sid": "sid-1", "tid": 7}
+    assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": "k1", "typ": "JWT"}
