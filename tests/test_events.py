@@ -211,7 +211,7 @@ def test_replay_event_names_the_session_and_client(ctx, user):
 
 def test_login_throttled_once_per_key_and_window(app, ctx, user):
     window = app.config["LOGIN_WINDOW_S"]
-    limit = app.config["LOGIN_MAX_PER_USER"]
+    limit = app.config["LOGIN_MAX_PER_USER_ADDRESS"]  # one client, one username
     t0 = utcnow()
     statuses = []
     for i in range(limit + 4):
@@ -225,7 +225,7 @@ def test_login_throttled_once_per_key_and_window(app, ctx, user):
     assert statuses == [400] * limit + [429] * 4
     throttled = [e for e in stored_events() if e.type == "login.throttled"]
     assert len(throttled) == 1
-    assert throttled[0].data == {"limit": "user", "user_id": throttled[0].data["user_id"],
+    assert throttled[0].data == {"limit": "user_addr", "user_id": throttled[0].data["user_id"],
                                  "client_address": "192.0.2.7"}
     assert throttled[0].data["user_id"] is not None
 
@@ -291,3 +291,32 @@ def test_listing_never_skips_an_event_that_commits_later(app, ctx, tenant):
         held_tx.commit()
     page = settled(tid, int(seen.next_after), expect=2)
     assert [int(e["id"]) for e in page.events] == [held_id, late_id]
+
+
+def test_listing_follows_transaction_order_not_id_order(app, ctx, tenant):
+    """A transaction that started writing first may draw the larger event id and commit
+    first; the event of the other, still open, must not be skipped once it commits."""
+    tid = tenant_id()
+
+    def insert(conn, user_id: str) -> int:
+        conn.execute(events._INSERT, {"now": utcnow(), "rows": json.dumps([{
+            "tenant_id": tid, "type": "user.created", "actor_type": "cli", "actor_id": None,
+            "data": {"user_id": user_id}, "dedupe_key": None}])})
+        return conn.execute(sa.text("SELECT max(id) FROM events")).scalar_one()
+
+    with db.engine.connect() as first, db.engine.connect() as second:
+        first_tx, second_tx = first.begin(), second.begin()
+        first.execute(sa.text("SELECT pg_current_xact_id()"))  # first takes its xid first
+        second.execute(sa.text("SELECT pg_current_xact_id()"))
+        second_id = insert(second, "second")  # ... but second draws the smaller event id
+        first_id = insert(first, "first")
+        assert second_id < first_id
+        first_tx.commit()  # the larger id commits first, while `second` is still open
+        page = settled(tid, expect=1)
+        assert [int(e["id"]) for e in page.events] == [first_id]  # older than `second`
+        assert page.next_after == str(first_id)
+        second_tx.commit()
+    # Paging on from the larger id: the smaller one, committed later, is not skipped.
+    rest = settled(tid, int(page.next_after), expect=1)
+    assert [int(e["id"]) for e in rest.events] == [second_id]
+    assert [int(e["id"]) for e in settled(tid, expect=2).events] == [first_id, second_id]

@@ -8,6 +8,7 @@ import pytest
 
 from app.extensions import db
 from app.services import keys
+from app.services.errors import KeyUnavailable
 from tests.helpers import login
 from tests.helpers import utcnow
 from tests.plugins.database import make_app
@@ -78,8 +79,6 @@ def test_private_keys_are_encrypted_at_rest(ctx, tenant, database_url):
     # Another SECRET_KEY cannot decrypt it.
     other = make_app(database_url, SECRET_KEY="another-secret-0123456789abcdefghij")
     with other.app_context():
-        from app.errors import KeyUnavailable
-
         row = db.session.execute(sa.text(
             "SELECT kid, private_key_encrypted FROM signing_keys")).one()
         with pytest.raises(KeyUnavailable):

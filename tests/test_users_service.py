@@ -52,9 +52,9 @@ def test_set_disabled_revokes_and_enable_does_not_resurrect(ctx, user):
 def test_logout_everywhere_and_sessions(ctx, user):
     for _ in range(3):
         login()
-    assert len(users.user_sessions("acme", 1, utcnow())) == 3
+    assert len(sessions.user_sessions("acme", 1, utcnow())) == 3
     assert users.logout_everywhere("acme", "alice", utcnow()) == 3
-    assert users.user_sessions("acme", 1, utcnow()) == []
+    assert sessions.user_sessions("acme", 1, utcnow()) == []
     assert users.logout_everywhere("acme", 1, utcnow()) == 0
 
 
