@@ -139,11 +139,16 @@ def encode_cursor(username: str) -> str:
 
 
 def decode_cursor(cursor: str) -> str:
+    malformed = InvalidRequest("cursor is malformed; use next_cursor of the previous page")
     try:
         padded = (cursor + "=" * (-len(cursor) % 4)).encode("ascii")
-        return base64.b64decode(padded, altchars=b"-_", validate=True).decode()
+        after = base64.b64decode(padded, altchars=b"-_", validate=True).decode()
     except (binascii.Error, ValueError, UnicodeError):
-        raise InvalidRequest("cursor is malformed; use next_cursor of the previous page") from None
+        raise malformed from None
+    # No username holds NUL (PostgreSQL text cannot; the driver refuses it): a forged cursor.
+    if "\x00" in after:
+        raise malformed
+    return after
 
 
 def list_users(tenant_slug: str, limit: int,
