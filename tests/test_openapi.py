@@ -56,6 +56,22 @@ def test_document_declares_security_schemes_and_examples(client) -> None:
     assert spec["paths"]["/v1/tenants/{tenant}/userinfo"]["get"]["security"]
 
 
+def test_admin_key_operations_declare_scheme_challenges_and_examples(client) -> None:
+    """Every admin operation and introspection: the adminKey scheme, 401 and 403 with their
+    WWW-Authenticate challenge, and an example for each JSON request body."""
+    spec = client.get("/openapi.json").get_json()
+    keyed = [(path, method, op) for path, item in spec["paths"].items()
+             for method, op in item.items() if method != "parameters"
+             if "/admin/" in path or path.endswith("/introspect")]
+    assert len(keyed) == 11
+    for path, method, op in keyed:
+        assert op["security"] == [{"adminKey": []}], (path, method)
+        for status in ("401", "403"):
+            assert "WWW-Authenticate" in op["responses"][status]["headers"], (path, status)
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            assert "example" in media, (path, method)
+
+
 # Each operation with valid input; those with a path parameter or a body with invalid too.
 OPERATIONS = [(method.upper(), path, mode)
               for path, item in document()["paths"].items()
