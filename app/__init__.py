@@ -42,6 +42,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     app.session_interface = NoCookieSessions()
     register_logging(app)
     register_database(app)
+    warn_development(app)  # after the last configuration check: a config error stays one line
     register_proxy(app)
     register_framing(app)
     init_runtime(app)
@@ -66,6 +67,9 @@ def register_logging(app: Flask) -> None:
     from app.logs import configure_logging
 
     configure_logging(app)
+
+
+def warn_development(app: Flask) -> None:
     if app.config["ENV_NAME"] == "development":
         # Never silent: development's defaults (a public secret) are not for production.
         logging.getLogger("app").warning(
