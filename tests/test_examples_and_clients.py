@@ -107,10 +107,12 @@ def test_admin_curl_examples_run_verbatim(live_server, live_user, database_url, 
     """
     tenant = live_user[0]
     key_file = tmp_path / "admin-key"
-    env = {**os.environ, "BASE_URL": live_server, "TENANT": tenant,
-           "STATE": str(tmp_path / "tokens.json"), "BATON_ADMIN_KEY_FILE": str(key_file),
+    env = {**os.environ, "BATON_BASE_URL": live_server, "BATON_TENANT": tenant,
+           "BATON_CURL_STATE": str(tmp_path / "tokens.json"),
+           "BATON_ADMIN_KEY_FILE": str(key_file),
            "BATON_ENV": "test",
-           "DATABASE_URL": database_url, "USERNAME": "Newbie", "PASSWORD": "newbie password"}
+           "DATABASE_URL": database_url, "BATON_USERNAME": "Newbie",
+           "BATON_PASSWORD": "newbie password"}
 
     def run(script: str, *args: str, stdin: str | None = None) -> str:
         result = subprocess.run(["bash", str(PROJECT_ROOT / "examples/curl" / script), *args],
