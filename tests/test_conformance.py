@@ -11,6 +11,7 @@ from urllib.parse import parse_qs
 
 import pytest
 
+from tests.test_rotation_concurrency import PASSWORD
 from tests.test_rotation_concurrency import make_tenant
 from tests.topology import conformance
 from tests.topology import free_port
@@ -20,7 +21,7 @@ pytestmark = pytest.mark.live
 
 def test_sound_deployment_passes(app, live_server):
     make_tenant(app, "conform", reuse_interval=10)
-    result = conformance(live_server, "conform", "user0", "pw", "--processes", "8")
+    result = conformance(live_server, "conform", "user0", PASSWORD, "--processes", "8")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "4 of 4 checks held" in result.stdout
     assert "BROKEN" not in result.stdout
@@ -28,7 +29,7 @@ def test_sound_deployment_passes(app, live_server):
 
 def test_sound_deployment_passes_in_strict_mode(app, live_server):
     make_tenant(app, "conform-strict", reuse_interval=0)
-    result = conformance(live_server, "conform-strict", "user0", "pw", "--processes", "8",
+    result = conformance(live_server, "conform-strict", "user0", PASSWORD, "--processes", "8",
                          "--reuse-interval", "0")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "strict mode" in result.stdout

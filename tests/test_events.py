@@ -210,7 +210,7 @@ def test_replay_event_names_the_session_and_client(ctx, user):
 
 def test_login_throttled_once_per_key_and_window(app, ctx, user):
     window = app.config["LOGIN_WINDOW_S"]
-    limit = app.config["LOGIN_MAX_PER_USER"]
+    limit = app.config["LOGIN_MAX_PER_USER_ADDRESS"]  # one client: the first limit to trip
     t0 = utcnow()
     statuses = []
     for i in range(limit + 4):
@@ -224,7 +224,7 @@ def test_login_throttled_once_per_key_and_window(app, ctx, user):
     assert statuses == [400] * limit + [429] * 4
     throttled = [e for e in stored_events() if e.type == "login.throttled"]
     assert len(throttled) == 1
-    assert throttled[0].data == {"limit": "user", "user_id": throttled[0].data["user_id"],
+    assert throttled[0].data == {"limit": "user_addr", "user_id": throttled[0].data["user_id"],
                                  "client_address": "192.0.2.7"}
     assert throttled[0].data["user_id"] is not None
 

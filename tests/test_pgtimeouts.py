@@ -11,7 +11,7 @@ from tests.conftest import make_app
 
 @pytest.fixture
 def short_timeouts(database_url):
-    app = make_app(database_url, LOCK_TIMEOUT_MS=1500, STATEMENT_TIMEOUT_MS=700)
+    app = make_app(database_url, LOCK_TIMEOUT_MS=500, STATEMENT_TIMEOUT_MS=700)
     with app.app_context():
         yield
         db.session.remove()
@@ -30,7 +30,7 @@ def test_every_transaction_sees_its_timeouts(short_timeouts):
             row = db.session.execute(sa.text(
                 "SELECT current_setting('lock_timeout'), current_setting('statement_timeout'),"
                 " current_setting('idle_in_transaction_session_timeout')")).one()
-        assert tuple(row) == ("1500ms", "700ms", "1min")
+        assert tuple(row) == ("500ms", "700ms", "1min")
     # SET LOCAL: outside a transaction the connection is back to the server's defaults.
     with db.engine.connect().execution_options(isolation_level="AUTOCOMMIT") as conn:
         assert conn.execute(sa.text("SHOW lock_timeout")).scalar() == "0"

@@ -21,18 +21,21 @@ from tests.parallel import run_together
 NO_VIOLATIONS = {"tokens_with_two_successors": 0, "sessions_with_two_current": 0}
 
 
+PASSWORD = "hunter2hunter2"  # the password of every user make_tenant creates
+
+
 def make_tenant(app, slug: str, reuse_interval: int, n_users: int = 1) -> None:
     with app.app_context():
         tenants.create_tenant(tenants.TenantSettings(slug, slug, reuse_interval=reuse_interval),
                               utcnow())
         for i in range(n_users):
-            users.create_user(slug, f"user{i}", "hunter2hunter2", utcnow())
+            users.create_user(slug, f"user{i}", PASSWORD, utcnow())
         db.session.remove()
 
 
 def login(base: str, tenant: str, username: str = "user0") -> dict:
     response = requests.post(f"{base}/v1/tenants/{tenant}/token", data={
-        "grant_type": "password", "username": username, "password": "hunter2hunter2"}, timeout=30)
+        "grant_type": "password", "username": username, "password": PASSWORD}, timeout=30)
     assert response.status_code == 200, response.text
     return response.json()
 
@@ -168,7 +171,7 @@ def test_in_process_threads_never_fork(app, reuse_interval, expect_same):
     from app.services import tokens as svc
 
     with app.app_context():
-        first = svc.login("threads", "user0", "hunter2hunter2", issuer="x", now=utcnow())
+        first = svc.login("threads", "user0", PASSWORD, issuer="x", now=utcnow())
         db.session.remove()
     n = 8
     barrier, out = threading.Barrier(n), [None] * n

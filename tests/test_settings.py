@@ -96,8 +96,9 @@ def test_app_config_keeps_its_key_names(app):
                 "LOGIN_MAX_PER_ADDRESS", "TRUST_FORWARDED_HOST", "MAX_CONTENT_LENGTH"):
         assert key in app.config
     assert isinstance(app.config["SECRET_KEY"], str)
-    assert config.engine_options(app.config)["connect_args"]["options"].startswith(
-        "-c lock_timeout=2000 ")
+    # The timeouts travel as SET LOCAL inside each transaction, never as startup options.
+    assert app.config["LOCK_TIMEOUT_MS"] == 2000
+    assert "options" not in config.engine_options(app.config)["connect_args"]
     assert isinstance(app.extensions["baton"].login_limits, config.LoginLimits)
 
 

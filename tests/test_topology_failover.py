@@ -155,7 +155,7 @@ def test_failover_loses_no_acknowledged_rotation(replicated, tmp_path_factory, c
             assert races.refresh_once(base, TENANT, r["last"])[0] == 200
 
         # The conformance check agrees about the promoted primary.
-        check = conformance(base, TENANT, "user0", "pw", "--processes", "8")
+        check = conformance(base, TENANT, "user0", races.PASSWORD, "--processes", "8")
         assert check.returncode == 0, check.stdout + check.stderr
     with capsys.disabled():
         print(f"\n[failover] gap {(first_back - first_503) * 1000:.0f} ms from the first 503 to "

@@ -96,7 +96,7 @@ def test_lock_timeout_503_through_pgbouncer(bounced):
 def test_conformance_through_pgbouncer(bounced):
     app, _, base = bounced
     races.make_tenant(app, "conform", reuse_interval=10)
-    result = conformance(base, "conform", "user0", "pw", "--processes", "16")
+    result = conformance(base, "conform", "user0", races.PASSWORD, "--processes", "16")
     print(result.stdout)
     assert result.returncode == 0, result.stdout + result.stderr
 
