@@ -353,7 +353,7 @@ def introspection_paths() -> dict:
                      "jti": "Zk3q9w0xV1Rj2c8b"})},
          **BODY_ERRORS, **ADMIN_KEY_ERRORS, **COMMON_ERRORS},
         operationId="introspect", security=ADMIN_KEY,
-        requestBody=_body("IntrospectRequest", {"token": "THE_ACCESS_TOKEN",
+        requestBody=_body("IntrospectRequest", {"token": "ACCESS_TOKEN_TO_CHECK",
                                                 "token_type_hint": "access_token"}))}}
 
 
