@@ -45,6 +45,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     app.session_interface = NoCookieSessions()
     register_logging(app)
     register_database(app)
+    warn_development(app)  # after the last configuration check: a config error stays one line
     register_proxy(app)
     register_framing(app)
     init_runtime(app)

@@ -273,6 +273,14 @@ def test_pagination_walks_every_user_once(app, admin, tenant):
     assert len(admin("GET", "/users").get_json()["users"]) == 7  # default limit 50
 
 
+def test_forged_cursor_is_400_not_500(admin, tenant):
+    """A cursor that decodes to NUL ("AA") once reached PostgreSQL and answered 500."""
+    for cursor in ("AA", "YQA", "not base64!", "_w"):
+        answer = admin("GET", "/users", query_string={"cursor": cursor})
+        assert answer.status_code == 400, (cursor, answer.get_json())
+        assert answer.get_json()["error_description"].startswith("cursor")
+
+
 def test_pagination_stable_under_concurrent_inserts(app, admin, tenant):
     """Users inserted while a client pages (before and after its cursor) shift nothing."""
     with app.app_context():

@@ -11,12 +11,16 @@ from hypothesis import given
 from hypothesis import settings
 from openapi_spec_validator import validate
 from schemathesis import GenerationMode
+from schemathesis.config import SchemathesisConfig
+from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.extensions import db
 from app.openapi import document
+from app.services import admin_keys
 from app.services import tenants
 from app.services import users
+from tests import secret_registry
 from tests.helpers import utcnow
 
 
@@ -52,6 +56,22 @@ def test_document_declares_security_schemes_and_examples(client) -> None:
     assert spec["paths"]["/v1/tenants/{tenant}/userinfo"]["get"]["security"]
 
 
+def test_admin_key_operations_declare_scheme_challenges_and_examples(client) -> None:
+    """Every admin operation and introspection: the adminKey scheme, 401 and 403 with their
+    WWW-Authenticate challenge, and an example for each JSON request body."""
+    spec = client.get("/openapi.json").get_json()
+    keyed = [(path, method, op) for path, item in spec["paths"].items()
+             for method, op in item.items() if method != "parameters"
+             if "/admin/" in path or path.endswith("/introspect")]
+    assert len(keyed) == 11
+    for path, method, op in keyed:
+        assert op["security"] == [{"adminKey": []}], (path, method)
+        for status in ("401", "403"):
+            assert "WWW-Authenticate" in op["responses"][status]["headers"], (path, status)
+        for media in op.get("requestBody", {}).get("content", {}).values():
+            assert "example" in media, (path, method)
+
+
 # Each operation with valid input; those with a path parameter or a body with invalid too.
 OPERATIONS = [(method.upper(), path, mode)
               for path, item in document()["paths"].items()
@@ -73,9 +93,26 @@ def fuzz_tenant(app, request) -> str:
 
 
 @pytest.fixture
+def fuzz_admin_key(app, fuzz_tenant) -> str:
+    """An `admin`-scope key of the fuzz tenant, for the admin API and introspection."""
+    with app.app_context():
+        _, key = admin_keys.create_key(fuzz_tenant, "fuzz", "admin", utcnow())
+        db.session.remove()
+    secret_registry.remember(key)
+    return key
+
+
+# Invalid input must be refused; 413 (body) and 414 (request line, from gunicorn itself, for
+# an over-long query value) are refusals too.
+REJECTIONS = [*NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES, "413", "414"]
+
+
+@pytest.fixture
 def fuzz_schema(live_server):
     """The document as the live gunicorn serves it."""
-    return schemathesis.openapi.from_url(f"{live_server}/openapi.json")
+    config = SchemathesisConfig.from_dict({"checks": {"negative_data_rejection": {
+        "expected-statuses": REJECTIONS}}})
+    return schemathesis.openapi.from_url(f"{live_server}/openapi.json", config=config)
 
 
 def _access_token(base: str, tenant: str) -> str:
@@ -89,8 +126,8 @@ def _access_token(base: str, tenant: str) -> str:
 @pytest.mark.slow
 @pytest.mark.live
 @pytest.mark.parametrize("method, path, mode", OPERATIONS)
-def test_live_server_conforms_to_document(fuzz_schema, fuzz_tenant, live_server, method, path,
-                                          mode) -> None:
+def test_live_server_conforms_to_document(fuzz_schema, fuzz_tenant, fuzz_admin_key, live_server,
+                                          method, path, mode) -> None:
     """Bounded fuzzing per operation: no 5xx; status, content type, headers and body as
     documented. Valid inputs (positive) and inputs the document forbids (negative)."""
     operation = fuzz_schema[path][method].ok() if hasattr(fuzz_schema[path][method], "ok") \
@@ -101,7 +138,10 @@ def test_live_server_conforms_to_document(fuzz_schema, fuzz_tenant, live_server,
     if mode is GenerationMode.NEGATIVE and not operation.body:
         fixed = None
     headers = {}
-    if operation.definition.raw.get("security"):
+    security = operation.definition.raw.get("security") or []
+    if {"adminKey": []} in security:
+        headers["Authorization"] = f"Bearer {fuzz_admin_key}"
+    elif security:
         headers["Authorization"] = f"Bearer {_access_token(live_server, fuzz_tenant)}"
 
     @given(case=operation.as_strategy(mode, path_parameters=fixed))
@@ -154,3 +194,50 @@ def test_successful_answers_conform_to_document(fuzz_schema, fuzz_tenant, live_s
                    body={"token": refreshed["refresh_token"]})
     assert revoked.status_code == 200
     assert call("GET", f"{base}/userinfo", headers=bearer).status_code == 401
+
+
+@pytest.mark.live
+def test_admin_answers_conform_to_document(fuzz_schema, fuzz_tenant, fuzz_admin_key,
+                                           live_server) -> None:
+    """The admin API, introspection and metrics on a real flow: each 2xx validated."""
+    base = "/v1/tenants/{tenant}"
+    admin = {"Authorization": f"Bearer {fuzz_admin_key}"}
+
+    def call(method: str, path: str, **kwargs):
+        kwargs.setdefault("headers", admin)
+        return _call(fuzz_schema, method, path, live_server, fuzz_tenant, **kwargs)
+
+    created = call("POST", f"{base}/admin/users", media_type="application/json",
+                   body={"username": "Bob", "password": "bob's password"})
+    assert created.status_code == 201
+    user_id = created.json()["id"]
+    who = {"user_id": user_id}
+    assert call("GET", f"{base}/admin/users", query={"limit": 1}).json()["next_cursor"]
+    assert call("GET", f"{base}/admin/users", query={"username": "BOB"}).json()["users"]
+    assert call("GET", f"{base}/admin/users/{{user_id}}", path_values=who).status_code == 200
+    login = requests.post(f"{live_server}/v1/tenants/{fuzz_tenant}/token", timeout=10, data={
+        "grant_type": "password", "username": "bob", "password": "bob's password"}).json()
+    secret_registry.remember(login["access_token"])
+    secret_registry.remember(login["refresh_token"])
+    listed = call("GET", f"{base}/admin/users/{{user_id}}/sessions", path_values=who).json()
+    assert [s["id"] for s in listed["sessions"]] == [login["session_id"]]
+    active = call("POST", f"{base}/introspect", media_type="application/x-www-form-urlencoded",
+                  body={"token": login["access_token"]}).json()
+    assert active["active"] is True and active["sub"] == user_id
+    assert call("POST", f"{base}/admin/users/{{user_id}}/reset-link", path_values=who,
+                media_type="application/json", body={}).status_code == 200
+    assert call("PUT", f"{base}/admin/users/{{user_id}}/password", path_values=who,
+                media_type="application/json",
+                body={"password": "another password"}).status_code == 204
+    assert call("PATCH", f"{base}/admin/users/{{user_id}}", path_values=who,
+                media_type="application/json", body={"disabled": True}).json()["disabled"]
+    assert call("DELETE", f"{base}/admin/users/{{user_id}}/sessions",
+                path_values=who).status_code == 204
+    gone = call("DELETE", f"{base}/admin/sessions/{{session_id}}",
+                path_values={"session_id": login["session_id"]})
+    assert gone.status_code == 204  # already revoked: still this tenant's session
+    assert call("POST", f"{base}/introspect", media_type="application/json",
+                body={"token": login["refresh_token"]}).json() == {"active": False}
+    page = call("GET", f"{base}/admin/events", query={"limit": 200}).json()
+    assert page["next_after"] is None or page["events"]
+    assert call("GET", "/metrics", headers=None).status_code == 200

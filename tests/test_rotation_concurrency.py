@@ -23,6 +23,9 @@ from tests.parallel import run_together
 NO_VIOLATIONS = {"tokens_with_two_successors": 0, "sessions_with_two_current": 0}
 
 
+PASSWORD = "hunter2hunter2"  # the password of every user make_tenant creates
+
+
 def make_tenant(app, slug: str, reuse_interval: int, n_users: int = 1) -> None:
     """A tenant with users user0..user<n-1>, password hunter2hunter2 (http_login's default)."""
     with app.app_context():

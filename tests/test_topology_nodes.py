@@ -1,8 +1,11 @@
 """Two app nodes (two gunicorn masters: separate processes, separate caches) on one
-database: the races hold with clients split across both, and a key rotated by an operator
-reaches the other node within the tenant cache window (SPEC §12)."""
+database: the races hold with clients split across both, and a key rotated or a setting
+changed by an operator reaches both nodes within the tenant cache window (SPEC §7, §12)."""
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import time
 
 import jwt
@@ -13,6 +16,7 @@ from app.services import keys
 from tests import test_rotation_concurrency as races
 from tests.helpers import utcnow
 from tests.parallel import run_together
+from tests.topology import PROJECT_ROOT
 from tests.topology import gunicorn
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]
@@ -105,3 +109,45 @@ def test_key_rotated_by_the_operator_reaches_both_nodes_within_the_cache_window(
     # After the window, every worker of both nodes signs with the new key.
     after = [races.login(base, "keys")["access_token"] for base in nodes for _ in range(6)]
     assert {_kid(a) for a in after} == {new}
+
+
+def _login_answers(base: str, tenant: str, origin: str, count: int) -> list[tuple[int, str]]:
+    """`count` logins on fresh connections (so several workers answer): each one's
+    `expires_in` and the CORS origin its preflight was allowed (or "")."""
+    answers = []
+    for _ in range(count):
+        expires_in = races.login(base, tenant)["expires_in"]
+        preflight = requests.options(f"{base}/v1/tenants/{tenant}/token", timeout=10, headers={
+            "Origin": origin, "Access-Control-Request-Method": "POST"})
+        answers.append((expires_in, preflight.headers.get("Access-Control-Allow-Origin", "")))
+    return answers
+
+
+def test_tenant_updated_with_the_cli_reaches_both_nodes_within_the_cache_window(
+        app, nodes, database_url):
+    """`flask tenants update`, run as an operator would (its own process, the shared
+    database), changes the access-token TTL and the CORS origins on every worker of both
+    nodes within BATON_TENANT_CACHE_S."""
+    origin = "https://app.example.com"
+    races.make_tenant(app, "upd", reuse_interval=10)
+    before = {answer for base in nodes for answer in _login_answers(base, "upd", origin, 4)}
+    assert before == {(900, "")}  # the defaults, now cached by the workers that answered
+    env = {**os.environ, "BATON_ENV": "test", "DATABASE_URL": database_url,
+           "BATON_TENANT_CACHE_S": str(CACHE_S)}
+    result = subprocess.run(
+        [sys.executable, "-m", "flask", "--app", "wsgi", "tenants", "update", "upd",
+         "--access-ttl", "120", "--cors-origin", origin],
+        cwd=PROJECT_ROOT, env=env, capture_output=True, text=True, timeout=60)
+    updated = time.monotonic()
+    assert result.returncode == 0, result.stderr
+    assert f"within {CACHE_S} s" in result.stdout
+    # Within the window a worker may still answer with an old setting, never anything else
+    # (the login and its preflight may reach different workers, so each is checked alone).
+    while time.monotonic() < updated + CACHE_S + 0.5:
+        for base in nodes:
+            [(expires_in, allowed)] = _login_answers(base, "upd", origin, 1)
+            assert expires_in in (900, 120) and allowed in ("", origin)
+        time.sleep(0.3)
+    # After it, every worker of both nodes applies the new ones.
+    after = {answer for base in nodes for answer in _login_answers(base, "upd", origin, 6)}
+    assert after == {(120, origin)}
