@@ -226,7 +226,7 @@ def health_paths() -> dict:
     }
 
 
-ADMIN_KEY = [{"adminKey": []}]
+ADMIN_KEY: list[dict[str, list[str]]] = [{"adminKey": []}]
 ADMIN_BASE = f"{TENANT_BASE}/admin"
 USER_ID_PARAM = {"name": "user_id", "in": "path", "required": True,
                  "description": "A user id of this tenant (another tenant's id is 404).",
