@@ -7,7 +7,6 @@ import re
 import shutil
 import subprocess
 import sys
-import time
 import uuid
 
 import pytest
@@ -20,6 +19,8 @@ from app.services import users
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import utcnow
 from tests.plugins.live_server import free_port
+from tests.plugins.live_server import stop
+from tests.plugins.live_server import wait_until_up
 from tests.plugins.secret_leaks import SERVER_LOGS
 
 README = PROJECT_ROOT / "README.md"
@@ -125,7 +126,7 @@ def test_readme_production_section_verbatim(fresh_database, tmp_path) -> None:
         proc = subprocess.Popen(["bash", "-euo", "pipefail", "-c", block], cwd=checkout,
                                 env=bare_env(), stdout=log, stderr=subprocess.STDOUT)
     try:
-        _wait_ready(base, proc, log_path, timeout_s=600)  # includes a fresh venv install
+        wait_until_up(base, proc, log_path, timeout_s=600)  # includes a fresh venv install
         installed = subprocess.run([str(checkout / ".venv/bin/python"), "-c", "import pgserver"],
                                    capture_output=True)
         assert installed.returncode != 0, "the production install pulled in pgserver"
@@ -146,22 +147,4 @@ def test_readme_production_section_verbatim(fresh_database, tmp_path) -> None:
         assert refreshed.status_code == 200, refreshed.text
         assert refreshed.json()["session_id"] == login.json()["session_id"]
     finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-
-
-def _wait_ready(base: str, proc: subprocess.Popen, log_path, timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"the Production block stopped:\n{log_path.read_text()}")
-        try:
-            if requests.get(f"{base}/readyz", timeout=5).status_code == 200:
-                return
-        except (requests.ConnectionError, requests.Timeout):
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"not ready in {timeout_s} s:\n{log_path.read_text()}")
+        stop(proc)

@@ -14,9 +14,9 @@ import requests
 
 from app.services import keys
 from tests import test_rotation_concurrency as races
+from tests.helpers import PROJECT_ROOT
 from tests.helpers import utcnow
 from tests.parallel import run_together
-from tests.topology import PROJECT_ROOT
 from tests.topology import gunicorn
 
 pytestmark = [pytest.mark.slow, pytest.mark.live]

@@ -13,16 +13,13 @@ import subprocess
 import sys
 import tempfile
 import time
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Iterator
 
 import psycopg2
 import pytest
 
-from tests.helpers import PROJECT_ROOT
-from tests.plugins.live_server import wait_until_up
-from tests.plugins.secret_leaks import SERVER_LOGS
+from tests.plugins.live_server import free_port
+from tests.plugins.live_server import gunicorn  # noqa: F401  (the topology tests' server)
 
 
 def require_binary(path: str | None, what: str) -> str:
@@ -51,12 +48,6 @@ def pg_bindir() -> Path:
 
 def pgbouncer_binary() -> str:
     return require_binary(shutil.which("pgbouncer") or "/usr/sbin/pgbouncer", "pgbouncer")
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _service_user() -> str | None:
@@ -217,33 +208,6 @@ class PgBouncer:
 
     def url(self, dbname: str) -> str:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{dbname}"
-
-
-@contextmanager
-def gunicorn(database_url: str, log_dir: Path, *, workers: int = 4,
-             env: dict | None = None) -> Iterator[str]:
-    """A gunicorn master of Baton on `database_url`; yields its base URL."""
-    port = free_port()
-    base = f"http://127.0.0.1:{port}"
-    log_path = log_dir / f"gunicorn-{port}.log"
-    SERVER_LOGS.append(log_path)  # the whole-run secret-leak check reads it
-    server_env = {**os.environ, "BATON_ENV": "test", "BATON_BASE_URL": base,
-                  "DATABASE_URL": database_url, "BATON_LOCK_TIMEOUT_MS": "2000",
-                  "BATON_DB_POOL_SIZE": "2", **(env or {})}
-    with open(log_path, "wb") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers",
-             str(workers), "--bind", f"127.0.0.1:{port}", "wsgi:app"],
-            cwd=PROJECT_ROOT, env=server_env, stdout=log, stderr=subprocess.STDOUT)
-    try:
-        wait_until_up(base, proc, log_path)
-        yield base
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
 
 
 def conformance(base: str, tenant: str, username: str, password: str,

@@ -2,9 +2,6 @@
 from __future__ import annotations
 
 import re
-from datetime import datetime
-from datetime import timezone
-from typing import Any
 
 from flask import Response
 from flask import current_app
@@ -20,25 +17,20 @@ from app.admin.params import int_arg
 from app.admin.params import json_body
 from app.admin.params import query_args
 from app.errors import NotFound
-from app.models.tenant import valid_slug
 from app.oauth.responses import NO_STORE
 from app.services import events
 from app.services import password_reset
 from app.services import sessions
 from app.services import users
 from app.services.users import UserView
+from app.web import check_tenant_slug
+from app.web import utcnow
 
 _USER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
 
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
 
-
-@bp.url_value_preprocessor
-def check_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    if not valid_slug((values or {}).get("tenant", "")):
-        raise NotFound("Unknown tenant.")
+bp.url_value_preprocessor(check_tenant_slug)
 
 
 @bp.before_request

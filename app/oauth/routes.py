@@ -1,10 +1,6 @@
 """Views: parse the request, call one service, shape the response."""
 from __future__ import annotations
 
-from datetime import datetime
-from datetime import timezone
-from typing import Any
-
 from flask import Response
 from flask import jsonify
 from flask import request
@@ -12,8 +8,6 @@ from flask.typing import ResponseReturnValue
 
 from app.admin.auth import require_admin_key
 from app.errors import InvalidToken
-from app.errors import NotFound
-from app.models.tenant import valid_slug
 from app.oauth import bp
 from app.oauth import wellknown_bp
 from app.oauth.params import GRANT_TYPES
@@ -33,17 +27,10 @@ from app.services import sessions
 from app.services import tenants
 from app.services import tokens
 from app.services.tokens import IssuedTokens
+from app.web import check_tenant_slug
+from app.web import utcnow
 
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
-
-@bp.url_value_preprocessor
-def check_tenant_slug(endpoint: str | None, values: dict[str, Any] | None) -> None:
-    # Only the format: the tenant itself is resolved inside each service's transaction.
-    if not valid_slug((values or {}).get("tenant", "")):
-        raise NotFound("Unknown tenant.")
+bp.url_value_preprocessor(check_tenant_slug)
 
 
 def _grant(tenant: str, grant: PasswordGrant | RefreshGrant) -> IssuedTokens:
