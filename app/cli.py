@@ -1,69 +1,25 @@
 """Operator commands (SPEC §7): thin wrappers that parse options and call a service."""
 from __future__ import annotations
 
-import functools
 import sys
 from datetime import datetime
 from datetime import timedelta
-from datetime import timezone
 from typing import Any
-from typing import Callable
 
 import click
 from flask import Flask
 from flask import current_app
-from flask.cli import AppGroup
 from flask.cli import with_appcontext
-from sqlalchemy.exc import DBAPIError
-from sqlalchemy.exc import TimeoutError as PoolTimeout
 
+from app.cli_support import BatonGroup
+from app.cli_support import service_errors
+from app.cli_support import utcnow
 from app.services import admin_keys
 from app.services import keys
 from app.services import tenants
 from app.services import users
 from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
-from app.services.database import describe_database_problem
-from app.services.database import is_transient
-from app.services.errors import DatabaseUnavailable
-from app.services.errors import ServiceError
 from app.services.purge import PurgeReport
-
-
-class BatonGroup(AppGroup):
-    """A command group whose mistakes print one `Error:` line, never usage or a traceback."""
-
-    def invoke(self, ctx: click.Context) -> Any:
-        try:
-            return super().invoke(ctx)
-        except click.UsageError as exc:
-            raise click.ClickException(exc.format_message()) from None
-
-
-def service_errors(func: Callable[..., Any]) -> Callable[..., Any]:
-    """Turn a service's refusal (app.services.errors) into `Error: <message>` and exit 1."""
-
-    @functools.wraps(func)
-    def wrapper(*args: Any, **kwargs: Any) -> Any:
-        try:
-            return func(*args, **kwargs)
-        except DatabaseUnavailable as exc:
-            # An operator needs the reason HTTP clients are not told (refused, no such
-            # database, authentication failed): it is on the exception's context.
-            reason = describe_database_problem(exc.__context__) or exc.message
-            raise click.ClickException(reason) from None
-        except ServiceError as exc:
-            raise click.ClickException(exc.message) from None
-        except (DBAPIError, PoolTimeout) as exc:
-            if not is_transient(exc):
-                raise
-            raise click.ClickException(describe_database_problem(exc) or str(exc)) from None
-
-    return wrapper
-
-
-def utcnow() -> datetime:
-    return datetime.now(timezone.utc)
-
 
 tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
 users_cli = BatonGroup("users", help="Manage users of a tenant.")
@@ -370,7 +326,10 @@ def revoke_admin_key(tenant: str, key_id: int) -> None:
 
 
 def register_commands(app: Flask) -> None:
-    from app.events_cli import events_cli  # also adds `tenants set-webhook`
+    from app.events_cli import events_cli
+    from app.events_cli import set_webhook
+
+    tenants_cli.add_command(set_webhook)
 
     for group in (tenants_cli, users_cli, keys_cli, tokens_cli, admin_keys_cli, events_cli, demo):
         app.cli.add_command(group)

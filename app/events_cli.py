@@ -5,16 +5,16 @@ import signal
 
 import click
 
-from app.cli import BatonGroup
-from app.cli import service_errors
-from app.cli import tenants_cli
-from app.cli import utcnow
+from app.cli_support import BatonGroup
+from app.cli_support import service_errors
+from app.cli_support import utcnow
 from app.services import webhooks
 
 events_cli = BatonGroup("events", help="Deliver security events to tenants' webhooks.")
 
 
-@tenants_cli.command("set-webhook")
+# Attached to the `tenants` group by app.cli (`flask tenants set-webhook`).
+@click.command("set-webhook")
 @click.argument("tenant")
 @click.argument("url", required=False)
 @click.option("--disable", is_flag=True, help="Remove the tenant's webhook.")
