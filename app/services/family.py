@@ -48,6 +48,12 @@ class LockedToken(NamedTuple):
     user_id: int
     successor_salt: bytes | None
     disabled_at: datetime | None
+    current_token_id: int | None  # the session's current token (SPEC §5)
+
+    @property
+    def current(self) -> bool:
+        """True if the presented token is its session's current token (not yet rotated)."""
+        return self.token_id == self.current_token_id
 
 
 class LockedUser(NamedTuple):
@@ -70,6 +76,7 @@ _LOCK_TOKEN = (
         _sessions.c.user_id,
         _sessions.c.successor_salt,
         _users.c.disabled_at,
+        _sessions.c.current_token_id,
     )
     .select_from(_tokens)
     .join(_sessions, _sessions.c.id == _tokens.c.session_id)
@@ -85,7 +92,7 @@ def lock_token(tenant_id: int, presented: str) -> LockedToken | None:
     row = db.session.connection().execute(
         _LOCK_TOKEN, {"tenant_id": tenant_id, "digest": token_digest(presented)}
     ).one_or_none()
-    return None if row is None else LockedToken(*row)
+    return None if row is None else LockedToken._make(row)
 
 
 def lock_user(tenant_id: int, user: sa.ColumnElement[bool]) -> LockedUser | None:
