@@ -19,6 +19,7 @@ from flask import Response
 from flask import g
 from flask import has_request_context
 from flask import request
+from flask.globals import request_ctx
 from pythonjsonlogger import json as json_logs
 
 log = logging.getLogger("app.request")
@@ -64,17 +65,20 @@ def _start_request() -> None:
 def _log_request(response: Response) -> Response:
     request_id = g.get("request_id") or uuid.uuid4().hex
     response.headers["X-Request-ID"] = request_id
+    if not log.isEnabledFor(logging.INFO):
+        return response
     started = g.get("request_started", time.perf_counter())
-    log.info("%s %s %s", request.method, request.url_rule.rule if request.url_rule else "-",
-             response.status_code, extra={
-                 "event": "request",
-                 "method": request.method,
-                 "route": request.url_rule.rule if request.url_rule else None,
-                 "tenant": (request.view_args or {}).get("tenant"),
-                 "status": response.status_code,
-                 "duration_ms": round((time.perf_counter() - started) * 1000, 2),
-                 "client": request.remote_addr,
-             })
+    req = request_ctx.request  # one proxy lookup, not eight
+    route = req.url_rule.rule if req.url_rule else None
+    log.info("%s %s %s", req.method, route or "-", response.status_code, extra={
+        "event": "request",
+        "method": req.method,
+        "route": route,
+        "tenant": (req.view_args or {}).get("tenant"),
+        "status": response.status_code,
+        "duration_ms": round((time.perf_counter() - started) * 1000, 2),
+        "client": req.remote_addr,
+    })
     return response
 
 

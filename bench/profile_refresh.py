@@ -1,8 +1,16 @@
-"""Where the time of one refresh goes: `python -m bench.profile_refresh [N]`.
+"""Where the time of one refresh goes: `python -m bench.profile_refresh [N] [--cpu-only]`.
 
 Against a fresh bench database, calls the WSGI app directly (as gunicorn would, without the
 HTTP server) for N chained refreshes: prints the SQL of one refresh, the CPU time per refresh
-(process_time, no profiler), the part spent in `tokens.rotate()`, then a cProfile of N more.
+(process_time, no profiler), the part spent in `tokens.rotate()`, the database's side of the
+same refreshes (CPU of every postgres process, WAL bytes, and how many updates were HOT),
+then a cProfile of N more.
+`--cpu-only` stops after the CPU figure (no yardstick, no profile).
+
+`python -m bench.profile_refresh N --metrics-cost RUNS`: the cost of metrics and events on
+the refresh path (SPEC §12): RUNS alternating `--cpu-only` runs with BATON_METRICS=0 and =1,
+each in a fresh process with the multiprocess value store (as under gunicorn); prints the
+median CPU per refresh of each and the difference.
 """
 from __future__ import annotations
 
@@ -82,7 +90,67 @@ def yardstick_cpu(n: int) -> float:
     return (time.process_time() - started) / n * 1000
 
 
-def main(n: int = 2000) -> None:
+def metrics_cost(n: int, runs: int) -> None:
+    import os
+    import re
+    import statistics
+    import subprocess
+    import tempfile
+
+    figures: dict[str, list[float]] = {"0": [], "1": []}
+    for _ in range(runs):
+        for enabled in ("0", "1"):
+            with tempfile.TemporaryDirectory() as store:
+                out = subprocess.run(
+                    [sys.executable, "-m", "bench.profile_refresh", str(n), "--cpu-only"],
+                    env={**os.environ, "BATON_METRICS": enabled,
+                         "PROMETHEUS_MULTIPROC_DIR": store},
+                    cwd=servers.ROOT, capture_output=True, text=True, check=True).stdout
+            figures[enabled].append(float(re.search(r"CPU per refresh over \d+: ([\d.]+) ms",
+                                                    out).group(1)))
+    off, on = statistics.median(figures["0"]), statistics.median(figures["1"])
+    print(f"BATON_METRICS=0: {figures['0']} ms, median {off:.3f}")
+    print(f"BATON_METRICS=1: {figures['1']} ms, median {on:.3f}")
+    print(f"metrics and events cost {on - off:.3f} ms per refresh: {(on / off - 1) * 100:+.1f} %")
+
+
+class DatabaseMeter:
+    """WAL bytes and (HOT) updates of the two token tables since it was made."""
+
+    _STATS = ("SELECT pg_current_wal_lsn() AS lsn, (SELECT json_object_agg(relname,"
+              " json_build_array(n_tup_upd, n_tup_hot_upd)) FROM pg_stat_user_tables"
+              " WHERE relname IN ('sessions', 'refresh_tokens')) AS updates")
+
+    def __init__(self, app) -> None:
+        from app.extensions import db
+
+        with app.app_context():
+            self.engine = db.engine
+        self.before = self._read()
+
+    def _read(self):
+        import sqlalchemy as sa
+
+        time.sleep(1.5)  # the app's backend publishes its statistics within a second of idling
+        with self.engine.connect() as conn:
+            return conn.execute(sa.text(self._STATS)).one()
+
+    def report(self, n: int) -> str:
+        import sqlalchemy as sa
+
+        after = self._read()
+        with self.engine.connect() as conn:
+            wal = conn.execute(sa.text("SELECT pg_wal_lsn_diff(:a, :b)"),
+                               {"a": after.lsn, "b": self.before.lsn}).scalar_one()
+        parts = [f"{float(wal) / n:.0f} WAL bytes"]
+        for table in ("refresh_tokens", "sessions"):
+            upd = after.updates[table][0] - self.before.updates[table][0]
+            hot = after.updates[table][1] - self.before.updates[table][1]
+            parts.append(f"{table}: {upd / n:.2f} updates, {hot / max(upd, 1) * 100:.0f} % HOT")
+        return "; ".join(parts)
+
+
+def main(n: int = 2000, cpu_only: bool = False) -> None:
     from app.extensions import db
     from app.oauth import routes
 
@@ -119,14 +187,20 @@ def main(n: int = 2000) -> None:
     for _ in range(200):
         refresh()
     in_rotate[0] = 0.0
-    started = time.process_time()
-    for _ in range(n):
-        refresh()
-    total = (time.process_time() - started) / n * 1000
+    database = DatabaseMeter(app)
+    with servers.CpuMeter(servers.postgres_processes) as db_cpu:
+        started = time.process_time()
+        for _ in range(n):
+            refresh()
+        total = (time.process_time() - started) / n * 1000
     rotating = in_rotate[0] / n * 1000
     print(f"\nCPU per refresh over {n}: {total:.3f} ms; tokens.rotate() {rotating:.3f} ms; "
           f"the rest of the request {total - rotating:.3f} ms")
+    print(f"Database per refresh: {db_cpu.seconds / n * 1000:.3f} ms CPU (every postgres "
+          f"process); {database.report(n)}")
     routes.tokens.rotate = rotate
+    if cpu_only:
+        return
     print(f"The yardstick's whole request, measured the same way: {yardstick_cpu(n):.3f} ms")
 
     profiler = cProfile.Profile(time.process_time)
@@ -140,4 +214,16 @@ def main(n: int = 2000) -> None:
 
 
 if __name__ == "__main__":
-    main(int(sys.argv[1]) if len(sys.argv) > 1 else 2000)
+    import argparse
+
+    parser = argparse.ArgumentParser(prog="python -m bench.profile_refresh",
+                                     description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("n", type=int, nargs="?", default=2000, help="refreshes per measure")
+    parser.add_argument("--cpu-only", action="store_true")
+    parser.add_argument("--metrics-cost", type=int, metavar="RUNS")
+    args = parser.parse_args()
+    if args.metrics_cost:
+        metrics_cost(args.n, args.metrics_cost)
+    else:
+        main(args.n, args.cpu_only)

@@ -61,6 +61,7 @@ class Gunicorn:
     def __init__(self, app_path: str, env: dict, workers: int = 4) -> None:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
+        (ROOT / "instance").mkdir(exist_ok=True)  # a fresh checkout has none yet
         self.log = open(ROOT / "instance" / f"bench-{app_path.split(':')[0]}.log", "wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "gunicorn", "-c", "gunicorn.conf.py", "--workers",

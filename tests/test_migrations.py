@@ -69,6 +69,8 @@ def family(ctx, tenant, user):
             " VALUES (1, :sid, :d, :now, :later) RETURNING id"),
             {"sid": sid, "d": b"\x01" * 32, "now": now, "later": now + timedelta(days=1)}
         ).scalar_one()
+        db.session.execute(sa.text("UPDATE sessions SET current_token_id = :t WHERE id = :sid"),
+                           {"t": token_id, "sid": sid})
     return {"sid": sid, "now": now, "token_id": token_id}
 
 
@@ -77,9 +79,65 @@ INSERT_TOKEN = ("INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, d
 # (every fixture row has tenant id 1 and user id 1: tables are truncated with RESTART IDENTITY)
 
 
-def test_two_current_tokens_per_session_refused(family):
-    name = refused(INSERT_TOKEN, {**family, "parent": None, "d": b"\x02" * 32, "rotated": None})
-    assert name == "uq_refresh_tokens_current_per_session"
+def test_current_token_of_another_session_refused(family):
+    """A session's one current token (a column: one value) must be one of its own tokens."""
+    other = uuid.uuid4()
+    with db.session.begin():
+        db.session.execute(sa.text(
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at)"
+            " VALUES (:sid, 1, 1, :now, :now, :now)"), {"sid": other, "now": family["now"]})
+    name = refused("UPDATE sessions SET current_token_id = :t WHERE id = :sid",
+                   {"t": family["token_id"], "sid": other})
+    assert name == "fk_sessions_current_token"
+
+
+def test_unknown_current_token_refused(family):
+    name = refused("UPDATE sessions SET current_token_id = :t WHERE id = :sid",
+                   {"t": family["token_id"] + 1000, "sid": family["sid"]})
+    assert name == "fk_sessions_current_token"
+
+
+def test_current_token_deleted_without_its_session_refused(family):
+    name = refused("DELETE FROM refresh_tokens WHERE id = :t", {"t": family["token_id"]})
+    assert name == "fk_sessions_current_token"
+
+
+def test_upgrade_gives_existing_sessions_their_current_token(ctx, tenant, user):
+    """0006 is data-preserving: the token with rotated_at IS NULL becomes current_token_id."""
+    db.session.remove()
+    downgrade(revision="0005_events")
+    now = utcnow()
+    sid = uuid.uuid4()
+    try:
+        with db.engine.begin() as conn:
+            conn.execute(sa.text(
+                "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at,"
+                " expires_at) VALUES (:sid, 1, 1, :now, :now, :now)"), {"sid": sid, "now": now})
+            old = conn.execute(sa.text(
+                "INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at,"
+                " expires_at, rotated_at) VALUES (1, :sid, :d, :now, :now, :now) RETURNING id"),
+                {"sid": sid, "d": b"\x01" * 32, "now": now}).scalar_one()
+            current = conn.execute(sa.text(
+                "INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, digest, created_at,"
+                " expires_at) VALUES (1, :sid, :p, :d, :now, :now) RETURNING id"),
+                {"sid": sid, "p": old, "d": b"\x02" * 32, "now": now}).scalar_one()
+    finally:
+        upgrade()
+    with db.engine.connect() as conn:
+        assert conn.execute(sa.text("SELECT current_token_id FROM sessions WHERE id = :sid"),
+                            {"sid": sid}).scalar_one() == current
+    # And back: the old partial index is rebuilt from the column.
+    downgrade(revision="0005_events")
+    try:
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text(
+                "SELECT id FROM refresh_tokens WHERE session_id = :sid AND rotated_at IS NULL"),
+                {"sid": sid}).scalars().all() == [current]
+            assert conn.execute(sa.text(
+                "SELECT count(*) FROM pg_indexes"
+                " WHERE indexname = 'uq_refresh_tokens_current_per_session'")).scalar_one() == 1
+    finally:
+        upgrade()
 
 
 def test_two_successors_refused(family):

@@ -9,9 +9,11 @@ from contextlib import contextmanager
 from datetime import timedelta
 
 import pytest
+import sqlalchemy as sa
 from sqlalchemy import event
 
 from app.extensions import db
+from app.services import family
 from app.services import tokens as svc
 from app.services.errors import GrantRejected
 from tests.helpers import utcnow
@@ -87,3 +89,25 @@ def test_replay_writes_the_revocation_and_its_events(ctx, user):
             svc.rotate("acme", first.refresh_token, now=t0 + timedelta(hours=1))
     # The revocation, then refresh_token.replayed and session.revoked in one INSERT.
     assert seen == ["SELECT", "UPDATE", "WITH"]
+
+
+def test_rotation_updates_are_hot(ctx, user):
+    """Marking the token rotated and moving the session's current token touch no indexed
+    column, so PostgreSQL updates both rows in place (HOT): no new index entries."""
+    first = svc.login("acme", "alice", "correct horse", now=utcnow())
+
+    def updates() -> dict[str, tuple[int, int]]:
+        return {row.relname: (row.n_tup_upd, row.n_tup_hot_upd) for row in db.session.execute(
+            sa.text("SELECT relname, n_tup_upd, n_tup_hot_upd FROM pg_stat_xact_user_tables"
+                    " WHERE relname IN ('sessions', 'refresh_tokens')"))}
+
+    with db.session.begin():
+        chain = family.lock_token(1, first.refresh_token)
+        assert chain is not None and chain.current
+        before = updates()  # read inside one transaction: nothing is flushed in between
+        db.session.connection().execute(svc._ROTATE, {
+            "now": utcnow(), "token_id": chain.token_id, "successor_digest": b"\x07" * 32,
+            "successor_expires_at": chain.token_expires_at})
+        after = updates()
+    assert {name: (after[name][0] - before[name][0], after[name][1] - before[name][1])
+            for name in after} == {"sessions": (1, 1), "refresh_tokens": (1, 1)}

@@ -21,14 +21,9 @@ class RefreshToken(Base):
         # A token has at most one successor: the chain can never fork.
         sa.UniqueConstraint("parent_id"),
         sa.CheckConstraint("octet_length(digest) = 32", name="digest_is_sha256"),
-        # A session has at most one current (not yet rotated) token.
-        sa.Index(
-            "uq_refresh_tokens_current_per_session",
-            "session_id",
-            unique=True,
-            postgresql_where=sa.text("rotated_at IS NULL"),
-        ),
-        sa.Index("ix_refresh_tokens_session_id", "session_id"),
+        # The target of sessions.current_token_id's foreign key (a session's current token
+        # is one of its own), and the index of every lookup by session.
+        sa.UniqueConstraint("session_id", "id"),
         sa.Index("ix_refresh_tokens_expires_at", "expires_at"),
     )
 
@@ -45,4 +40,7 @@ class RefreshToken(Base):
     created_at: Mapped[datetime] = timestamp()
     # Idle expiry: renewed by each rotation (the successor gets a new one), capped by the session.
     expires_at: Mapped[datetime] = timestamp()
+    # When it was exchanged for its successor (the reuse interval runs from here). Which token
+    # is current is recorded on the session (sessions.current_token_id), not here: no index
+    # covers this column, so marking a token rotated is a HOT update.
     rotated_at: Mapped[datetime | None] = timestamp(nullable=True)

@@ -27,6 +27,13 @@ class AuthSession(Base):
             "revoked_at",
             postgresql_where=sa.text("revoked_at IS NOT NULL"),
         ),
+        # The current token is one of this session's own tokens, or none (only between the
+        # two inserts of a login). Checked at commit: a login inserts the session first.
+        sa.ForeignKeyConstraint(
+            ["id", "current_token_id"], ["refresh_tokens.session_id", "refresh_tokens.id"],
+            name="fk_sessions_current_token", deferrable=True, initially="DEFERRED",
+            use_alter=True,
+        ),
     )
 
     id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True), primary_key=True, default=uuid.uuid4)
@@ -46,3 +53,7 @@ class AuthSession(Base):
     # Random per session, mixed into successor derivation (crypto.successor_token); NULL for
     # sessions started before it existed, which keep the original derivation.
     successor_salt: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # The one current (not yet rotated) refresh token: a column holds one value, so a session
+    # has at most one current token by construction (SPEC §5). Not indexed, so rotating
+    # (which changes it and last_used_at) stays a HOT update of the session row.
+    current_token_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)

