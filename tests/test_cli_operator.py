@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 import config
 from app import create_app
+from app.services.database import server_address
 from tests.helpers import PROJECT_ROOT
 from tests.plugins.live_server import free_port
 
@@ -113,5 +114,5 @@ def test_db_upgrade_against_missing_database_is_one_line(database_url) -> None:
     result = run_flask(["db", "upgrade"], env)
     assert result.returncode == 1
     lines = result.stderr.strip().splitlines()
-    assert lines == [f"Error: cannot use database 'baton_no_such_database' at {url.host}:"
-                     f"{url.port or 5432}: database \"baton_no_such_database\" does not exist"]
+    assert lines == [f"Error: cannot use database 'baton_no_such_database' at "
+                     f"{server_address(url)}: database \"baton_no_such_database\" does not exist"]

@@ -6,6 +6,7 @@ from contextlib import contextmanager
 from typing import Iterator
 
 from sqlalchemy import event
+from sqlalchemy.engine import URL
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import ExceptionContext
 from sqlalchemy.exc import DBAPIError
@@ -78,6 +79,17 @@ CONNECTION_PROBLEMS = (
 )
 
 
+def server_address(url: URL) -> str:
+    """Where a URL points, for an operator: host:port, several for a multi-host URL, or the
+    socket directory of a URL like the embedded database's (`?host=/path`)."""
+    if url.host:
+        return f"{url.host}:{url.port or 5432}"
+    hosts = url.query.get("host")
+    if hosts:
+        return ",".join(hosts) if isinstance(hosts, tuple) else hosts
+    return f"localhost:{url.port or 5432}"
+
+
 def describe_database_problem(exc: BaseException | None) -> str | None:
     """One line saying why the database could not be used, or None if it is not that."""
     while exc is not None and not isinstance(exc, (DBAPIError, PoolTimeout)):
@@ -86,8 +98,7 @@ def describe_database_problem(exc: BaseException | None) -> str | None:
         return None
     if isinstance(exc, PoolTimeout):
         return "no database connection became free in time"
-    url = db.engine.url
-    where = f"database {url.database!r} at {url.host or 'localhost'}:{url.port or 5432}"
+    where = f"database {db.engine.url.database!r} at {server_address(db.engine.url)}"
     text = str(getattr(exc, "orig", exc))
     for needle, explanation in CONNECTION_PROBLEMS:
         if needle in text.lower():
