@@ -322,8 +322,8 @@ def admin_paths() -> dict:
                 "404": _error("Unknown tenant, or no such session in this tenant.",
                               "not_found")}, operationId="adminDeleteSession")},
         f"{ADMIN_BASE}/events": {"parameters": [TENANT_PARAM], "get": _admin_op(
-            "Security events after `after`, ascending; never skips one that commits later "
-            "with a smaller id (SPEC §10).",
+            "Security events after `after`, in commit-safe order (transaction, then id); "
+            "never skips one that commits later with a smaller id (SPEC §10).",
             {"200": {"description": "A page of events.", "content": _json(_ref("EventPage"), {
                 "events": [{"id": "1043", "type": "session.revoked",
                             "occurred_at": "2026-01-05T09:30:00+00:00", "tenant": "acme",
