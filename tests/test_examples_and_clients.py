@@ -107,9 +107,13 @@ def test_admin_curl_examples_run_verbatim(live_server, live_user, database_url, 
     """
     tenant = live_user[0]
     key_file = tmp_path / "admin-key"
-    env = {**os.environ, "BATON_BASE_URL": live_server, "BATON_TENANT": tenant,
+    env = {**{k: v for k, v in os.environ.items() if k != "BATON_ENV"},
+           "BATON_BASE_URL": live_server, "BATON_TENANT": tenant,
            "BATON_CURL_STATE": str(tmp_path / "tokens.json"),
-           "BATON_ADMIN_KEY_FILE": str(key_file), "BATON_ENV": "test",
+           "BATON_ADMIN_KEY_FILE": str(key_file),
+           # As next to `make run`: no BATON_ENV, so the script's development default is used
+           # (with a real DATABASE_URL, development needs a secret of its own).
+           "SECRET_KEY": "curl-examples-test-secret-0123456789abcdef",
            "DATABASE_URL": database_url, "BATON_USERNAME": "Newbie",
            "BATON_PASSWORD": "newbie password", "USERNAME": "someone-else"}
 
@@ -120,6 +124,11 @@ def test_admin_curl_examples_run_verbatim(live_server, live_user, database_url, 
         assert result.returncode == 0, f"{script} failed:\n{result.stdout}\n{result.stderr}"
         return result.stdout
 
+    missing = subprocess.run(["bash", str(PROJECT_ROOT / "examples/curl/admin-users-list.sh")],
+                             cwd=tmp_path, env=env, capture_output=True, text=True, timeout=60)
+    assert missing.returncode == 1 and "No admin key" in missing.stderr
+    # ... and no request was sent without one
+    assert "curl:" not in missing.stderr and "invalid_token" not in missing.stderr
     run("admin-key-create.sh")
     key = key_file.read_text().strip()
     secret_registry.remember(key, "newbie password")

@@ -15,7 +15,8 @@ admin_key() {
 }
 
 admin_curl() {  # admin_curl METHOD PATH [curl args...]: the key goes in a header, never argv
-  local method="$1" path="$2"; shift 2
+  local method="$1" path="$2" key; shift 2
+  key="$(admin_key)" || exit 1  # no key: stop here, not send a request without one
   curl -sS --fail-with-body -X "$method" "$ADMIN$path" \
-    -H @<(printf 'Authorization: Bearer %s\n' "$(admin_key)") "$@"
+    -H @<(printf 'Authorization: Bearer %s\n' "$key") "$@"
 }

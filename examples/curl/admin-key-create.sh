@@ -5,6 +5,8 @@ set -euo pipefail
 . "$(dirname "$0")/_common.sh"
 . "$(dirname "$0")/_admin.sh"
 BATON_FLASK="${BATON_FLASK:-$BATON_ROOT/.venv/bin/flask}"
+# The settings `make run` uses (its embedded database), unless the environment names others.
+export BATON_ENV="${BATON_ENV:-development}"
 mkdir -p "$(dirname "$BATON_ADMIN_KEY_FILE")"
 umask 077
 # The key is the last line; only the first lines are shown here.
