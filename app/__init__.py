@@ -54,7 +54,6 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     register_blueprints(app)
     register_errors(app)
     register_cli(app)
-    warn_development(app)
     return app
 
 

@@ -85,6 +85,17 @@ def test_development_secret_never_meets_a_database_server():
                 SECRET_KEY="d" * 40).secret_key.get() == "d" * 40
 
 
+def test_development_warning_is_said_once(database_url, caplog):
+    """Every CLI command and worker builds the app once: one warning line each, not two."""
+    from app import create_app
+
+    with caplog.at_level("WARNING", logger="app"):
+        create_app(config.DevelopmentConfig, {"SQLALCHEMY_DATABASE_URI": database_url,
+                                              "SECRET_KEY": "d" * 40})
+    said = [r for r in caplog.records if getattr(r, "event", None) == "development_mode"]
+    assert len(said) == 1
+
+
 def test_overrides_are_checked_too():
     with pytest.raises(config.ConfigurationError, match="LOGIN_WINDOW_S"):
         config.load_settings(config.TestConfig, {"LOGIN_WINDOW_S": 0}, environ={})
