@@ -20,6 +20,7 @@ from tests.helpers import TokenClient
 from tests.helpers import utcnow
 from tests.plugins.database import make_app
 from tests.plugins.live_server import free_port
+from tests.plugins.live_server import stop
 from tests.plugins.secret_leaks import SERVER_LOGS
 
 OLD = "the-old-secret-0123456789abcdefghijklmnop"
@@ -204,14 +205,6 @@ def _gunicorn(database_url: str, tmp_path, **env) -> tuple[subprocess.Popen, str
     raise AssertionError(f"gunicorn did not start:\n{log_path.read_text()}")
 
 
-def _stop(proc: subprocess.Popen) -> None:
-    proc.terminate()
-    try:
-        proc.wait(15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-
-
 @pytest.mark.live
 def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app, tmp_path):
     proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=OLD)
@@ -220,7 +213,7 @@ def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app,
         first = requests.post(token_url, timeout=30, data={
             "grant_type": "password", "username": "alice", "password": "correct horse"}).json()
     finally:
-        _stop(proc)
+        stop(proc)
 
     # Restarted with a new secret and no fallback: not ready, and a refresh changes nothing.
     proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=NEW)
@@ -233,7 +226,7 @@ def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app,
             assert response.status_code == 503, response.text
         assert state(old_app) == before
     finally:
-        _stop(proc)
+        stop(proc)
 
     # The documented procedure: the new secret with the old one as a fallback.
     proc, base = _gunicorn(database_url, tmp_path, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=OLD)
@@ -243,7 +236,7 @@ def test_live_restart_with_another_secret_logs_nobody_out(database_url, old_app,
             "grant_type": "refresh_token", "refresh_token": first["refresh_token"]})
         assert response.status_code == 200, response.text
     finally:
-        _stop(proc)
+        stop(proc)
 
 
 def _webhook_secret_readable(app) -> bool:
