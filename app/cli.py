@@ -19,6 +19,7 @@ from app.services import keys
 from app.services import tenants
 from app.services import users
 from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
+from app.services.purge import DEFAULT_DUTY_CYCLE
 from app.services.purge import PurgeReport
 
 tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
@@ -253,22 +254,27 @@ tokens_cli = BatonGroup("tokens", help="Maintain the token tables.")
               help="Rows per transaction.")
 @click.option("--dry-run", is_flag=True, help="Only count what would be removed.")
 @click.option("--tenant", help="Only this tenant.")
+@click.option("--duty-cycle", type=click.IntRange(1, 100),
+              default=round(DEFAULT_DUTY_CYCLE * 100), show_default=True,
+              help="Percent of the time spent in batches; it rests the rest, so that live "
+                   "refreshes keep their CPU. 100 runs flat out.")
 @service_errors
 def purge_tokens(retention: timedelta, batch_size: int, dry_run: bool,
-                 tenant: str | None) -> None:
+                 tenant: str | None, duty_cycle: int) -> None:
     """Remove expired and revoked sessions and tokens in short batches (safe while serving)."""
     from app.services.purge import purge
 
     progress = _progress_line if sys.stderr.isatty() and not dry_run else None
     report = purge(utcnow(), retention, batch_size, tenant_slug=tenant, dry_run=dry_run,
-                   progress=progress)
+                   progress=progress, duty_cycle=duty_cycle / 100)
     if progress:
         click.echo("", err=True)
     verb = "Would remove" if dry_run else "Removed"
     click.echo(f"{verb} {report.sessions} session(s), {report.tokens} refresh token(s) "
                f"and {report.events} event(s) in {report.elapsed_s:.2f}s"
                + ("" if dry_run else f" ({report.batches} batch(es), longest "
-                                     f"{report.longest_batch_s * 1000:.0f} ms)"))
+                                     f"{report.longest_batch_s * 1000:.0f} ms, busy "
+                                     f"{report.busy_s:.2f}s)"))
 
 
 def _progress_line(report: PurgeReport) -> None:

@@ -100,6 +100,18 @@ def test_purge_removes_exactly_what_it_should(cases):
     assert purge(utcnow(), 7 * DAY, 2, tenant_slug="acme").tokens == 0
 
 
+def test_purge_rests_between_batches(cases):
+    """Busy for at most `duty_cycle` of its time, so live refreshes keep their CPU."""
+    report = purge(utcnow(), 7 * DAY, 1, tenant_slug="acme", duty_cycle=0.25)
+    assert report.batches > 3 and report.busy_s > 0
+    assert report.elapsed_s >= 4 * report.busy_s * 0.99  # it rested 3x as long as it worked
+
+
+def test_purge_refuses_a_duty_cycle_outside_0_to_1(cases):
+    with pytest.raises(ValueError, match="duty_cycle"):
+        purge(utcnow(), 7 * DAY, 1, duty_cycle=0)
+
+
 def test_dry_run_removes_nothing(cases):
     def count():
         counts = db.session.execute(sa.text(
@@ -120,7 +132,7 @@ def test_cli_purge(runner, cases):
     result = runner.invoke(args=["tokens", "purge", "--retention", "168h", "--batch-size", "3"])
     assert result.exit_code == 0, result.output
     assert result.output.startswith("Removed 4 session(s)")
-    assert "longest" in result.output
+    assert "longest" in result.output and "busy" in result.output
 
 
 @pytest.mark.parametrize("args, fragment", [
@@ -129,6 +141,8 @@ def test_cli_purge(runner, cases):
     (["--retention", "-1d"], "duration"),
     (["--retention", ""], "duration"),
     (["--batch-size", "0"], "--batch-size"),
+    (["--duty-cycle", "0"], "--duty-cycle"),
+    (["--duty-cycle", "101"], "--duty-cycle"),
     (["--tenant", "nope"], "unknown tenant"),
 ])
 def test_cli_purge_bad_options(runner, tenant, args, fragment):
@@ -215,7 +229,7 @@ def test_purge_while_clients_refresh(app, live_server, ctx):
 @pytest.mark.slow
 def test_large_purge_in_batches(ctx, user, capsys):
     acme = seed_purgeable(sessions=2000, tokens_per_session=100)  # 200,000 token rows
-    report = purge(utcnow(), 7 * DAY, 1000)
+    report = purge(utcnow(), 7 * DAY, 1000, duty_cycle=1.0)  # flat out: batching, not pacing
     assert (report.sessions, report.tokens) == (2000, 200_000)
     assert exists("refresh_tokens", tenant_id=acme) == 0
     with capsys.disabled():

@@ -11,6 +11,11 @@ What goes, with `cutoff = now - retention`:
 
 Every batch is one transaction that selects its rows `FOR UPDATE SKIP LOCKED`: a row that
 a refresh holds is skipped (a later run takes it), and purge never waits for a lock.
+
+Purge also yields the CPU: after each batch it rests in proportion to the batch's own
+duration, so that it is busy for at most `duty_cycle` of its wall-clock time (like
+autovacuum's cost delay). Flat out, it takes a whole core on the database and one in the
+CLI, and on a small machine every refresh waits for them (docs/performance.md).
 """
 from __future__ import annotations
 
@@ -42,19 +47,31 @@ class PurgeReport:
     batches: int = 0
     longest_batch_s: float = 0.0
     elapsed_s: float = 0.0
+    busy_s: float = 0.0  # inside batches; the rest of elapsed_s was rest (duty cycle)
     dry_run: bool = False
 
 
 Progress = Callable[[PurgeReport], None]
 
+# Busy a quarter of the time: a purge of 1M tokens takes four times as long (a few minutes),
+# and the refreshes around it slow down far less (docs/performance.md has the measurement).
+DEFAULT_DUTY_CYCLE = 0.25
+
 
 def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: str | None = None,
-          dry_run: bool = False, progress: Progress | None = None) -> PurgeReport:
-    """Remove (or with dry_run, count) what expired or was revoked before now - retention."""
+          dry_run: bool = False, progress: Progress | None = None,
+          duty_cycle: float = DEFAULT_DUTY_CYCLE) -> PurgeReport:
+    """Remove (or with dry_run, count) what expired or was revoked before now - retention.
+
+    `duty_cycle` (0 < d <= 1) is the share of the time spent in batches; 1 runs flat out.
+    """
+    if not 0 < duty_cycle <= 1:
+        raise ValueError(f"duty_cycle must be in (0, 1], not {duty_cycle}")
     started = time.monotonic()
     cutoff = now - retention
     tenant_id = _tenant_id(tenant_slug)
     report = PurgeReport(dry_run=dry_run)
+    rest = _Rest(duty_cycle)
     if dry_run:
         _count(report, cutoff, tenant_id)
     else:
@@ -62,12 +79,14 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
         # A session's current token goes only with its session (the foreign key on
         # sessions.current_token_id is checked at each batch's commit).
         _batches(report, lambda: _dead_session_token_batch(cutoff, tenant_id, batch_size),
-                 progress)
-        _batches(report, lambda: _expired_token_batch(cutoff, tenant_id, batch_size), progress)
-        _batches(report, lambda: _dead_session_batch(cutoff, tenant_id, batch_size), progress)
+                 progress, rest)
+        _batches(report, lambda: _expired_token_batch(cutoff, tenant_id, batch_size), progress,
+                 rest)
+        _batches(report, lambda: _dead_session_batch(cutoff, tenant_id, batch_size), progress,
+                 rest)
         _batches(report, lambda: _orphan_session_batch(cutoff, tenant_id, batch_size),
-                 progress)
-        _purge_events(report, cutoff, tenant_id, batch_size)
+                 progress, rest)
+        _purge_events(report, cutoff, tenant_id, batch_size, rest)
         with transaction():  # login-throttle windows: tiny rows, one statement
             purge_windows(now - max(retention, timedelta(days=1)), tenant_id)
     report.elapsed_s = time.monotonic() - started
@@ -81,8 +100,19 @@ def _tenant_id(tenant_slug: str | None) -> int | None:
         return tenant.id
 
 
+class _Rest:
+    """Sleeps after a batch so that batches fill at most `duty_cycle` of the time."""
+
+    def __init__(self, duty_cycle: float) -> None:
+        self.factor = 1 / duty_cycle - 1
+
+    def __call__(self, batch_s: float) -> None:
+        if self.factor:
+            time.sleep(batch_s * self.factor)
+
+
 def _batches(report: PurgeReport, run_one: Callable[[], tuple[int, int]],
-             progress: Progress | None) -> None:
+             progress: Progress | None, rest: _Rest) -> None:
     """Run batches, each its own transaction, until one finds nothing."""
     while True:
         started = time.monotonic()
@@ -90,17 +120,21 @@ def _batches(report: PurgeReport, run_one: Callable[[], tuple[int, int]],
             sessions, tokens = run_one()
         if sessions == 0 and tokens == 0:
             return
-        _account(report, started, sessions, tokens, progress)
+        rest(_account(report, started, sessions, tokens, progress))
 
 
 def _account(report: PurgeReport, started: float, sessions: int, tokens: int,
-             progress: Progress | None) -> None:
+             progress: Progress | None) -> float:
+    """Count a finished batch; returns how long it took."""
+    took = time.monotonic() - started
     report.batches += 1
     report.sessions += sessions
     report.tokens += tokens
-    report.longest_batch_s = max(report.longest_batch_s, time.monotonic() - started)
+    report.busy_s += took
+    report.longest_batch_s = max(report.longest_batch_s, took)
     if progress:
         progress(report)
+    return took
 
 
 def _dead_sessions(cutoff: datetime, tenant_id: int | None) -> sa.Select[uuid.UUID]:
@@ -188,7 +222,7 @@ def _old_events(cutoff: datetime, tenant_id: int | None) -> sa.Select[int]:
 
 
 def _purge_events(report: PurgeReport, cutoff: datetime, tenant_id: int | None,
-                  batch_size: int) -> None:
+                  batch_size: int, rest: _Rest) -> None:
     while True:
         started = time.monotonic()
         with transaction():
@@ -200,7 +234,7 @@ def _purge_events(report: PurgeReport, cutoff: datetime, tenant_id: int | None,
         if not deleted:
             return
         report.events += deleted
-        _account(report, started, 0, 0, None)
+        rest(_account(report, started, 0, 0, None))
 
 
 def _count(report: PurgeReport, cutoff: datetime, tenant_id: int | None) -> None:
