@@ -3,7 +3,9 @@
 Scenarios (docs/performance.md explains the targets):
   yardstick   Baton vs the minimal Flask + psycopg2 app, 16 clients, side by side
   ceiling     pgbench running the yardstick's SQL
-  cpu         server + database CPU per Baton refresh
+  cpu         server + database CPU per Baton refresh (measured during `yardstick`)
+  sequential  the same CPU figures with one client at a time: no contention for the two
+              cores, so the ratio is far steadier than under 16 clients
   tabs        8 clients sharing one session inside the reuse interval vs 8 sessions
   table-size  refresh p50 with a small table and with --rows token rows
   purge       refresh p99 of 8 clients before and while purging --purge-rows rows
@@ -12,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import statistics
 import subprocess
 import sys
 import threading
@@ -36,6 +39,8 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--rows", type=int, default=10_000_000,
                         help="token rows for the table-size scenario")
     parser.add_argument("--purge-rows", type=int, default=1_000_000)
+    parser.add_argument("--purge-duty-cycle", type=int, default=None, metavar="PERCENT",
+                        help="`flask tokens purge --duty-cycle` (default: the command's own)")
     parser.add_argument("--quick", action="store_true",
                         help="5 s runs, 1M rows, 200k purge rows: a smoke run")
     parser.add_argument("--only", nargs="*", help="run only these scenarios")
@@ -130,6 +135,46 @@ class Bench:
             "minimal_app_ms": per(mini_app, mini), "minimal_db_ms": per(mini_db, mini),
         }
 
+    def sequential(self) -> None:
+        n, rounds = (500 if self.args.quick else 2000), 3
+        mini_target = loadgen.Target(self.mini.url, "/login", "/token")
+        runs: dict[str, list[tuple[float, float]]] = {"minimal": [], "baton": []}
+        for _ in range(rounds):  # alternating, so drift in the machine hits both alike
+            runs["minimal"].append(self._sequential_cpu(
+                self.mini, mini_target, self.mini_tokens(1)[0], n))
+            runs["baton"].append(self._sequential_cpu(
+                self.baton, self.baton_target(), self.baton_tokens(1)[0], n))
+        report: dict = {"refreshes_per_run": n, "runs": rounds}
+        for name, results in runs.items():
+            app = statistics.median(r[0] for r in results)
+            db = statistics.median(r[1] for r in results)
+            report[name] = {"app_ms": round(app, 3), "db_ms": round(db, 3),
+                            "total_ms": round(app + db, 3),
+                            "totals": [round(a + d, 3) for a, d in results]}
+        report["cpu_ratio"] = round(report["baton"]["total_ms"] / report["minimal"]["total_ms"], 3)
+        self.report["sequential"] = report
+
+    @staticmethod
+    def _sequential_cpu(server: servers.Gunicorn, target: loadgen.Target, token: str,
+                        n: int) -> tuple[float, float]:
+        """(server, database) CPU ms per refresh of one client chaining n refreshes."""
+        client = loadgen.Client(target.base_url)
+        form = {"grant_type": "refresh_token"}
+
+        def refresh(token: str) -> str:
+            status, body = client.post(target.refresh_path, {**form, "refresh_token": token})
+            if status != 200:
+                raise RuntimeError(f"refresh failed: {status} {body}")
+            return body["refresh_token"]
+
+        for _ in range(50):
+            token = refresh(token)
+        with servers.CpuMeter(server.processes) as app, \
+                servers.CpuMeter(servers.postgres_processes) as db:
+            for _ in range(n):
+                token = refresh(token)
+        return app.seconds / n * 1000, db.seconds / n * 1000
+
     def ceiling(self) -> None:
         rows = 100_000
         with self.engine.begin() as conn:
@@ -175,7 +220,9 @@ class Bench:
             started = time.monotonic()
             out = subprocess.run(
                 [sys.executable, "-m", "flask", "--app", "wsgi", "tokens", "purge",
-                 "--retention", "1d", "--batch-size", "1000"], cwd=ROOT, capture_output=True,
+                 "--retention", "1d", "--batch-size", "1000",
+                 *(["--duty-cycle", str(self.args.purge_duty_cycle)]
+                   if self.args.purge_duty_cycle else [])], cwd=ROOT, capture_output=True,
                 text=True, env=self._cli_env())
             done.update(seconds=time.monotonic() - started, output=out.stdout.strip(),
                         error=out.stderr.strip()[-500:], rc=out.returncode)
@@ -256,7 +303,7 @@ class Bench:
         self.engine.dispose()
 
 
-SCENARIOS = ["yardstick", "ceiling", "tabs", "purge", "table_size"]
+SCENARIOS = ["yardstick", "sequential", "ceiling", "tabs", "purge", "table_size"]
 
 
 def _describe(url: str) -> str:
@@ -267,7 +314,7 @@ def _describe(url: str) -> str:
 def render(report: dict) -> str:
     lines = [f"# Baton benchmark, {report['started']}", "",
              f"Database: {report['database']}; args: {json.dumps(report['args'])}", ""]
-    for name in ["yardstick", "cpu", "ceiling", "tabs", "table_size", "purge"]:
+    for name in ["yardstick", "cpu", "sequential", "ceiling", "tabs", "table_size", "purge"]:
         if name in report:
             lines += [f"## {name}", "", "```json", json.dumps(report[name], indent=2), "```", ""]
     return "\n".join(lines)

@@ -48,6 +48,11 @@ def make_app():
         tenants.create_tenant(tenants.TenantSettings("bench", "Bench"), now)
         users.create_user("bench", "u0", "bench password", now)
         db.session.remove()
+    # The migrations' logging configuration (alembic.ini) gives the root logger a stderr
+    # handler, so every request line would also be formatted and written a second time.
+    # Under gunicorn nothing does that: drop it.
+    for handler in list(logging.getLogger().handlers):
+        logging.getLogger().removeHandler(handler)
     logging.getLogger("app").handlers[0].stream = open("/dev/null", "w")  # keep the lines cheap
     return app
 

@@ -1,0 +1,240 @@
+"""The database's share of a rotation: Baton's two statements against the yardstick's SQL.
+
+`python -m bench.db_cost [--clients N] [--seconds S] [--rounds R]` runs the transactions
+of a refresh with raw psycopg2 from N processes (no Flask, no SQLAlchemy at run time) on a
+fresh bench database, and reports the CPU of every `postgres` process per transaction:
+
+  yardstick      SELECT … FOR UPDATE, UPDATE, INSERT (bench/minimal_app.py)
+  baton          Baton's statements as the app sends them: the SET LOCAL timeouts and the
+                 locking SELECT in one message, then the rotation statement
+  baton-lock     the first message alone (what SPEC §5's lock costs by itself)
+  baton-prepared the same two statements as server-side prepared statements: what parsing
+                 and planning cost (not shippable behind PgBouncer 1.18 in transaction mode,
+                 docs/deployment.md; shown to size that cost)
+
+The SQL is compiled from the app's own statement constants, so this measures what ships.
+Rounds alternate the variants; each figure is the median of its rounds.
+"""
+from __future__ import annotations
+
+import argparse
+import multiprocessing as mp
+import secrets
+import statistics
+import sys
+import time
+import uuid
+from datetime import datetime
+from datetime import timedelta
+from datetime import timezone
+
+import psycopg2
+
+from bench import servers
+
+_CTX = mp.get_context("fork")
+VARIANTS = ("yardstick", "baton", "baton-lock", "baton-prepared", "baton-function", "baton-three")
+
+THREE = ("UPDATE refresh_tokens SET rotated_at = %(now)s WHERE id = %(token_id)s; "
+         "INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, digest, created_at,"
+         " expires_at) VALUES (%(tenant_id)s, %(session_id)s, %(token_id)s, %(successor_digest)s,"
+         " %(now)s, %(successor_expires_at)s); "
+         "UPDATE sessions SET last_used_at = %(now)s, current_token_id = lastval()"
+         " WHERE id = %(session_id)s AND current_token_id = %(token_id)s")
+
+# The rotation as a PL/pgSQL function (its plans are cached per backend, so it is planned
+# once per connection even behind a transaction pooler): sized here, not shipped.
+ROTATE_FUNCTION = """
+CREATE OR REPLACE FUNCTION bench_rotate(p_token_id bigint, p_now timestamptz,
+                                        p_digest bytea, p_expires_at timestamptz)
+RETURNS bigint LANGUAGE plpgsql AS $$
+DECLARE v_session uuid; v_tenant bigint; v_new bigint;
+BEGIN
+  UPDATE refresh_tokens SET rotated_at = p_now WHERE id = p_token_id
+    RETURNING session_id, tenant_id INTO v_session, v_tenant;
+  INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, digest, created_at, expires_at)
+    VALUES (v_tenant, v_session, p_token_id, p_digest, p_now, p_expires_at)
+    RETURNING id INTO v_new;
+  UPDATE sessions SET last_used_at = p_now, current_token_id = v_new
+    WHERE id = v_session AND current_token_id = p_token_id;
+  RETURN CASE WHEN FOUND THEN v_new END;
+END $$"""
+
+
+def baton_sql(app) -> tuple[str, str, str]:
+    """(timeout prefix, lock statement, rotation statement) in psycopg2's paramstyle, as the
+    app's engine sends them (config.engine_options builds the same prefix)."""
+    from sqlalchemy.dialects import postgresql
+
+    from app.pgtimeouts import timeout_prefix
+    from app.services.family import _LOCK_TOKEN
+    from app.services.tokens import _ROTATE
+
+    dialect = postgresql.psycopg2.dialect()  # type: ignore[attr-defined]
+    prefix = timeout_prefix(app.config["LOCK_TIMEOUT_MS"], app.config["STATEMENT_TIMEOUT_MS"],
+                            60000)
+    return (prefix, str(_LOCK_TOKEN.compile(dialect=dialect)),
+            str(_ROTATE.compile(dialect=dialect)))
+
+
+_statements: tuple[str, str, str] = ("", "", "")  # set before the clients fork
+
+
+def _prepared(statement: str, name: str, params: list[tuple[str, str]]) -> tuple[str, str]:
+    """PREPARE text and its EXECUTE for a pyformat statement."""
+    body = statement
+    for i, (param, _) in enumerate(params, 1):
+        body = body.replace(f"%({param})s", f"${i}")
+    types = ", ".join(t for _, t in params)
+    execute = ", ".join(f"%({p})s" for p, _ in params)
+    return f"PREPARE {name}({types}) AS {body}", f"EXECUTE {name}({execute})"
+
+
+def _baton_client(url, variant, tenant_id, digest, seconds, barrier, out) -> None:
+    prefix, lock, rotate = _statements
+    conn = psycopg2.connect(url)
+    cur = conn.cursor()
+    if variant == "baton-prepared":
+        prepare_lock, lock = _prepared(lock, "baton_lock", [("tenant_id", "bigint"),
+                                                            ("digest", "bytea")])
+        prepare_rotate, rotate = _prepared(rotate, "baton_rotate", [
+            ("now", "timestamptz"), ("token_id", "bigint"), ("successor_digest", "bytea"),
+            ("successor_expires_at", "timestamptz")])
+        cur.execute(prepare_lock)
+        cur.execute(prepare_rotate)
+        conn.commit()
+    if variant == "baton-three":
+        rotate = THREE
+    if variant == "baton-function":
+        rotate = ("SELECT bench_rotate(%(token_id)s, %(now)s, %(successor_digest)s,"
+                  " %(successor_expires_at)s)")
+    count = 0
+    barrier.wait()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        cur.execute(prefix + lock, {"tenant_id": tenant_id, "digest": digest})
+        row = cur.fetchone()
+        token_id = row[0]
+        if variant != "baton-lock":
+            successor, now = secrets.token_bytes(32), datetime.now(timezone.utc)
+            cur.execute(rotate, {"now": now, "token_id": token_id, "successor_digest": successor,
+                                 "successor_expires_at": now + timedelta(days=14),
+                                 "tenant_id": tenant_id, "session_id": row[3]})
+            if cur.rowcount != 1 or (variant == "baton-function" and cur.fetchone()[0] is None):
+                raise RuntimeError("the rotation updated no session")
+            digest = successor
+        conn.commit()
+        count += 1
+    out.put(count)
+    barrier.wait()  # keep the backend until the meter has read it
+    conn.close()
+
+
+def _yardstick_client(url, variant, _tenant_id, digest, seconds, barrier, out) -> None:
+    conn = psycopg2.connect(url)
+    cur = conn.cursor()
+    count = 0
+    barrier.wait()
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        cur.execute("SELECT id, rotated_at FROM mini_tokens WHERE digest = %s FOR UPDATE",
+                    (digest,))
+        token_id = cur.fetchone()[0]
+        successor = secrets.token_bytes(32)
+        cur.execute("UPDATE mini_tokens SET rotated_at = now() WHERE id = %s", (token_id,))
+        cur.execute("INSERT INTO mini_tokens (digest, parent_id, created_at)"
+                    " VALUES (%s, %s, now())", (successor, token_id))
+        conn.commit()
+        digest = successor
+        count += 1
+    out.put(count)
+    barrier.wait()
+    conn.close()
+
+
+def _chains(url: str, variant: str, clients: int) -> tuple[int, list[bytes]]:
+    """One fresh chain per client: (tenant id, first digests)."""
+    from bench.minimal_app import SCHEMA
+
+    digests = [secrets.token_bytes(32) for _ in range(clients)]
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        if variant == "yardstick":
+            cur.execute(SCHEMA)
+            for digest in digests:
+                cur.execute("INSERT INTO mini_tokens (digest, created_at) VALUES (%s, now())",
+                            (digest,))
+            return 0, digests
+        cur.execute(ROTATE_FUNCTION)
+        cur.execute("SELECT t.id, u.id FROM tenants t JOIN users u ON u.tenant_id = t.id"
+                    " ORDER BY t.id, u.id LIMIT 1")
+        tenant_id, user_id = cur.fetchone()
+        for digest in digests:
+            session_id = str(uuid.uuid4())
+            cur.execute("INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at,"
+                        " expires_at) VALUES (%s, %s, %s, now(), now(), now() + interval '30d')",
+                        (session_id, tenant_id, user_id))
+            cur.execute("INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at,"
+                        " expires_at) VALUES (%s, %s, %s, now(), now() + interval '14d')"
+                        " RETURNING id", (tenant_id, session_id, digest))
+            cur.execute("UPDATE sessions SET current_token_id = %s WHERE id = %s",
+                        (cur.fetchone()[0], session_id))
+    return tenant_id, digests
+
+
+def run_variant(url: str, variant: str, clients: int, seconds: float) -> dict:
+    tenant_id, digests = _chains(url, variant, clients)
+    client = _yardstick_client if variant == "yardstick" else _baton_client
+    barrier, out = _CTX.Barrier(clients + 1), _CTX.Queue()
+    procs = [_CTX.Process(target=client, args=(url, variant, tenant_id, d, seconds, barrier, out))
+             for d in digests]
+    for proc in procs:
+        proc.start()
+    with servers.CpuMeter(servers.postgres_processes) as meter:
+        barrier.wait(120)
+        total = sum(out.get(timeout=seconds + 60) for _ in procs)
+    barrier.wait(60)
+    for proc in procs:
+        proc.join(30)
+    return {"per_s": round(total / seconds, 1),
+            "db_cpu_ms": round(meter.seconds / total * 1000, 3)}
+
+
+def measure(url: str, clients: int, seconds: float, rounds: int) -> dict:
+    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+    for _ in range(rounds):
+        for variant in VARIANTS:
+            runs[variant].append(run_variant(url, variant, clients, seconds))
+    report = {}
+    for variant, results in runs.items():
+        cpu = [r["db_cpu_ms"] for r in results]
+        report[variant] = {"db_cpu_ms": round(statistics.median(cpu), 3), "runs": cpu,
+                           "per_s": round(statistics.median(r["per_s"] for r in results), 1)}
+    base = report["yardstick"]["db_cpu_ms"]
+    for variant in VARIANTS:
+        report[variant]["x_yardstick"] = round(report[variant]["db_cpu_ms"] / base, 2)
+    return report
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(prog="python -m bench.db_cost", description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--clients", type=int, default=8)
+    parser.add_argument("--seconds", type=float, default=6)
+    parser.add_argument("--rounds", type=int, default=3)
+    args = parser.parse_args()
+    from bench.profile_refresh import make_app
+
+    global _statements
+    _statements = baton_sql(make_app())  # on a fresh bench database with a tenant and a user
+    url = servers.with_database(servers.server_url(), servers.BENCH_DB)
+    report = measure(url, args.clients, args.seconds, args.rounds)
+    width = max(map(len, VARIANTS))
+    print(f"database CPU per transaction, {args.clients} clients, median of {args.rounds}:")
+    for variant, row in report.items():
+        print(f"  {variant:<{width}}  {row['db_cpu_ms']:.3f} ms  ({row['x_yardstick']:.2f}x the "
+              f"yardstick; {row['per_s']:.0f}/s; runs {row['runs']})")
+    sys.stdout.flush()
+
+
+if __name__ == "__main__":
+    main()
