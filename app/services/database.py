@@ -3,15 +3,19 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from typing import Any
 from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import URL
+from sqlalchemy.engine import Connection
 from sqlalchemy.engine import Engine
 from sqlalchemy.engine import ExceptionContext
+from sqlalchemy.engine.interfaces import DBAPICursor
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.sql.expression import ClauseElement
 
 from app.extensions import db
 from app.metrics import count_unavailable
@@ -64,6 +68,63 @@ def transaction() -> Iterator[None]:
         count_unavailable(lock_timeout=code == "55P03")
         db.session.rollback()
         raise DatabaseUnavailable(runtime().retry_after_s) from None
+
+
+class CursorStatement:
+    """A Core statement run on the DBAPI cursor of the session's connection: the hot path.
+
+    SQLAlchemy's execution path (cache key, compiled-cache lookup, execution context,
+    result rows) costs, in a real request on the benchmark machine, about as much again as
+    psycopg2's own execute; a refresh runs two statements (docs/performance.md). The
+    statement is still built, and read, as Core (`select(...).with_for_update()`); it is
+    compiled once per process, and each execution keeps what the engine would do:
+    - the session's transaction: the cursor is the session's own connection's, so it runs
+      inside `db.session.begin()` like any other statement;
+    - the timeouts: the connection's cursor class adds the SET LOCALs (app/pgtimeouts.py);
+    - the engine's cursor events (tests/test_refresh_cost.py counts statements with them);
+    - error handling, by the engine's own routine: the error is wrapped as a DBAPIError
+      without parameters, `handle_error` listeners run (a read-only server is a lost
+      connection), and a lost connection invalidates the pool.
+    No type processing runs on parameters or rows: callers pass and read plain DBAPI values
+    (psycopg2 returns UUIDs, datetimes and memoryviews).
+    """
+
+    def __init__(self, statement: ClauseElement) -> None:
+        self.statement = statement
+        self._sql: str | None = None
+
+    def fetchone(self, params: dict[str, Any]) -> tuple | None:
+        cursor = self._execute(params)
+        try:
+            return cursor.fetchone()
+        finally:
+            cursor.close()
+
+    def rowcount(self, params: dict[str, Any]) -> int:
+        cursor = self._execute(params)
+        cursor.close()
+        return cursor.rowcount
+
+    def _execute(self, params: dict[str, Any]) -> DBAPICursor:
+        conn = db.session.connection()
+        sql = self._sql or self._compile(conn)
+        cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
+        events = conn.dispatch
+        if events.before_cursor_execute:
+            events.before_cursor_execute(conn, cursor, sql, params, None, False)
+        try:
+            cursor.execute(sql, params)
+        except BaseException as exc:  # what the engine catches, exits included
+            # SQLAlchemy's own handler (private, stable through 2.1; setup.cfg pins <2.2;
+            # tests/test_faults.py and the topology tests fail if it changes).
+            conn._handle_dbapi_exception(exc, sql, params, cursor, None)
+        if events.after_cursor_execute:
+            events.after_cursor_execute(conn, cursor, sql, params, None, False)
+        return cursor
+
+    def _compile(self, conn: Connection) -> str:
+        self._sql = str(self.statement.compile(dialect=conn.dialect))
+        return self._sql
 
 
 # Driver messages of a failed connection → what an operator should check (CLI only: HTTP

@@ -30,6 +30,7 @@ from app.models import AuthSession
 from app.models import RefreshToken
 from app.models import User
 from app.services import events
+from app.services.database import CursorStatement
 
 _tokens = cast(sa.Table, RefreshToken.__table__)
 _sessions = cast(sa.Table, AuthSession.__table__)
@@ -63,8 +64,8 @@ class LockedUser(NamedTuple):
     password_hash: str
 
 
-# The one query of a refresh. Built on the Core tables, not the mapped classes, so
-# executing it skips the ORM's per-statement work: this is the hot path.
+# The one query of a refresh, built on the Core tables and run on the DBAPI cursor
+# (lock_token): this is the hot path.
 _LOCK_TOKEN = (
     select(
         _tokens.c.id.label("token_id"),
@@ -89,11 +90,16 @@ _LOCK_TOKEN = (
 )
 
 
+_LOCK_TOKEN_ON_CURSOR = CursorStatement(_LOCK_TOKEN)
+
+
 def lock_token(tenant_id: int, presented: str) -> LockedToken | None:
-    """Lock a refresh token's session, then the token (2, 3); None if the tenant has no such."""
-    row = db.session.connection().execute(
-        _LOCK_TOKEN, {"tenant_id": tenant_id, "digest": token_digest(presented)}
-    ).one_or_none()
+    """Lock a refresh token's session, then the token (2, 3); None if the tenant has no such.
+
+    The hot path: executed on the session connection's cursor (CursorStatement). At most one
+    row: (tenant_id, digest) is unique."""
+    row = _LOCK_TOKEN_ON_CURSOR.fetchone({"tenant_id": tenant_id,
+                                          "digest": token_digest(presented)})
     return None if row is None else LockedToken._make(row)
 
 

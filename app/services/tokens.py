@@ -36,6 +36,7 @@ from app.services import family
 from app.services.access_tokens import AccessClaims
 from app.services.access_tokens import sign_access_token
 from app.services.accounts import normalize_username
+from app.services.database import CursorStatement
 from app.services.database import transaction
 from app.services.errors import InvalidCredentials
 from app.services.errors import LoginThrottled
@@ -131,6 +132,7 @@ _ROTATE = (
            _sessions.c.current_token_id == sa.bindparam("token_id"))
     .values(last_used_at=sa.bindparam("now"), current_token_id=_successor_row.c.id)
 )
+_ROTATE_ON_CURSOR = CursorStatement(_ROTATE)  # the hot path (app.services.database)
 
 
 def login(
@@ -272,10 +274,10 @@ def _rotate(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey, p
     successor = _successor(chain, tenant, presented, runtime().successor_key)
     digest = token_digest(successor)
     expires_at = min(now + timedelta(seconds=tenant.refresh_ttl), chain.session_expires_at)
-    updated = db.session.connection().execute(_ROTATE, {
+    updated = _ROTATE_ON_CURSOR.rowcount({
         "now": now, "token_id": chain.token_id,
         "successor_digest": digest, "successor_expires_at": expires_at,
-    }).rowcount
+    })
     if updated != 1:  # impossible while the session row is locked; never answer with a ghost
         raise RuntimeError(f"rotation of token {chain.token_id} made {updated} successors current")
     return _grant(chain, tenant, signer, successor, digest, expires_at, issued_at=now)

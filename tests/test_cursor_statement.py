@@ -1,0 +1,64 @@
+"""The hot statements on the DBAPI cursor (app.services.database.CursorStatement) keep what
+the engine's execution path would do: the transaction, typed rows, error translation."""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import pytest
+import sqlalchemy as sa
+from sqlalchemy.exc import DBAPIError
+
+from app.extensions import db
+from app.services import family
+from app.services.database import CursorStatement
+from app.services.tenant_cache import tenant_scope
+from app.services.tokens import login
+from tests.helpers import utcnow
+
+
+def test_the_locked_row_has_the_types_the_services_read(ctx, user):
+    issued = login("acme", "alice", "correct horse", now=utcnow())
+    with tenant_scope("acme") as tenant:
+        chain = family.lock_token(tenant.id, issued.refresh_token)
+        # Inside the session's transaction: the row lock is held by this very transaction.
+        locks = db.session.execute(sa.text(
+            "SELECT count(*) FROM pg_locks WHERE pid = pg_backend_pid()"
+            " AND locktype = 'transactionid'")).scalar_one()
+    assert chain is not None and chain.current
+    assert chain.session_id == uuid.UUID(issued.session_id)
+    assert isinstance(chain.session_expires_at, datetime) and chain.session_expires_at.tzinfo
+    assert bytes(chain.successor_salt) and chain.disabled_at is None
+    assert locks == 1  # FOR UPDATE took a transaction id: the same transaction as the session's
+
+
+def test_an_error_is_wrapped_without_its_parameters(ctx, tenant):
+    divide = CursorStatement(sa.select(sa.literal_column("1") / sa.bindparam("divisor")))
+    with pytest.raises(DBAPIError) as raised:
+        with tenant_scope("acme"):
+            divide.fetchone({"divisor": 0})
+    assert raised.value.orig.pgcode == "22012"  # division_by_zero, from the server
+    assert "parameters hidden" in str(raised.value) and "'divisor': 0" not in str(raised.value)
+    assert not raised.value.connection_invalidated
+
+
+def test_a_lost_connection_is_invalidated_and_the_next_transaction_works(ctx, user,
+                                                                         database_url):
+    issued = login("acme", "alice", "correct horse", now=utcnow())
+    with tenant_scope("acme") as tenant:
+        tenant_id = tenant.id
+    killer = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg2://", 1),
+                              isolation_level="AUTOCOMMIT")
+    db.session.begin()  # no tenant_scope: it would turn the error into a 503
+    pid = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+    with killer.connect() as conn:
+        conn.execute(sa.text("SELECT pg_terminate_backend(:pid)"), {"pid": pid})
+    killer.dispose()
+    with pytest.raises(DBAPIError) as raised:
+        family.lock_token(tenant_id, issued.refresh_token)
+    db.session.rollback()
+    assert raised.value.connection_invalidated  # the engine's handler recognised it
+    with tenant_scope("acme") as tenant:  # a fresh connection: the chain is intact
+        chain = family.lock_token(tenant.id, issued.refresh_token)
+        assert db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != pid
+    assert chain is not None and chain.current
