@@ -1,7 +1,8 @@
 """Run every benchmark scenario and write a report: `python -m bench [--quick]`.
 
 Scenarios (docs/performance.md explains the targets):
-  yardstick   Baton vs the minimal Flask + psycopg2 app, 16 clients, side by side
+  yardstick   Baton vs the minimal Flask + psycopg2 app, 16 clients, side by side, in
+              --rounds alternating rounds (medians of the rounds' ratios)
   ceiling     pgbench running the yardstick's SQL
   cpu         server + database CPU per Baton refresh (measured during `yardstick`)
   sequential  the same CPU figures with one client at a time: no contention for the two
@@ -43,10 +44,12 @@ def parse_args() -> argparse.Namespace:
                         help="`flask tokens purge --duty-cycle` (default: the command's own)")
     parser.add_argument("--quick", action="store_true",
                         help="5 s runs, 1M rows, 200k purge rows: a smoke run")
+    parser.add_argument("--rounds", type=int, default=3,
+                        help="alternating rounds of the yardstick scenario (medians reported)")
     parser.add_argument("--only", nargs="*", help="run only these scenarios")
     args = parser.parse_args()
     if args.quick:
-        args.seconds, args.rows, args.purge_rows = 5, 1_000_000, 200_000
+        args.seconds, args.rows, args.purge_rows, args.rounds = 5, 1_000_000, 200_000, 1
     return args
 
 
@@ -110,29 +113,57 @@ class Bench:
 
     # -- scenarios --------------------------------------------------------------------------
     def yardstick(self) -> None:
+        """Both apps under 16 clients, in alternating rounds (this shared VM drifts by tens
+        of percent within minutes): each ratio is the median of the rounds' ratios."""
         n, seconds = self.args.clients, self.args.seconds
         mini_target = loadgen.Target(self.mini.url, "/login", "/token")
         loadgen.run(mini_target, self.mini_tokens(n), 2)  # warm up both
         self.run_baton(n, 2)
-        # Log in before the meters start: only refreshes are measured.
-        mini_tokens, baton_tokens = self.mini_tokens(n), self.baton_tokens(n)
-        with servers.CpuMeter(self.mini.processes) as mini_app, \
-                servers.CpuMeter(servers.postgres_processes) as mini_db:
-            mini = loadgen.run(mini_target, mini_tokens, seconds)
-        with servers.CpuMeter(self.baton.processes) as baton_app, \
-                servers.CpuMeter(servers.postgres_processes) as baton_db:
-            baton = loadgen.run(self.baton_target(), baton_tokens, seconds)
+        rounds = []
+        for i in range(self.args.rounds):
+            # Log in before the meters start: only refreshes are measured.
+            mini_tokens, baton_tokens = self.mini_tokens(n), self.baton_tokens(n)
+            runs = {}
+            order = [("minimal", self.mini, mini_target, mini_tokens),
+                     ("baton", self.baton, self.baton_target(), baton_tokens)]
+            for name, server, target, tokens in (order if i % 2 == 0 else order[::-1]):
+                with servers.CpuMeter(server.processes) as app, \
+                        servers.CpuMeter(servers.postgres_processes) as db:
+                    run = loadgen.run(target, tokens, seconds)
+                runs[name] = (run, app.seconds / run.ok * 1000, db.seconds / run.ok * 1000)
+            rounds.append(runs)
+        summaries = [self._yardstick_round(r) for r in rounds]
+        middle = sorted(range(len(rounds)),
+                        key=lambda i: summaries[i]["throughput_ratio"])[len(rounds) // 2]
+        median = lambda key: round(statistics.median(r[key] for r in summaries), 3)  # noqa: E731
         self.report["yardstick"] = {
-            "minimal": mini.summary(), "baton": baton.summary(),
+            "minimal": rounds[middle]["minimal"][0].summary(),  # the median round
+            "baton": rounds[middle]["baton"][0].summary(),
+            "throughput_ratio": median("throughput_ratio"),
+            "p99_ratio": median("p99_ratio"),
+            "rounds": summaries,
+        }
+        self.report["cpu"] = {
+            "baton_ms_per_refresh": median("baton_cpu_ms"),
+            "baton_app_ms": median("baton_app_ms"), "baton_db_ms": median("baton_db_ms"),
+            "minimal_ms_per_refresh": median("minimal_cpu_ms"),
+            "minimal_app_ms": median("minimal_app_ms"), "minimal_db_ms": median("minimal_db_ms"),
+            "cpu_ratio": median("cpu_ratio"),
+        }
+
+    @staticmethod
+    def _yardstick_round(runs: dict) -> dict:
+        (mini, mini_app, mini_db), (baton, baton_app, baton_db) = runs["minimal"], runs["baton"]
+        return {
+            "minimal_per_s": round(mini.throughput, 1), "baton_per_s": round(baton.throughput, 1),
             "throughput_ratio": round(baton.throughput / mini.throughput, 3),
             "p99_ratio": round(baton.percentile(99) / mini.percentile(99), 3),
-        }
-        per = lambda meter, run: round(meter.seconds / run.ok * 1000, 3)  # noqa: E731
-        self.report["cpu"] = {
-            "baton_ms_per_refresh": round(per(baton_app, baton) + per(baton_db, baton), 3),
-            "baton_app_ms": per(baton_app, baton), "baton_db_ms": per(baton_db, baton),
-            "minimal_ms_per_refresh": round(per(mini_app, mini) + per(mini_db, mini), 3),
-            "minimal_app_ms": per(mini_app, mini), "minimal_db_ms": per(mini_db, mini),
+            "baton_errors": baton.errors, "minimal_errors": mini.errors,
+            "baton_app_ms": round(baton_app, 3), "baton_db_ms": round(baton_db, 3),
+            "baton_cpu_ms": round(baton_app + baton_db, 3),
+            "minimal_app_ms": round(mini_app, 3), "minimal_db_ms": round(mini_db, 3),
+            "minimal_cpu_ms": round(mini_app + mini_db, 3),
+            "cpu_ratio": round((baton_app + baton_db) / (mini_app + mini_db), 3),
         }
 
     def sequential(self) -> None:
