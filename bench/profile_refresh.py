@@ -6,6 +6,10 @@ HTTP server) for N chained refreshes: prints the SQL of one refresh, the CPU tim
 same refreshes (CPU of every postgres process, WAL bytes, and how many updates were HOT),
 then a cProfile of N more.
 `--cpu-only` stops after the CPU figure (no yardstick, no profile).
+`--split` prints, instead of a cProfile, the thread CPU time spent in each part of the
+request (each function timed around its calls, so nested parts are included in their
+callers): the figures of a real request, where cold caches make every part several times
+slower than a micro-benchmark of it in a loop.
 
 `python -m bench.profile_refresh N --metrics-cost RUNS`: the cost of metrics and events on
 the refresh path (SPEC §12): RUNS alternating `--cpu-only` runs with BATON_METRICS=0 and =1,
@@ -155,7 +159,57 @@ class DatabaseMeter:
         return "; ".join(parts)
 
 
-def main(n: int = 2000, cpu_only: bool = False) -> None:
+def split(app, refresh, n: int) -> None:
+    """Thread CPU time per refresh in each part of the request (see the module docstring)."""
+    import functools
+
+    import flask
+
+    from app.oauth import routes
+    from app.services import family
+    from app.services import tenant_cache
+    from app.services import tokens
+
+    spent: dict[str, int] = {}
+    clock = time.thread_time_ns
+
+    def timed(fn, label):
+        @functools.wraps(fn)
+        def wrapper(*args, **kwargs):
+            started = clock()
+            try:
+                return fn(*args, **kwargs)
+            finally:
+                spent[label] = spent.get(label, 0) + clock() - started
+        return wrapper
+
+    for module, name in [(routes, "body_params"), (routes, "parse_grant"),
+                         (routes, "token_response"), (tokens, "private_key"),
+                         (tokens, "_decide"), (tokens, "_rotate"), (tokens, "_issue"),
+                         (tokens, "count_refresh"), (family, "lock_token"),
+                         (tenant_cache, "_resolve")]:
+        setattr(module, name, timed(getattr(module, name), name))
+    routes.tokens.rotate = timed(routes.tokens.rotate, "rotate")
+    for name in ("preprocess_request", "process_response", "full_dispatch_request",
+                 "do_teardown_appcontext", "request_context"):
+        setattr(flask.Flask, name, timed(getattr(flask.Flask, name), name))
+    for hooks, kind in ((app.before_request_funcs, "before"), (app.after_request_funcs, "after")):
+        for key, funcs in hooks.items():
+            hooks[key] = [timed(f, f"{kind}_request: {f.__name__}") for f in funcs]
+    for _ in range(200):
+        refresh()
+    spent.clear()
+    started = clock()
+    for _ in range(n):
+        refresh()
+    total = clock() - started
+    print(f"\nThread CPU per refresh by part, {n} refreshes (nested parts count in their callers):")
+    for label, ns in sorted(spent.items(), key=lambda item: -item[1]):
+        print(f"  {label:<34} {ns / n / 1000:8.1f} us")
+    print(f"  {'whole request, with this harness':<34} {total / n / 1000:8.1f} us")
+
+
+def main(n: int = 2000, cpu_only: bool = False, split_only: bool = False) -> None:
     from app.extensions import db
     from app.oauth import routes
 
@@ -168,6 +222,9 @@ def main(n: int = 2000, cpu_only: bool = False) -> None:
         token = wsgi_post(app, f"grant_type=refresh_token&refresh_token={token}".encode())[
             "refresh_token"]
 
+    if split_only:
+        split(app, refresh, n)
+        return
     with app.app_context():
         seen: list[str] = []
         listener = lambda c, cur, stmt, *a: seen.append(" ".join(stmt.split())[:110])  # noqa
@@ -226,9 +283,10 @@ if __name__ == "__main__":
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("n", type=int, nargs="?", default=2000, help="refreshes per measure")
     parser.add_argument("--cpu-only", action="store_true")
+    parser.add_argument("--split", action="store_true", help="thread CPU time by part")
     parser.add_argument("--metrics-cost", type=int, metavar="RUNS")
     args = parser.parse_args()
     if args.metrics_cost:
         metrics_cost(args.n, args.metrics_cost)
     else:
-        main(args.n, args.cpu_only)
+        main(args.n, args.cpu_only, args.split)
