@@ -62,3 +62,21 @@ def test_a_lost_connection_is_invalidated_and_the_next_transaction_works(ctx, us
         chain = family.lock_token(tenant.id, issued.refresh_token)
         assert db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != pid
     assert chain is not None and chain.current
+
+
+def test_query_recording_listeners_see_the_hot_statements(database_url, tenant, user):
+    """Listeners that keep state on the context (Flask-SQLAlchemy's query recording, tracing
+    agents) work on the cursor path: a refresh with SQLALCHEMY_RECORD_QUERIES on."""
+    from flask_sqlalchemy.record_queries import get_recorded_queries
+
+    from app.services.tokens import rotate
+    from tests.plugins.database import make_app
+
+    recording = make_app(database_url, SQLALCHEMY_RECORD_QUERIES=True)
+    with recording.app_context():
+        issued = login("acme", "alice", "correct horse", now=utcnow())
+        rotate("acme", issued.refresh_token, now=utcnow())
+        statements = [query.statement for query in get_recorded_queries()]
+        db.session.remove()
+    assert any("FOR UPDATE" in s for s in statements)
+    assert any(s.startswith("WITH rotated") for s in statements)

@@ -12,6 +12,8 @@ import sqlalchemy as sa
 from app.extensions import db
 from app.services import tenants
 from app.services import users
+from app.services.purge import MAX_REST_S
+from app.services.purge import _Rest
 from app.services.purge import purge
 from tests import factories
 from tests.helpers import chain_violations
@@ -107,9 +109,17 @@ def test_purge_rests_between_batches(cases):
     assert report.elapsed_s >= 4 * report.busy_s * 0.99  # it rested 3x as long as it worked
 
 
-def test_purge_refuses_a_duty_cycle_outside_0_to_1(cases):
+@pytest.mark.parametrize("duty_cycle", [0, 0.001, 1.5])
+def test_purge_refuses_a_duty_cycle_outside_1_to_100_percent(cases, duty_cycle):
     with pytest.raises(ValueError, match="duty_cycle"):
-        purge(utcnow(), 7 * DAY, 1, duty_cycle=0)
+        purge(utcnow(), 7 * DAY, 1, duty_cycle=duty_cycle)
+
+
+def test_one_rest_is_bounded():
+    """A batch that stalled (up to the statement timeout) must not put purge to sleep."""
+    assert _Rest(0.25).rest_for(1.0) == 3.0
+    assert _Rest(0.01).rest_for(60.0) == MAX_REST_S
+    assert _Rest(1.0).rest_for(60.0) == 0
 
 
 def test_dry_run_removes_nothing(cases):

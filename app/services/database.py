@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from contextlib import suppress
 from typing import Any
 from typing import Iterator
 
@@ -77,54 +78,85 @@ class CursorStatement:
     result rows) costs, in a real request on the benchmark machine, about as much again as
     psycopg2's own execute; a refresh runs two statements (docs/performance.md). The
     statement is still built, and read, as Core (`select(...).with_for_update()`); it is
-    compiled once per process, and each execution keeps what the engine would do:
+    compiled once per process (and dialect), and each execution keeps what the engine does:
     - the session's transaction: the cursor is the session's own connection's, so it runs
       inside `db.session.begin()` like any other statement;
     - the timeouts: the connection's cursor class adds the SET LOCALs (app/pgtimeouts.py);
-    - the engine's cursor events (tests/test_refresh_cost.py counts statements with them);
+    - the engine's cursor events (tests/test_refresh_cost.py counts statements with them),
+      with a context object listeners may keep their state on (query recording, tracing
+      agents); what a `retval=True` listener returns is not used here;
     - error handling, by the engine's own routine: the error is wrapped as a DBAPIError
       without parameters, `handle_error` listeners run (a read-only server is a lost
-      connection), and a lost connection invalidates the pool.
+      connection), and a lost connection invalidates the pool. A listener's error takes
+      the same way, and the cursor is always closed.
     No type processing runs on parameters or rows: callers pass and read plain DBAPI values
     (psycopg2 returns UUIDs, datetimes and memoryviews).
     """
 
     def __init__(self, statement: ClauseElement) -> None:
         self.statement = statement
-        self._sql: str | None = None
+        self._sql: dict[tuple[type, str], str] = {}
 
     def fetchone(self, params: dict[str, Any]) -> tuple | None:
-        cursor = self._execute(params)
-        try:
+        with self._executed(params) as cursor:
             return cursor.fetchone()
-        finally:
-            cursor.close()
 
     def rowcount(self, params: dict[str, Any]) -> int:
-        cursor = self._execute(params)
-        cursor.close()
-        return cursor.rowcount
+        with self._executed(params) as cursor:
+            return cursor.rowcount
 
-    def _execute(self, params: dict[str, Any]) -> DBAPICursor:
+    @contextmanager
+    def _executed(self, params: dict[str, Any]) -> Iterator[DBAPICursor]:
         conn = db.session.connection()
-        sql = self._sql or self._compile(conn)
+        sql = self._compiled(conn)
         cursor = conn.connection.dbapi_connection.cursor()  # type: ignore[union-attr]
-        events = conn.dispatch
-        if events.before_cursor_execute:
-            events.before_cursor_execute(conn, cursor, sql, params, None, False)
         try:
-            cursor.execute(sql, params)
-        except BaseException as exc:  # what the engine catches, exits included
-            # SQLAlchemy's own handler (private, stable through 2.1; setup.cfg pins <2.2;
-            # tests/test_faults.py and the topology tests fail if it changes).
-            conn._handle_dbapi_exception(exc, sql, params, cursor, None)
-        if events.after_cursor_execute:
-            events.after_cursor_execute(conn, cursor, sql, params, None, False)
-        return cursor
+            try:
+                self._run(conn, cursor, sql, params)
+            except BaseException as exc:  # what the engine catches, exits included
+                # SQLAlchemy's own handler (private, stable through 2.1; setup.cfg pins <2.2;
+                # tests/test_cursor_statement.py and test_faults.py fail if it changes).
+                conn._handle_dbapi_exception(exc, sql, params, cursor, None)
+            yield cursor
+        finally:
+            with suppress(Exception):  # already closed, or its connection is gone
+                cursor.close()
 
-    def _compile(self, conn: Connection) -> str:
-        self._sql = str(self.statement.compile(dialect=conn.dialect))
-        return self._sql
+    @staticmethod
+    def _run(conn: Connection, cursor: DBAPICursor, sql: str, params: dict[str, Any]) -> None:
+        events = conn.dispatch
+        if not (events.before_cursor_execute or events.after_cursor_execute):
+            cursor.execute(sql, params)
+            return
+        context = ListenerContext(conn, cursor, sql, params)
+        events.before_cursor_execute(conn, cursor, sql, params, context, False)
+        cursor.execute(sql, params)
+        events.after_cursor_execute(conn, cursor, sql, params, context, False)
+
+    def _compiled(self, conn: Connection) -> str:
+        key = (type(conn.dialect), conn.dialect.paramstyle)
+        sql = self._sql.get(key)
+        if sql is None:
+            sql = self._sql[key] = str(self.statement.compile(dialect=conn.dialect))
+        return sql
+
+
+class ListenerContext:
+    """The `context` cursor-event listeners get for a CursorStatement: there is no execution
+    context, but listeners read the ExecutionContext's plain attributes and keep
+    per-statement state on it (Flask-SQLAlchemy's query recording sets `_fsa_start_time`
+    and reads `statement` and `parameters`, tracing agents keep their spans)."""
+
+    executemany = False
+    compiled = None
+    isddl = False
+
+    def __init__(self, connection: Connection, cursor: DBAPICursor, statement: str,
+                 parameters: dict[str, Any]) -> None:
+        self.connection = self.root_connection = connection
+        self.cursor = cursor
+        self.statement = statement
+        self.parameters = [parameters]
 
 
 # Driver messages of a failed connection → what an operator should check (CLI only: HTTP

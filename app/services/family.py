@@ -47,7 +47,7 @@ class LockedToken(NamedTuple):
     session_expires_at: datetime
     revoked_at: datetime | None
     user_id: int
-    successor_salt: bytes | None
+    successor_salt: bytes | memoryview | None  # as the driver returns it
     disabled_at: datetime | None
     current_token_id: int | None  # the session's current token (SPEC §5)
 

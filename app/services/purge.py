@@ -56,6 +56,8 @@ Progress = Callable[[PurgeReport], None]
 # Busy a quarter of the time: a purge of 1M tokens takes four times as long (a few minutes),
 # and the refreshes around it slow down far less (docs/performance.md has the measurement).
 DEFAULT_DUTY_CYCLE = 0.25
+MIN_DUTY_CYCLE = 0.01  # the CLI's 1 %
+MAX_REST_S = 10.0
 
 
 def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: str | None = None,
@@ -63,10 +65,10 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
           duty_cycle: float = DEFAULT_DUTY_CYCLE) -> PurgeReport:
     """Remove (or with dry_run, count) what expired or was revoked before now - retention.
 
-    `duty_cycle` (0 < d <= 1) is the share of the time spent in batches; 1 runs flat out.
+    `duty_cycle` (0.01 <= d <= 1) is the share of the time spent in batches; 1 runs flat out.
     """
-    if not 0 < duty_cycle <= 1:
-        raise ValueError(f"duty_cycle must be in (0, 1], not {duty_cycle}")
+    if not MIN_DUTY_CYCLE <= duty_cycle <= 1:
+        raise ValueError(f"duty_cycle must be in [{MIN_DUTY_CYCLE}, 1], not {duty_cycle}")
     started = time.monotonic()
     cutoff = now - retention
     tenant_id = _tenant_id(tenant_slug)
@@ -101,14 +103,19 @@ def _tenant_id(tenant_slug: str | None) -> int | None:
 
 
 class _Rest:
-    """Sleeps after a batch so that batches fill at most `duty_cycle` of the time."""
+    """Sleeps after a batch so that batches fill at most `duty_cycle` of the time. One rest
+    never exceeds MAX_REST_S: a batch slowed by a stall (up to the statement timeout) must
+    not put the purge to sleep for many minutes."""
 
     def __init__(self, duty_cycle: float) -> None:
         self.factor = 1 / duty_cycle - 1
 
+    def rest_for(self, batch_s: float) -> float:
+        return min(batch_s * self.factor, MAX_REST_S)
+
     def __call__(self, batch_s: float) -> None:
         if self.factor:
-            time.sleep(batch_s * self.factor)
+            time.sleep(self.rest_for(batch_s))
 
 
 def _batches(report: PurgeReport, run_one: Callable[[], tuple[int, int]],
