@@ -2,6 +2,9 @@
 flaskr-style fixtures: app, client, runner, ctx; every table emptied after each test."""
 from __future__ import annotations
 
+import atexit
+import shutil
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +26,20 @@ from tests.plugins.secret_leaks import RecordingClient
 # Children before parents.
 TABLES = ("events", "webhooks", "admin_keys", "login_address_attempts", "login_attempts",
           "refresh_tokens", "sessions", "signing_keys", "users", "tenants")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """A temp base of this run's own, unless --basetemp names one.
+
+    pytest's default base (/tmp/pytest-of-USER) is shared by every pytest on the machine, and
+    each new run resets its mode; the embedded PostgreSQL, which runs as another user when the
+    suite runs as root, then loses its way to its socket directory under it. Removed at exit,
+    after the embedded server (registered later, so stopped earlier) is gone.
+    """
+    if config.option.basetemp is None and not hasattr(config, "workerinput"):
+        base = tempfile.mkdtemp(prefix="baton-pytest-")
+        config.option.basetemp = base
+        atexit.register(shutil.rmtree, base, ignore_errors=True)
 
 
 class Database(Protocol):
