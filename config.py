@@ -402,8 +402,8 @@ def engine_options(settings: Mapping[str, Any]) -> dict:
     the timeouts are SET LOCAL with the first statement (app/pgtimeouts.py), and psycopg2
     never uses server-side prepared statements.
     """
-    from app.pgtimeouts import timeout_cursor
-    from app.pgtimeouts import timeout_prefix
+    from app.database.timeouts import timeout_cursor
+    from app.database.timeouts import timeout_prefix
 
     prefix = timeout_prefix(settings["LOCK_TIMEOUT_MS"], settings["STATEMENT_TIMEOUT_MS"], 60000)
     return {

@@ -15,7 +15,7 @@ from app.extensions import db
 from app.extensions import migrate
 from app.metrics import init_metrics
 from app.runtime import init_runtime
-from app.services.tenant_cache import init_tenant_cache
+from app.services.tenancy.lookup import init_tenant_cache
 
 MIGRATIONS_DIR = str(baton_config.BASE_DIR / "migrations")
 

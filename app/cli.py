@@ -14,13 +14,13 @@ from flask.cli import with_appcontext
 from app.cli_support import BatonGroup
 from app.cli_support import service_errors
 from app.cli_support import utcnow
-from app.services import admin_keys
-from app.services import keys
-from app.services import tenants
-from app.services import users
-from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
-from app.services.purge import DEFAULT_DUTY_CYCLE
-from app.services.purge import PurgeReport
+from app.services.accounts import users
+from app.services.accounts.credentials import DEFAULT_PASSWORD_MIN_LENGTH
+from app.services.maintenance.purge import DEFAULT_DUTY_CYCLE
+from app.services.maintenance.purge import PurgeReport
+from app.services.tenancy import admin_keys
+from app.services.tenancy import signing_keys
+from app.services.tenancy import tenants
 
 tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
 users_cli = BatonGroup("users", help="Manage users of a tenant.")
@@ -168,7 +168,7 @@ def set_password(tenant: str, username: str, password_stdin: bool) -> None:
 @service_errors
 def reset_link(tenant: str, username: str) -> None:
     """Print a single-use, time-limited password reset token for the user."""
-    from app.services.password_reset import issue_reset_token
+    from app.services.accounts.password_reset import issue_reset_token
 
     token = issue_reset_token(tenant, username)
     ttl = current_app.config["RESET_TOKEN_TTL_S"]
@@ -182,7 +182,7 @@ def reset_link(tenant: str, username: str) -> None:
 @service_errors
 def rotate_key(tenant: str) -> None:
     """Make a new current signing key; the old one stays published until its tokens expire."""
-    kid = keys.rotate_key(tenant, utcnow())
+    kid = signing_keys.rotate_key(tenant, utcnow())
     click.echo(f"New signing key {kid} for tenant {tenant!r}.")
 
 
@@ -194,10 +194,10 @@ def reencrypt_keys() -> None:
     Run after adding the previous secret to SECRET_KEY_FALLBACKS and deploying the new
     SECRET_KEY (docs/operations.md); safe while serving, and safe to run again.
     """
-    from app.services import webhooks
+    from app.services.tenancy import webhook_endpoints
 
-    report = keys.reencrypt_keys()
-    hooks_moved, hooks_failed = webhooks.reencrypt_secrets()
+    report = signing_keys.reencrypt_keys()
+    hooks_moved, hooks_failed = webhook_endpoints.reencrypt_secrets()
     click.echo(f"Re-encrypted {report.reencrypted} signing key(s); "
                f"{report.current} already under the current secret. "
                f"Re-encrypted {hooks_moved} webhook secret(s).")
@@ -216,7 +216,7 @@ def reencrypt_keys() -> None:
 @service_errors
 def demo() -> None:
     """Development only: create the demo tenant and user if absent and say how to log in."""
-    from app.services.demo import ensure_demo
+    from app.services.maintenance.demo import ensure_demo
 
     if current_app.config["ENV_NAME"] != "development":
         raise click.ClickException("the demo command runs only with BATON_ENV=development")
@@ -262,7 +262,7 @@ tokens_cli = BatonGroup("tokens", help="Maintain the token tables.")
 def purge_tokens(retention: timedelta, batch_size: int, dry_run: bool,
                  tenant: str | None, duty_cycle: int) -> None:
     """Remove expired and revoked sessions and tokens in short batches (safe while serving)."""
-    from app.services.purge import purge
+    from app.services.maintenance.purge import purge
 
     progress = _progress_line if sys.stderr.isatty() and not dry_run else None
     report = purge(utcnow(), retention, batch_size, tenant_slug=tenant, dry_run=dry_run,

@@ -12,8 +12,8 @@ from flask.cli import AppGroup
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
 
-from app.services.database import describe_database_problem
-from app.services.database import is_transient
+from app.database.faults import describe_database_problem
+from app.database.faults import is_transient
 from app.services.errors import DatabaseUnavailable
 from app.services.errors import ServiceError
 

@@ -8,7 +8,8 @@ import click
 from app.cli_support import BatonGroup
 from app.cli_support import service_errors
 from app.cli_support import utcnow
-from app.services import webhooks
+from app.services.audit import webhooks
+from app.services.tenancy import webhook_endpoints
 
 events_cli = BatonGroup("events", help="Deliver security events to tenants' webhooks.")
 
@@ -24,13 +25,13 @@ def set_webhook(tenant: str, url: str | None, disable: bool) -> None:
     if disable:
         if url:
             raise click.ClickException("give either a URL or --disable, not both")
-        dropped = webhooks.disable_webhook(tenant)
+        dropped = webhook_endpoints.disable_webhook(tenant)
         click.echo(f"Webhook of tenant {tenant!r} removed; {dropped} undelivered event(s) "
                    "will not be sent.")
         return
     if not url:
         raise click.ClickException("a webhook URL is required (or --disable)")
-    secret = webhooks.set_webhook(tenant, url, utcnow())
+    secret = webhook_endpoints.set_webhook(tenant, url, utcnow())
     click.echo(f"Webhook of tenant {tenant!r} set to {url}. Its signing secret (shown only "
                "now; verify deliveries with a Standard Webhooks library):")
     click.echo(secret)

@@ -15,7 +15,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from app.errors import error_response
 from app.extensions import db
-from app.services.keys import secrets_ready
+from app.services.tenancy.signing_keys import secrets_ready
 
 log = logging.getLogger(__name__)
 bp = Blueprint("health", __name__)

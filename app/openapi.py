@@ -18,8 +18,8 @@ from app.models.tenant import SLUG_PATTERN
 from app.models.user import MAX_USERNAME_LENGTH
 from app.oauth.params import MAX_PARAM_LENGTH
 from app.oauth.params import MAX_TOKEN_LENGTH
-from app.services import events
-from app.services.users import MAX_PASSWORD_LENGTH
+from app.services.accounts.users import MAX_PASSWORD_LENGTH
+from app.services.audit import events
 
 bp = Blueprint("openapi", __name__)
 

@@ -79,8 +79,8 @@ class Bench:
     def _setup_schema(self) -> None:
         from flask_migrate import upgrade
 
-        from app.services import tenants
-        from app.services import users
+        from app.services.accounts import users
+        from app.services.tenancy import tenants
         from bench.minimal_app import SCHEMA
 
         app, now = self._app(), datetime.now(timezone.utc)

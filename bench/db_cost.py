@@ -66,15 +66,14 @@ def baton_sql(app) -> tuple[str, str, str]:
     app's engine sends them (config.engine_options builds the same prefix)."""
     from sqlalchemy.dialects import postgresql
 
-    from app.pgtimeouts import timeout_prefix
-    from app.services.family import _LOCK_TOKEN
-    from app.services.tokens import _ROTATE
+    from app.database.timeouts import timeout_prefix
+    from app.services.tokens.family import LOCK_TOKEN
+    from app.services.tokens.rotation import ROTATE
 
     dialect = postgresql.psycopg2.dialect()  # type: ignore[attr-defined]
     prefix = timeout_prefix(app.config["LOCK_TIMEOUT_MS"], app.config["STATEMENT_TIMEOUT_MS"],
                             60000)
-    return (prefix, str(_LOCK_TOKEN.compile(dialect=dialect)),
-            str(_ROTATE.compile(dialect=dialect)))
+    return prefix, LOCK_TOKEN.sql(dialect), ROTATE.sql(dialect)
 
 
 _statements: tuple[str, str, str] = ("", "", "")  # set before the clients fork

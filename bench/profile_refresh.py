@@ -2,7 +2,7 @@
 
 Against a fresh bench database, calls the WSGI app directly (as gunicorn would, without the
 HTTP server) for N chained refreshes: prints the SQL of one refresh, the CPU time per refresh
-(process_time, no profiler), the part spent in `tokens.rotate()`, the database's side of the
+(process_time, no profiler), the part spent in `rotation.rotate()`, the database's side of the
 same refreshes (CPU of every postgres process, WAL bytes, and how many updates were HOT),
 then a cProfile of N more.
 `--cpu-only` stops after the CPU figure (no yardstick, no profile).
@@ -39,8 +39,8 @@ def make_app():
     import config
     from app import create_app
     from app.extensions import db
-    from app.services import tenants
-    from app.services import users
+    from app.services.accounts import users
+    from app.services.tenancy import tenants
 
     url = servers.recreate_database(servers.server_url())
     app = create_app(config.ProductionConfig, {
@@ -166,9 +166,8 @@ def split(app, refresh, n: int) -> None:
     import flask
 
     from app.oauth import routes
-    from app.services import family
-    from app.services import tenant_cache
-    from app.services import tokens
+    from app.services.tokens import family
+    from app.services.tokens import rotation
 
     spent: dict[str, int] = {}
     clock = time.thread_time_ns
@@ -184,12 +183,12 @@ def split(app, refresh, n: int) -> None:
         return wrapper
 
     for module, name in [(routes, "body_params"), (routes, "parse_grant"),
-                         (routes, "token_response"), (tokens, "private_key"),
-                         (tokens, "_decide"), (tokens, "_rotate"), (tokens, "_issue"),
-                         (tokens, "count_refresh"), (family, "lock_token"),
-                         (tenant_cache, "_resolve")]:
+                         (routes, "token_response"), (rotation, "private_key"),
+                         (rotation, "decide"), (rotation, "_rotate"), (rotation, "issue"),
+                         (rotation, "count_refresh"), (family, "lock_token"),
+                         (rotation, "lookup_tenant")]:
         setattr(module, name, timed(getattr(module, name), name))
-    routes.tokens.rotate = timed(routes.tokens.rotate, "rotate")
+    routes.rotation.rotate = timed(routes.rotation.rotate, "rotate")
     for name in ("preprocess_request", "process_response", "full_dispatch_request",
                  "do_teardown_appcontext", "request_context"):
         setattr(flask.Flask, name, timed(getattr(flask.Flask, name), name))
@@ -256,7 +255,7 @@ def main(n: int = 2000, cpu_only: bool = False, split_only: bool = False) -> Non
             refresh()
         total = (time.process_time() - started) / n * 1000
     rotating = in_rotate[0] / n * 1000
-    print(f"\nCPU per refresh over {n}: {total:.3f} ms; tokens.rotate() {rotating:.3f} ms; "
+    print(f"\nCPU per refresh over {n}: {total:.3f} ms; rotation.rotate() {rotating:.3f} ms; "
           f"the rest of the request {total - rotating:.3f} ms")
     print(f"Database per refresh: {db_cpu.seconds / n * 1000:.3f} ms CPU (every postgres "
           f"process); {database.report(n)}")

@@ -74,7 +74,7 @@ def _connect(engine):
     try:
         return engine.connect()
     except DBAPIError as exc:
-        from app.services.database import describe_database_problem
+        from app.database.faults import describe_database_problem
 
         raise click.ClickException(describe_database_problem(exc) or str(exc)) from None
 

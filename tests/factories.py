@@ -9,11 +9,11 @@ import sqlalchemy as sa
 
 from app.extensions import db
 from app.models import Tenant
-from app.services import admin_keys
-from app.services import tenants
-from app.services import users
-from app.services.tokens import IssuedTokens
-from app.services.users import UserView
+from app.services.accounts import users
+from app.services.accounts.users import UserView
+from app.services.tenancy import admin_keys
+from app.services.tenancy import tenants
+from app.services.tokens.issuing import IssuedTokens
 from tests import secret_registry
 from tests.helpers import PASSWORD
 from tests.helpers import login

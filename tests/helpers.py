@@ -14,8 +14,9 @@ from flask.testing import FlaskClient
 from werkzeug.test import TestResponse
 
 from app.extensions import db
-from app.services import tokens as token_service
-from app.services.tokens import IssuedTokens
+from app.services.signin import password_grant
+from app.services.tokens import rotation
+from app.services.tokens.issuing import IssuedTokens
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 PASSWORD = "correct horse"  # the password of the `user` fixture and of make_user
@@ -30,12 +31,12 @@ def utcnow() -> datetime:
 def login(tenant: str = "acme", username: str = "alice", password: str = PASSWORD, *,
           now: datetime | None = None, **kw: Any) -> IssuedTokens:
     """tokens.login with the defaults of the `user` fixture."""
-    return token_service.login(tenant, username, password, now=now or utcnow(), **kw)
+    return password_grant.login(tenant, username, password, now=now or utcnow(), **kw)
 
 
 def rotate(token: str, tenant: str = "acme", *, now: datetime | None = None) -> IssuedTokens:
     """tokens.rotate of one refresh token."""
-    return token_service.rotate(tenant, token, now=now or utcnow())
+    return rotation.rotate(tenant, token, now=now or utcnow())
 
 
 # -- through the Flask test client ---------------------------------------------------------
@@ -142,7 +143,7 @@ def settled(tenant_id: int, after: int | None = None, limit: int = 50, *, expect
     The listing holds back events younger than the oldest transaction running anywhere on
     the server, and a test server may be shared: wait (bounded) rather than assume it idle.
     """
-    from app.services import events
+    from app.services.audit import events
 
     deadline = time.monotonic() + 30
     while True:

@@ -5,8 +5,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from app.crypto import b64url
-from app.services.access_tokens import AccessClaims
-from app.services.access_tokens import sign_access_token
+from app.services.tokens.access_tokens import AccessClaims
+from app.services.tokens.access_tokens import sign_access_token
 
 CLAIMS = AccessClaims("https://baton.test/v1/tenants/acme", "acme", 42, "sid-1", 7,
                       1_700_000_000, 1_700_000_900, "jti-1")

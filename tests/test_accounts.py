@@ -8,10 +8,10 @@ from flask_migrate import downgrade
 from flask_migrate import upgrade
 
 from app.extensions import db
-from app.services import tenants
-from app.services.accounts import check_password
-from app.services.accounts import normalize_username
+from app.services.accounts.credentials import check_password
+from app.services.accounts.credentials import normalize_username
 from app.services.errors import InvalidInput
+from app.services.tenancy import tenants
 from tests.test_cli import assert_one_error_line
 
 

@@ -12,9 +12,9 @@ from hypothesis import settings
 from hypothesis import strategies as st
 
 from app.extensions import db
-from app.services import admin_keys
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import admin_keys
+from app.services.tenancy import tenants
 from tests.helpers import AdminClient
 from tests.helpers import utcnow
 

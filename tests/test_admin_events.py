@@ -41,7 +41,7 @@ def test_events_feed_pages_in_order_with_the_admin_key_as_actor(client, admin):
 
 
 def test_events_of_another_tenant_are_not_listed(app, client, admin, user):
-    from app.services import tenants
+    from app.services.tenancy import tenants
     from tests.helpers import utcnow
 
     with app.app_context():

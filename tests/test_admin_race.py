@@ -12,9 +12,9 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import admin_keys
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import admin_keys
+from app.services.tenancy import tenants
 from tests import secret_registry
 from tests.helpers import chain_violations
 from tests.helpers import http_refresh

@@ -5,7 +5,7 @@ import pytest
 
 from app import cli
 from app.extensions import db
-from app.services import tokens as svc
+from app.services.signin import password_grant
 from tests.helpers import utcnow
 
 
@@ -58,7 +58,7 @@ def test_users_create_with_prompt(runner, tenant, app, terminal):
     result = runner.invoke(args=["users", "create", tenant, "bob"], input="s3cret-pw\ns3cret-pw\n")
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert svc.login(tenant, "bob", "s3cret-pw", now=utcnow()).refresh_token
+        assert password_grant.login(tenant, "bob", "s3cret-pw", now=utcnow()).refresh_token
         db.session.remove()
 
 
@@ -73,7 +73,7 @@ def test_users_create_password_stdin(runner, tenant, app):
                            input="from stdin\n")
     assert result.exit_code == 0, result.output
     with app.app_context():
-        assert svc.login(tenant, "carol", "from stdin", now=utcnow()).session_id
+        assert password_grant.login(tenant, "carol", "from stdin", now=utcnow()).session_id
         db.session.remove()
 
 

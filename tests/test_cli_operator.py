@@ -11,7 +11,7 @@ import sqlalchemy as sa
 
 import config
 from app import create_app
-from app.services.database import server_address
+from app.database.faults import server_address
 from tests.helpers import PROJECT_ROOT
 from tests.plugins.live_server import free_port
 

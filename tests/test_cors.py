@@ -7,8 +7,8 @@ import pytest
 import requests
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import tenants
 from tests.helpers import utcnow
 
 ORIGIN = "https://app.example"

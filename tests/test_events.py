@@ -17,15 +17,16 @@ from app.extensions import db
 from app.models import AuthSession
 from app.models import Event
 from app.models import Tenant
-from app.services import events
-from app.services import keys
-from app.services import password_reset
-from app.services import sessions
-from app.services import tokens as token_service
-from app.services import users
+from app.services.accounts import password_reset
+from app.services.accounts import users
+from app.services.audit import events
 from app.services.errors import GrantRejected
 from app.services.errors import InvalidInput
 from app.services.errors import LoginThrottled
+from app.services.signin import password_grant
+from app.services.tenancy import signing_keys
+from app.services.tokens import rotation
+from app.services.tokens import sessions
 from tests import helpers
 from tests.helpers import rotate
 from tests.helpers import settled
@@ -86,7 +87,7 @@ def _replay(state):
 
 def _do_replay(state):
     with pytest.raises(GrantRejected):
-        token_service.rotate("acme", state["first"].refresh_token,
+        rotation.rotate("acme", state["first"].refresh_token,
                              now=state["later"], client_address="198.51.100.9")
 
 
@@ -121,7 +122,7 @@ CASES = {
         _reset, lambda s: password_reset.reset_password("acme", s["reset"], "new horse staple",
                                                         utcnow()),
         {"user.password_changed": 1, "session.revoked": 1}),
-    "signing_key.rotated": (None, lambda s: keys.rotate_key("acme", utcnow()),
+    "signing_key.rotated": (None, lambda s: signing_keys.rotate_key("acme", utcnow()),
                             {"signing_key.rotated": 1}),
 }
 REASONS = {"session.revoked logout (refresh token)": "logout",
@@ -200,7 +201,7 @@ def test_replay_event_names_the_session_and_client(ctx, user):
     first = login(now=t0)
     rotate(first.refresh_token, now=t0)
     with pytest.raises(GrantRejected):
-        token_service.rotate("acme", first.refresh_token,
+        rotation.rotate("acme", first.refresh_token,
                              now=t0 + timedelta(minutes=5), client_address="198.51.100.9")
     replayed = [e for e in stored_events() if e.type == "refresh_token.replayed"]
     assert len(replayed) == 1
@@ -216,7 +217,7 @@ def test_login_throttled_once_per_key_and_window(app, ctx, user):
     statuses = []
     for i in range(limit + 4):
         try:
-            token_service.login("acme", "alice", "wrong password",
+            password_grant.login("acme", "alice", "wrong password",
                                 now=t0 + timedelta(seconds=i), client_address="192.0.2.7")
         except LoginThrottled:
             statuses.append(429)
@@ -233,7 +234,7 @@ def test_login_throttled_once_per_key_and_window(app, ctx, user):
     t1 = t0 + timedelta(seconds=window + 1)
     for i in range(limit + 2):
         with pytest.raises((LoginThrottled, GrantRejected)):
-            token_service.login("acme", "alice", "wrong password",
+            password_grant.login("acme", "alice", "wrong password",
                                 now=t1 + timedelta(seconds=i), client_address="192.0.2.7")
     assert kinds()["login.throttled"] == 2
 

@@ -14,8 +14,8 @@ from oauthlib.oauth2 import LegacyApplicationClient
 from requests_oauthlib import OAuth2Session
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import tenants
 from tests import secret_registry
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import utcnow
@@ -145,7 +145,7 @@ def test_admin_curl_examples_run_verbatim(live_server, live_user, database_url, 
 
 def test_stock_clients_admin_api_and_introspection(live_server, live_user, app, monkeypatch):
     """Plain `requests` drives the admin API; requests-oauthlib logs the new user in."""
-    from app.services import admin_keys
+    from app.services.tenancy import admin_keys
 
     monkeypatch.setenv("OAUTHLIB_INSECURE_TRANSPORT", "1")
     tenant = live_user[0]

@@ -10,9 +10,10 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import tenants
-from app.services import tokens as svc
-from app.services import users
+from app.services.accounts import users
+from app.services.signin import password_grant
+from app.services.tenancy import tenants
+from app.services.tokens import rotation
 from tests.helpers import chain_violations
 from tests.helpers import utcnow
 from tests.parallel import run_together
@@ -126,21 +127,21 @@ def test_refused_connection_is_503(database_url, tenant, user):
 
 
 def test_exception_inside_rotation_rolls_back_everything(ctx, user, monkeypatch):
-    first = svc.login("acme", "alice", "correct horse", now=utcnow())
+    first = password_grant.login("acme", "alice", "correct horse", now=utcnow())
 
     def explode(*args, **kwargs):
         raise RuntimeError("injected failure after the rotation was written")
 
-    monkeypatch.setattr(svc, "_grant", explode)
+    monkeypatch.setattr(rotation, "_grant", explode)
     with pytest.raises(RuntimeError):
-        svc.rotate("acme", first.refresh_token, now=utcnow())
+        rotation.rotate("acme", first.refresh_token, now=utcnow())
     db.session.rollback()
     rows = db.session.execute(sa.text(
         "SELECT count(*), count(rotated_at) FROM refresh_tokens")).one()
     db.session.rollback()
     assert tuple(rows) == (1, 0)  # no successor, the token not marked rotated
     monkeypatch.undo()
-    assert svc.rotate("acme", first.refresh_token,
+    assert rotation.rotate("acme", first.refresh_token,
                       now=utcnow()).session_id == first.session_id
 
 

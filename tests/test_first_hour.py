@@ -14,8 +14,8 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import tenants
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import utcnow
 from tests.plugins.live_server import free_port

@@ -4,9 +4,9 @@ from __future__ import annotations
 import pytest
 
 from app.extensions import db
-from app.services import admin_keys
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import admin_keys
+from app.services.tenancy import tenants
 from tests import secret_registry
 from tests.helpers import utcnow
 from tests.plugins.database import make_app

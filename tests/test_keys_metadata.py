@@ -7,8 +7,8 @@ import jwt
 import pytest
 
 from app.extensions import db
-from app.services import keys
 from app.services.errors import KeyUnavailable
+from app.services.tenancy import signing_keys
 from tests.helpers import login
 from tests.helpers import utcnow
 from tests.plugins.database import make_app
@@ -56,8 +56,8 @@ def test_rotation_keeps_old_key_until_its_tokens_expire(ctx, client, user):
 
 def test_retired_key_leaves_jwks_after_window(ctx, client, user):
     # access_ttl 900 s + the 5 s settings cache: a key retired 906 s ago is no longer needed.
-    old_kid = keys.rotate_key("acme", utcnow() - timedelta(seconds=906))
-    newest = keys.rotate_key("acme", utcnow())
+    old_kid = signing_keys.rotate_key("acme", utcnow() - timedelta(seconds=906))
+    newest = signing_keys.rotate_key("acme", utcnow())
     published = {k["kid"] for k in client.get("/v1/tenants/acme/jwks.json").get_json()["keys"]}
     assert newest in published
     assert old_kid in published  # retired just now: tokens it signed may be alive
@@ -82,7 +82,7 @@ def test_private_keys_are_encrypted_at_rest(ctx, tenant, database_url):
         row = db.session.execute(sa.text(
             "SELECT kid, private_key_encrypted FROM signing_keys")).one()
         with pytest.raises(KeyUnavailable):
-            keys.private_key(row.kid, row.private_key_encrypted)
+            signing_keys.private_key(row.kid, row.private_key_encrypted)
         db.session.remove()
 
 

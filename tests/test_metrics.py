@@ -10,9 +10,9 @@ import sqlalchemy as sa
 from prometheus_client.parser import text_string_to_metric_families
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
-from app.services import webhooks
+from app.services.accounts import users
+from app.services.tenancy import tenants
+from app.services.tenancy import webhook_endpoints
 from tests.helpers import utcnow
 from tests.plugins.database import make_app
 
@@ -124,7 +124,8 @@ def test_counts_are_exact_across_four_gunicorn_workers(app, live_server):
     with app.app_context():
         tenants.create_tenant(tenants.TenantSettings(slug, slug, reuse_interval=60), utcnow())
         users.create_user(slug, "user0", "pw-metrics", utcnow())
-        webhooks.set_webhook(slug, "http://127.0.0.1:9/nowhere", utcnow())  # events stay owed
+        # events stay owed
+        webhook_endpoints.set_webhook(slug, "http://127.0.0.1:9/nowhere", utcnow())
         db.session.remove()
     before = parse(requests.get(f"{live_server}/metrics", timeout=10).text)
 

@@ -17,9 +17,9 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 
 from app.extensions import db
 from app.openapi import document
-from app.services import admin_keys
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import admin_keys
+from app.services.tenancy import tenants
 from tests import secret_registry
 from tests.helpers import utcnow
 

@@ -10,11 +10,11 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
-from app.services.purge import MAX_REST_S
-from app.services.purge import _Rest
-from app.services.purge import purge
+from app.services.accounts import users
+from app.services.maintenance.purge import MAX_REST_S
+from app.services.maintenance.purge import _Rest
+from app.services.maintenance.purge import purge
+from app.services.tenancy import tenants
 from tests import factories
 from tests.helpers import chain_violations
 from tests.helpers import login

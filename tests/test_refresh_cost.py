@@ -13,9 +13,10 @@ import sqlalchemy as sa
 from sqlalchemy import event
 
 from app.extensions import db
-from app.services import family
-from app.services import tokens as svc
 from app.services.errors import GrantRejected
+from app.services.signin import password_grant
+from app.services.tokens import family
+from app.services.tokens import rotation
 from tests.helpers import utcnow
 
 REFRESH_STATEMENTS = 2  # the locking SELECT and the rotation CTE (plus BEGIN and COMMIT)
@@ -52,19 +53,19 @@ def sent():
 
 
 def test_rotation_executes_two_statements(ctx, user):
-    first = svc.login("acme", "alice", "correct horse", now=utcnow())
+    first = password_grant.login("acme", "alice", "correct horse", now=utcnow())
     with statements() as seen:
-        svc.rotate("acme", first.refresh_token, now=utcnow())
+        rotation.rotate("acme", first.refresh_token, now=utcnow())
     assert seen == ["SELECT", "WITH"]
     assert len(seen) == REFRESH_STATEMENTS
 
 
 def test_timeouts_ride_with_the_first_statement_of_each_transaction(ctx, user):
     """SET LOCAL in the same message as the locking SELECT: no extra round trip (SPEC §12)."""
-    first = svc.login("acme", "alice", "correct horse", now=utcnow())
+    first = password_grant.login("acme", "alice", "correct horse", now=utcnow())
     with sent() as texts:
-        svc.rotate("acme", first.refresh_token, now=utcnow())
-        svc.rotate("acme", first.refresh_token, now=utcnow())  # a new transaction
+        rotation.rotate("acme", first.refresh_token, now=utcnow())
+        rotation.rotate("acme", first.refresh_token, now=utcnow())  # a new transaction
     assert len(texts) == REFRESH_STATEMENTS + 2  # the duplicate: lock and successor
     assert texts[0].startswith(TIMEOUTS) and "FOR UPDATE" in texts[0]
     assert "SET LOCAL" not in texts[1]  # once per transaction
@@ -73,20 +74,20 @@ def test_timeouts_ride_with_the_first_statement_of_each_transaction(ctx, user):
 
 def test_duplicate_within_interval_adds_one_read(ctx, user):
     t0 = utcnow()
-    first = svc.login("acme", "alice", "correct horse", now=t0)
-    svc.rotate("acme", first.refresh_token, now=t0)
+    first = password_grant.login("acme", "alice", "correct horse", now=t0)
+    rotation.rotate("acme", first.refresh_token, now=t0)
     with statements() as seen:
-        svc.rotate("acme", first.refresh_token, now=t0 + timedelta(seconds=1))
+        rotation.rotate("acme", first.refresh_token, now=t0 + timedelta(seconds=1))
     assert seen == ["SELECT", "SELECT"]  # lock, then the successor; nothing written
 
 
 def test_replay_writes_the_revocation_and_its_events(ctx, user):
     t0 = utcnow()
-    first = svc.login("acme", "alice", "correct horse", now=t0)
-    svc.rotate("acme", first.refresh_token, now=t0)
+    first = password_grant.login("acme", "alice", "correct horse", now=t0)
+    rotation.rotate("acme", first.refresh_token, now=t0)
     with statements() as seen:
         with pytest.raises(GrantRejected):
-            svc.rotate("acme", first.refresh_token, now=t0 + timedelta(hours=1))
+            rotation.rotate("acme", first.refresh_token, now=t0 + timedelta(hours=1))
     # The revocation, then refresh_token.replayed and session.revoked in one INSERT.
     assert seen == ["SELECT", "UPDATE", "WITH"]
 
@@ -94,7 +95,7 @@ def test_replay_writes_the_revocation_and_its_events(ctx, user):
 def test_rotation_updates_are_hot(ctx, user):
     """Marking the token rotated and moving the session's current token touch no indexed
     column, so PostgreSQL updates both rows in place (HOT): no new index entries."""
-    first = svc.login("acme", "alice", "correct horse", now=utcnow())
+    first = password_grant.login("acme", "alice", "correct horse", now=utcnow())
 
     def updates() -> dict[str, tuple[int, int]]:
         return {row.relname: (row.n_tup_upd, row.n_tup_hot_upd) for row in db.session.execute(
@@ -105,7 +106,7 @@ def test_rotation_updates_are_hot(ctx, user):
         chain = family.lock_token(1, first.refresh_token)
         assert chain is not None and chain.current
         before = updates()  # read inside one transaction: nothing is flushed in between
-        db.session.connection().execute(svc._ROTATE, {
+        db.session.connection().execute(rotation.ROTATE.statement, {
             "now": utcnow(), "token_id": chain.token_id, "successor_digest": b"\x07" * 32,
             "successor_expires_at": chain.token_expires_at})
         after = updates()

@@ -5,8 +5,8 @@ import pytest
 import requests
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import tenants
 from tests.helpers import chain_violations
 from tests.helpers import utcnow
 from tests.parallel import run_together

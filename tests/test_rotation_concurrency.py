@@ -127,12 +127,12 @@ def test_lock_held_too_long_gives_503_and_service_recovers(app, live_server):
 
 
 def _threaded_refresh(app, tenant, token, barrier, out, index):
-    from app.services import tokens as svc
+    from app.services.tokens import rotation
 
     with app.app_context():
         barrier.wait()
         try:
-            out[index] = svc.rotate(tenant, token, now=utcnow()).refresh_token
+            out[index] = rotation.rotate(tenant, token, now=utcnow()).refresh_token
         except Exception as exc:  # noqa: BLE001 - recorded and asserted below
             out[index] = type(exc).__name__
         db.session.remove()
@@ -142,10 +142,10 @@ def _threaded_refresh(app, tenant, token, barrier, out, index):
 def test_in_process_threads_never_fork(app, reuse_interval, expect_same):
     """The shallower depth: threads with their own app context and session."""
     make_tenant(app, "threads", reuse_interval=reuse_interval)
-    from app.services import tokens as svc
+    from app.services.signin import password_grant
 
     with app.app_context():
-        first = svc.login("threads", "user0", "hunter2hunter2", now=utcnow())
+        first = password_grant.login("threads", "user0", "hunter2hunter2", now=utcnow())
         db.session.remove()
     n = 8
     barrier, out = threading.Barrier(n), [None] * n
@@ -171,12 +171,12 @@ def test_key_rotation_does_not_hold_up_logins_or_refreshes(app, live_server, mon
     rotation's lock must not conflict with that, or they wait out the rotation (or the
     lock timeout, 503).
     """
-    from app.services import keys
+    from app.services.tenancy import signing_keys
 
     make_tenant(app, "rotating", reuse_interval=10)
     token = login(live_server, "rotating")["refresh_token"]
     locked, release = threading.Event(), threading.Event()
-    real_add = keys.add_signing_key
+    real_add = signing_keys.add_signing_key
 
     def slow_add(tenant_id, now):
         kid = real_add(tenant_id, now)
@@ -184,12 +184,12 @@ def test_key_rotation_does_not_hold_up_logins_or_refreshes(app, live_server, mon
         release.wait(10)
         return kid
 
-    monkeypatch.setattr(keys, "add_signing_key", slow_add)
+    monkeypatch.setattr(signing_keys, "add_signing_key", slow_add)
     rotated: list[str] = []
 
     def rotate_key():
         with app.app_context():
-            rotated.append(keys.rotate_key("rotating", utcnow()))
+            rotated.append(signing_keys.rotate_key("rotating", utcnow()))
             db.session.remove()
 
     rotation = threading.Thread(target=rotate_key)

@@ -12,9 +12,9 @@ import requests
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import tenant_cache
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import lookup as tenant_lookup
+from app.services.tenancy import tenants
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import TokenClient
 from tests.helpers import utcnow
@@ -130,7 +130,7 @@ def test_reencrypt_then_unreproducible_successor_is_refused_without_revoking(
     assert new_only.refresh(rotated["refresh_token"]).status_code == 200
     # And the old secret alone can no longer decrypt the key: reencrypt really moved it.
     with old_app.app_context():  # its cached ciphertext expires (TENANT_CACHE_S) first
-        tenant_cache.forget()
+        tenant_lookup.forget()
     assert client_of(old_app).login().status_code == 503
 
 
@@ -246,14 +246,14 @@ def _webhook_secret_readable(app) -> bool:
     from app.crypto import decrypt_any
     from app.models import Webhook
     from app.runtime import runtime
-    from app.services.webhooks import _context
+    from app.services.audit.webhooks import secret_context
 
     with app.app_context():
         row = db.session.execute(sa.select(Webhook.tenant_id, Webhook.secret_encrypted)).one()
         db.session.remove()
         try:
             decrypt_any(runtime().key_encryption_keys, bytes(row.secret_encrypted),
-                        _context(row.tenant_id))
+                        secret_context(row.tenant_id))
         except InvalidTag:
             return False
     return True
@@ -262,10 +262,10 @@ def _webhook_secret_readable(app) -> bool:
 def test_webhook_secret_follows_fallbacks_and_reencrypt(database_url, old_app):
     """Webhook signing secrets are encrypted with the service secret like signing keys: a
     fallback keeps them readable and `keys reencrypt` moves them to the new secret."""
-    from app.services import webhooks
+    from app.services.tenancy import webhook_endpoints
 
     with old_app.app_context():
-        webhooks.set_webhook("acme", "http://127.0.0.1:9/hook", utcnow())
+        webhook_endpoints.set_webhook("acme", "http://127.0.0.1:9/hook", utcnow())
         db.session.remove()
     assert not _webhook_secret_readable(make_app(database_url, SECRET_KEY=NEW))
     switched = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=OLD)

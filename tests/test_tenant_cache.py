@@ -8,7 +8,7 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import tenants
+from app.services.tenancy import tenants
 from tests.factories import make_tenant
 from tests.plugins.database import make_app
 

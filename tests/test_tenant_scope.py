@@ -11,12 +11,14 @@ from app.errors import http_error
 from app.extensions import db
 from app.models.tenant import valid_slug
 from app.services import errors
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.unit_of_work import transaction
 from tests.plugins.database import make_app
 
 
 def test_scope_yields_the_tenant_and_its_issuer(ctx, tenant):
-    with tenant_scope(tenant) as found:
+    with transaction():
+        found = lookup_tenant(tenant)
         assert found.slug == tenant and found.kid and found.access_ttl == 900
         assert found.issuer == "http://baton.test/v1/tenants/acme"
         assert db.session().in_transaction()  # the scope is the service transaction
@@ -25,7 +27,8 @@ def test_scope_yields_the_tenant_and_its_issuer(ctx, tenant):
 
 def test_unknown_tenant_is_raised_by_the_scope(ctx, tenant):
     with pytest.raises(errors.UnknownTenant) as info:
-        with tenant_scope("nope"):
+        with transaction():
+            lookup_tenant("nope")
             pass
     assert info.value.message == "unknown tenant 'nope'"
 
@@ -40,7 +43,8 @@ def test_a_malformed_slug_costs_no_query(ctx, tenant):
     try:
         for slug in ("acme\n", "ACME", "-acme", "", "a" * 64):
             with pytest.raises(errors.UnknownTenant):
-                with tenant_scope(slug):
+                with transaction():
+                    lookup_tenant(slug)
                     pass
     finally:
         event.remove(db.engine, "before_cursor_execute", record)
@@ -58,7 +62,8 @@ def test_the_cache_belongs_to_the_app(app, database_url, tenant):
     """Two apps in one process share no tenant state (it was module-global)."""
     other = make_app(database_url)
     with app.app_context():
-        with tenant_scope(tenant):
+        with transaction():
+            lookup_tenant(tenant)
             pass
         assert app.extensions["baton_tenants"].get(tenant) is not None
     with other.app_context():
@@ -69,14 +74,17 @@ def test_the_cache_belongs_to_the_app(app, database_url, tenant):
 def test_cached_settings_expire_after_tenant_cache_s(database_url, tenant):
     app = make_app(database_url, TENANT_CACHE_S=1)
     with app.app_context():
-        with tenant_scope(tenant) as before:
+        with transaction():
+            before = lookup_tenant(tenant)
             assert before.reuse_interval == 10
         with db.session.begin():
             db.session.execute(sa.text("UPDATE tenants SET reuse_interval = 3"))
-        with tenant_scope(tenant) as cached:
+        with transaction():
+            cached = lookup_tenant(tenant)
             assert cached.reuse_interval == 10  # within the window: the cached settings
         time.sleep(1.1)
-        with tenant_scope(tenant) as fresh:
+        with transaction():
+            fresh = lookup_tenant(tenant)
             assert fresh.reuse_interval == 3
         db.session.remove()
 

@@ -7,9 +7,9 @@ import pytest
 import requests
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
-from app.services.ratelimit import client_network
+from app.services.accounts import users
+from app.services.signin.throttling import client_network
+from app.services.tenancy import tenants
 from tests.helpers import utcnow
 from tests.parallel import run_together
 from tests.plugins.database import make_app

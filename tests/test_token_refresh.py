@@ -7,11 +7,11 @@ import pytest
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services import tenant_cache
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
 from app.services.errors import GrantRejected
 from app.services.errors import Missing
+from app.services.tenancy import lookup as tenant_lookup
+from app.services.tenancy import tenants
 from tests.helpers import chain_violations
 from tests.helpers import login
 from tests.helpers import rotate
@@ -28,7 +28,7 @@ def session_revoked(session_id) -> bool:
 def set_reuse_interval(seconds: int) -> None:
     with db.session.begin():
         db.session.execute(sa.text("UPDATE tenants SET reuse_interval = :s"), {"s": seconds})
-    tenant_cache.forget()
+    tenant_lookup.forget()
 
 
 @pytest.fixture

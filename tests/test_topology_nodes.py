@@ -12,7 +12,7 @@ import jwt
 import pytest
 import requests
 
-from app.services import keys
+from app.services.tenancy import signing_keys
 from tests import test_rotation_concurrency as races
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import utcnow
@@ -91,7 +91,7 @@ def test_key_rotated_by_the_operator_reaches_both_nodes_within_the_cache_window(
     old = {_kid(races.login(base, "keys")["access_token"]) for base in nodes for _ in range(4)}
     assert len(old) == 1  # every worker has the key cached now
     with app.app_context():
-        new = keys.rotate_key("keys", utcnow())
+        new = signing_keys.rotate_key("keys", utcnow())
     rotated = time.monotonic()
     # Published by both nodes at once, so nothing signed with it is ever unverifiable.
     for base in nodes:

@@ -6,9 +6,9 @@ from datetime import timedelta
 import pytest
 
 from app.extensions import db
-from app.services import tenants
-from app.services import tokens as svc
-from app.services import users
+from app.services.accounts import users
+from app.services.signin import password_grant
+from app.services.tenancy import tenants
 from tests.helpers import utcnow
 
 WWW_AUTHENTICATE = 'Bearer error="invalid_token"'
@@ -61,7 +61,7 @@ def test_userinfo_rejects_bad_tokens(client, tokens, make_header):
 
 
 def test_userinfo_rejects_expired_token(ctx, client, user):
-    issued = svc.login("acme", "alice", "correct horse",
+    issued = password_grant.login("acme", "alice", "correct horse",
                        now=utcnow() - timedelta(seconds=1000))
     assert_invalid_token(client.get("/v1/tenants/acme/userinfo",
                                     headers=bearer(issued.access_token)))

@@ -6,8 +6,8 @@ import time
 import pytest
 
 from app.extensions import db
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import tenants
 from tests.helpers import utcnow
 from tests.plugins.database import make_app
 

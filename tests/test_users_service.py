@@ -7,15 +7,15 @@ import uuid
 import pytest
 
 from app.extensions import db
-from app.services import sessions
-from app.services import tenants
-from app.services import tokens as token_service
-from app.services import users
+from app.services.accounts import users
 from app.services.errors import GrantRejected
 from app.services.errors import InvalidInput
 from app.services.errors import Missing
 from app.services.errors import Unavailable
 from app.services.errors import UsernameTaken
+from app.services.tenancy import tenants
+from app.services.tokens import rotation
+from app.services.tokens import sessions
 from tests.helpers import chain_violations
 from tests.helpers import login
 from tests.helpers import rotate
@@ -52,9 +52,9 @@ def test_set_disabled_revokes_and_enable_does_not_resurrect(ctx, user):
 def test_logout_everywhere_and_sessions(ctx, user):
     for _ in range(3):
         login()
-    assert len(sessions.user_sessions("acme", 1, utcnow())) == 3
+    assert len(users.user_sessions("acme", 1, utcnow())) == 3
     assert users.logout_everywhere("acme", "alice", utcnow()) == 3
-    assert sessions.user_sessions("acme", 1, utcnow()) == []
+    assert users.user_sessions("acme", 1, utcnow()) == []
     assert users.logout_everywhere("acme", 1, utcnow()) == 0
 
 
@@ -97,7 +97,7 @@ def test_disable_racing_refreshes_in_threads(app, user):
             barrier.wait(30)
             for _ in range(30):
                 try:
-                    token = token_service.rotate("acme", token,
+                    token = rotation.rotate("acme", token,
                                                  now=utcnow()).refresh_token
                 except (GrantRejected, Unavailable):
                     break

@@ -20,9 +20,9 @@ from standardwebhooks import Webhook as Verifier
 
 from app.extensions import db
 from app.models import Event
-from app.services import tokens as token_service
-from app.services import users
-from app.services import webhooks
+from app.services.accounts import users
+from app.services.audit import webhooks
+from app.services.signin import password_grant
 from tests import secret_registry
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import settled
@@ -93,7 +93,7 @@ def set_webhook(runner, url: str, tenant: str = "acme") -> str:
 def make_events(n_logins: int = 2) -> None:
     """Real changes: logins (session.started), a disable (user.disabled, session.revoked)."""
     for _ in range(n_logins):
-        token_service.login("acme", "alice", "correct horse", now=utcnow(),
+        password_grant.login("acme", "alice", "correct horse", now=utcnow(),
                             client_address="192.0.2.1")
     users.disable_user("acme", "alice", utcnow())
 
@@ -302,7 +302,7 @@ def test_parallel_deliverers_never_send_an_event_twice(app, ctx, runner, user, d
     try:
         secret = set_webhook(runner, slow.url)
         for _ in range(12):
-            token_service.login("acme", "alice", "correct horse", now=utcnow())
+            password_grant.login("acme", "alice", "correct horse", now=utcnow())
         users.disable_user("acme", "alice", utcnow())  # 12 session.revoked + user.disabled
         total = sum(1 for e in stored() if e.delivery == "pending")
         assert total == 25

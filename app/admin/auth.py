@@ -16,9 +16,9 @@ from flask import g
 from flask import request
 
 from app.errors import InvalidToken
-from app.services import admin_keys
-from app.services.admin_keys import AdminPrincipal
 from app.services.errors import AccessDenied
+from app.services.tenancy import admin_keys
+from app.services.tenancy.admin_keys import AdminPrincipal
 
 MAX_KEY_LENGTH = 256
 

@@ -18,11 +18,11 @@ from app.admin.params import json_body
 from app.admin.params import query_args
 from app.errors import NotFound
 from app.oauth.responses import NO_STORE
-from app.services import events
-from app.services import password_reset
-from app.services import sessions
-from app.services import users
-from app.services.users import UserView
+from app.services.accounts import password_reset
+from app.services.accounts import users
+from app.services.accounts.users import UserView
+from app.services.audit import events
+from app.services.tokens import sessions
 from app.web import check_tenant_slug
 from app.web import utcnow
 
@@ -126,7 +126,7 @@ def reset_link(tenant: str, user_id: str) -> ResponseReturnValue:
 
 @bp.get("/users/<user_id>/sessions")
 def user_sessions(tenant: str, user_id: str) -> ResponseReturnValue:
-    found = sessions.user_sessions(tenant, _user_id(user_id), utcnow())
+    found = users.user_sessions(tenant, _user_id(user_id), utcnow())
     return _answer({"sessions": [{
         "id": s.id,
         "created_at": s.created_at.isoformat(),

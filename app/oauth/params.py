@@ -11,7 +11,7 @@ from werkzeug.exceptions import UnsupportedMediaType
 
 from app.errors import InvalidRequest
 from app.errors import UnsupportedGrantType
-from app.services.users import validate_credentials
+from app.services.accounts.users import validate_credentials
 
 FORM = "application/x-www-form-urlencoded"
 JSON = "application/json"

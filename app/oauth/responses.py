@@ -4,7 +4,7 @@ from __future__ import annotations
 from flask import Response
 from flask import jsonify
 
-from app.services.tokens import IssuedTokens
+from app.services.tokens.issuing import IssuedTokens
 
 NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 

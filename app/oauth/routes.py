@@ -20,13 +20,14 @@ from app.oauth.params import parse_grant
 from app.oauth.params import require
 from app.oauth.responses import NO_STORE
 from app.oauth.responses import token_response
-from app.services import introspection
-from app.services import keys
-from app.services import password_reset as password_reset_service
-from app.services import sessions
-from app.services import tenants
-from app.services import tokens
-from app.services.tokens import IssuedTokens
+from app.services.accounts import password_reset as password_reset_service
+from app.services.signin import password_grant
+from app.services.tenancy import signing_keys
+from app.services.tenancy import tenants
+from app.services.tokens import introspection
+from app.services.tokens import rotation
+from app.services.tokens import sessions
+from app.services.tokens.issuing import IssuedTokens
 from app.web import check_tenant_slug
 from app.web import utcnow
 
@@ -35,10 +36,10 @@ bp.url_value_preprocessor(check_tenant_slug)
 
 def _grant(tenant: str, grant: PasswordGrant | RefreshGrant) -> IssuedTokens:
     if isinstance(grant, PasswordGrant):
-        return tokens.login(tenant, grant.username, grant.password, now=utcnow(),
+        return password_grant.login(tenant, grant.username, grant.password, now=utcnow(),
                             user_agent=request.headers.get("User-Agent"),
                             client_address=request.remote_addr)
-    return tokens.rotate(tenant, grant.refresh_token, now=utcnow(),
+    return rotation.rotate(tenant, grant.refresh_token, now=utcnow(),
                          client_address=request.remote_addr)
 
 
@@ -60,7 +61,7 @@ def token(tenant: str) -> ResponseReturnValue:
 @bp.get("/jwks.json")
 def jwks(tenant: str) -> ResponseReturnValue:
     """RFC 7517 key set: the current key and retired keys still needed for verification."""
-    response = jsonify({"keys": keys.published_keys(tenant, utcnow())})
+    response = jsonify({"keys": signing_keys.published_keys(tenant, utcnow())})
     response.headers["Cache-Control"] = "public, max-age=60"
     return response
 

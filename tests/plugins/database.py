@@ -20,7 +20,7 @@ from flask_migrate import upgrade
 import config
 from app import create_app
 from app.extensions import db
-from app.services import tenant_cache
+from app.services.tenancy import lookup as tenant_lookup
 from tests.plugins.secret_leaks import RecordingClient
 
 # Children before parents.
@@ -149,7 +149,7 @@ def clean_db(request: pytest.FixtureRequest) -> Iterator[None]:
         return
     app = request.getfixturevalue("app")
     with app.app_context():
-        tenant_cache.forget()  # identities restart, so a cached slug could name another tenant
+        tenant_lookup.forget()  # identities restart, so a cached slug could name another tenant
         db.session.remove()
         with db.engine.begin() as conn:
             conn.execute(sa.text("SET LOCAL synchronous_commit = off"))

@@ -10,8 +10,8 @@ refresh_tokens`: PostgreSQL locks in that order), so the session row serializes 
 that happens to one family: a revoke racing a refresh either finishes first (the refresh
 sees a revoked session) or waits for it (and revokes the successor too, since revocation
 is a flag on the session). Every revocation writes its session.revoked event in the same
-transaction. All functions run inside the caller's transaction (`tenant_scope`).
-docs/design.md has the state table built on these locks.
+transaction. All functions run inside the caller's transaction (app.services.unit_of_work);
+app.services.tokens.rotation applies SPEC §5's table under these locks.
 """
 from __future__ import annotations
 
@@ -25,12 +25,12 @@ import sqlalchemy as sa
 from sqlalchemy import select
 
 from app.crypto import token_digest
+from app.database.statements import HotStatement
 from app.extensions import db
 from app.models import AuthSession
 from app.models import RefreshToken
 from app.models import User
-from app.services import events
-from app.services.database import CursorStatement
+from app.services.audit import events
 
 _tokens = cast(sa.Table, RefreshToken.__table__)
 _sessions = cast(sa.Table, AuthSession.__table__)
@@ -64,8 +64,8 @@ class LockedUser(NamedTuple):
     password_hash: str
 
 
-# The one query of a refresh, built on the Core tables and run on the DBAPI cursor
-# (lock_token): this is the hot path.
+# The first statement of a refresh, built on the Core tables and run on the DBAPI cursor
+# (lock_token): the hot path.
 _LOCK_TOKEN = (
     select(
         _tokens.c.id.label("token_id"),
@@ -90,15 +90,15 @@ _LOCK_TOKEN = (
 )
 
 
-_LOCK_TOKEN_ON_CURSOR = CursorStatement(_LOCK_TOKEN)
+LOCK_TOKEN = HotStatement(_LOCK_TOKEN)
 
 
 def lock_token(tenant_id: int, presented: str) -> LockedToken | None:
     """Lock a refresh token's session, then the token (2, 3); None if the tenant has no such.
 
-    The hot path: executed on the session connection's cursor (CursorStatement). At most one
+    The hot path: executed on the session connection's cursor (HotStatement). At most one
     row: (tenant_id, digest) is unique."""
-    row = _LOCK_TOKEN_ON_CURSOR.fetchone({"tenant_id": tenant_id,
+    row = LOCK_TOKEN.fetchone({"tenant_id": tenant_id,
                                           "digest": token_digest(presented)})
     return None if row is None else LockedToken._make(row)
 

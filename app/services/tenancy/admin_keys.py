@@ -23,13 +23,14 @@ from app.extensions import db
 from app.logs import security_event
 from app.models import AdminKey
 from app.models.admin_key import SCOPES
-from app.services import events
+from app.services.audit import events
 from app.services.errors import AccessDenied
 from app.services.errors import InvalidInput
 from app.services.errors import Missing
 from app.services.errors import ScopeMissing
 from app.services.errors import UnknownTenant
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.unit_of_work import transaction
 
 log = logging.getLogger(__name__)
 PREFIX = "bat_"
@@ -71,7 +72,8 @@ def create_key(tenant_slug: str, name: str | None, scope: str, now: datetime) ->
     if len(name) > MAX_NAME_LENGTH or "\x00" in name:
         raise InvalidInput(f"name must be at most {MAX_NAME_LENGTH} characters, no NUL")
     key = new_admin_key()
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         tenant_id = tenant.id
         key_id = db.session.execute(
             sa.insert(AdminKey).values(tenant_id=tenant_id, name=name, scope=scope,
@@ -85,7 +87,8 @@ def create_key(tenant_slug: str, name: str | None, scope: str, now: datetime) ->
 
 
 def list_keys(tenant_slug: str) -> list[AdminKeyInfo]:
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         rows = db.session.execute(
             select(AdminKey.id, AdminKey.name, AdminKey.scope, AdminKey.created_at,
                    AdminKey.last_used_at, AdminKey.revoked_at)
@@ -96,7 +99,8 @@ def list_keys(tenant_slug: str) -> list[AdminKeyInfo]:
 
 def revoke_key(tenant_slug: str, key_id: int, now: datetime) -> bool:
     """Revoke a key of the tenant; False if it was already revoked; Missing if not the tenant's."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         tenant_id = tenant.id
         row = db.session.execute(
             select(AdminKey.revoked_at).where(AdminKey.id == key_id,
@@ -144,7 +148,8 @@ def authenticate(tenant_slug: str, presented: str, scope: str, now: datetime) ->
     """
     digest = token_digest(presented)
     try:
-        with tenant_scope(tenant_slug) as tenant:
+        with transaction():
+            tenant = lookup_tenant(tenant_slug)
             row = db.session.connection().execute(_AUTHENTICATE, {
                 "digest": digest, "tenant_id": tenant.id, "now": now,
                 "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),

@@ -12,7 +12,6 @@ expires: the event is sent again later (receivers deduplicate on `webhook-id`).
 """
 from __future__ import annotations
 
-import base64
 import http.client
 import json
 import logging
@@ -30,26 +29,17 @@ from typing import Callable
 from urllib.parse import urlsplit
 
 import sqlalchemy as sa
-from cryptography.exceptions import InvalidTag
-from sqlalchemy import select
 from standardwebhooks import Webhook as Signer
 
 from app.crypto import decrypt_any
-from app.crypto import encrypt
 from app.extensions import db
-from app.models import Webhook
 from app.runtime import runtime
-from app.services.database import transaction
-from app.services.errors import InvalidInput
-from app.services.errors import Missing
+from app.services.audit.events import event_body
 from app.services.errors import Unavailable
-from app.services.events import event_body
-from app.services.tenant_cache import tenant_scope
+from app.services.unit_of_work import transaction
 
 log = logging.getLogger(__name__)
 
-SECRET_BYTES = 32
-MAX_URL_LENGTH = 2048
 CONNECT_TIMEOUT_S = 5.0
 POST_DEADLINE_S = 15.0  # connect, send and read the answer, all of it
 CLAIM_BATCH = 3  # events per claim
@@ -65,83 +55,9 @@ RETRY_WINDOW = timedelta(days=3)
 USER_AGENT = "Baton-Webhooks/1"
 
 
-def _context(tenant_id: int) -> bytes:
+def secret_context(tenant_id: int) -> bytes:
+    """Binds a webhook secret's ciphertext to its tenant (tenancy.webhook_endpoints)."""
     return b"baton-webhook-secret:" + str(tenant_id).encode()
-
-
-def validate_url(url: str) -> str:
-    """An absolute http(s) URL with a host; InvalidInput otherwise."""
-    if not url or len(url) > MAX_URL_LENGTH or any(c.isspace() for c in url):
-        raise InvalidInput(f"webhook URL must be 1-{MAX_URL_LENGTH} characters without spaces")
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a bad port
-    except ValueError:
-        raise InvalidInput(f"webhook URL {url!r} is not a valid URL") from None
-    if parts.scheme not in ("http", "https") or not parts.hostname:
-        raise InvalidInput("webhook URL must be an absolute http:// or https:// URL")
-    if parts.username or parts.password:
-        raise InvalidInput("webhook URL must not contain credentials")
-    return url
-
-
-def set_webhook(tenant_slug: str, url: str, now: datetime) -> str:
-    """Set (or replace) the tenant's webhook; returns its new signing secret, `whsec_…`."""
-    validate_url(url)
-    raw = secrets.token_bytes(SECRET_BYTES)
-    with tenant_scope(tenant_slug) as tenant:
-        tenant_id = tenant.id
-        blob = encrypt(runtime().key_encryption_key, raw, _context(tenant_id))
-        db.session.execute(
-            sa.dialects.postgresql.insert(Webhook)
-            .values(tenant_id=tenant_id, url=url, secret_encrypted=blob, created_at=now)
-            .on_conflict_do_update(index_elements=[Webhook.tenant_id],
-                                   set_={"url": url, "secret_encrypted": blob, "created_at": now})
-        )
-    return "whsec_" + base64.b64encode(raw).decode()
-
-
-def reencrypt_secrets() -> tuple[int, int]:
-    """Move every webhook secret to the current SECRET_KEY (`flask keys reencrypt`).
-
-    Returns (re-encrypted, undecryptable). One row lock at a time; few rows (one per tenant).
-    """
-    keks = runtime().key_encryption_keys
-    moved = failed = 0
-    with transaction():
-        rows = db.session.execute(
-            select(Webhook.tenant_id, Webhook.secret_encrypted).with_for_update()).all()
-        for row in rows:
-            try:
-                raw, index = decrypt_any(keks, bytes(row.secret_encrypted), _context(row.tenant_id))
-            except InvalidTag:
-                failed += 1
-                continue
-            if index:
-                db.session.execute(sa.update(Webhook).where(Webhook.tenant_id == row.tenant_id)
-                                   .values(secret_encrypted=encrypt(keks[0], raw,
-                                                                    _context(row.tenant_id))))
-                moved += 1
-    return moved, failed
-
-
-def disable_webhook(tenant_slug: str) -> int:
-    """Remove the tenant's webhook; events still owed to it become undeliverable ('none').
-
-    Returns how many pending events were dropped from the queue.
-    """
-    from app.models import Event
-
-    with tenant_scope(tenant_slug) as tenant:
-        tenant_id = tenant.id
-        removed = db.session.execute(  # type: ignore[attr-defined]
-            sa.delete(Webhook).where(Webhook.tenant_id == tenant_id)).rowcount
-        if not removed:
-            raise Missing(f"tenant {tenant_slug!r} has no webhook")
-        return db.session.execute(
-            sa.update(Event).where(Event.tenant_id == tenant_id, Event.delivery == "pending")
-            .values(delivery="none", next_attempt_at=None, lease_until=None, lease_token=None)
-        ).rowcount  # type: ignore[attr-defined]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -328,7 +244,7 @@ def deliver_one(event: Claimed, now: datetime) -> str:
     """POST one claimed event and record the outcome: 'delivered', 'retry' or 'failed'."""
     try:
         secret, _ = decrypt_any(runtime().key_encryption_keys, event.secret_encrypted,
-                                _context(event.tenant_id))
+                                secret_context(event.tenant_id))
         body, headers = signed_request(event, secret, now)
         status = post(event.url, body, headers)
         error = None if 200 <= status < 300 else f"HTTP {status}"

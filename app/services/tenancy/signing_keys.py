@@ -20,11 +20,11 @@ from app.extensions import db
 from app.models import SigningKey
 from app.models import Tenant
 from app.runtime import runtime
-from app.services import events
-from app.services.database import transaction
+from app.services.audit import events
 from app.services.errors import KeyUnavailable
-from app.services.tenant_cache import forget
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import forget
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.unit_of_work import transaction
 
 log = logging.getLogger(__name__)
 # How many of the newest signing keys /readyz tries (see secrets_ready).
@@ -85,7 +85,8 @@ def private_key(kid: str, encrypted: bytes) -> Ed25519PrivateKey:
 
 def rotate_key(tenant_slug: str, now: datetime) -> str:
     """Retire the tenant's current key and add a new one; returns the new kid."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         db.session.execute(
             # FOR NO KEY UPDATE: serializes rotations of this tenant without conflicting with
             # the FOR KEY SHARE locks that every insert referencing the tenant takes, so
@@ -107,7 +108,8 @@ def rotate_key(tenant_slug: str, now: datetime) -> str:
 
 def published_keys(tenant_slug: str, now: datetime) -> list[dict]:
     """Public JWKs: the current key and retired keys whose tokens may still be unexpired."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         still_needed = now - retention_window(tenant.access_ttl)
         rows = db.session.scalars(
             select(SigningKey.public_jwk)

@@ -22,8 +22,8 @@ from typing import Iterable
 import sqlalchemy as sa
 
 from app.extensions import db
-from app.services.database import transaction
 from app.services.errors import InvalidInput
+from app.services.unit_of_work import transaction
 
 SESSION_STARTED = "session.started"
 SESSION_REVOKED = "session.revoked"

@@ -20,17 +20,20 @@ from app.logs import security_event
 from app.models import User
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.user import MAX_USERNAME_LENGTH
-from app.services import events
-from app.services import family
-from app.services.accounts import UserRef
-from app.services.accounts import hash_new_password
-from app.services.accounts import normalize_username
-from app.services.accounts import user_clause
+from app.services.accounts.credentials import UserRef
+from app.services.accounts.credentials import hash_new_password
+from app.services.accounts.credentials import normalize_username
+from app.services.accounts.credentials import user_clause
+from app.services.audit import events
 from app.services.errors import InvalidInput
 from app.services.errors import UsernameTaken
 from app.services.errors import UserNotFound
-from app.services.family import LockedUser
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.tokens import family
+from app.services.tokens import sessions
+from app.services.tokens.family import LockedUser
+from app.services.tokens.sessions import SessionInfo
+from app.services.unit_of_work import transaction
 
 
 @dataclass(frozen=True)
@@ -68,7 +71,8 @@ def create_user(tenant_slug: str, username: str, password: str, now: datetime,
     name = normalize_username(username)
     password_hash = hash_new_password(tenant_slug, password)
     try:
-        with tenant_scope(tenant_slug) as tenant:
+        with transaction():
+            tenant = lookup_tenant(tenant_slug)
             row = db.session.execute(
                 sa.insert(User).values(tenant_id=tenant.id, username=name,
                                        password_hash=password_hash, created_at=now)
@@ -90,7 +94,8 @@ def user_exists(tenant_slug: str, username: str) -> bool:
 
 def find_user(tenant_slug: str, username: str) -> UserView | None:
     """The user with this username (normalised as at login), or None."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         row = db.session.execute(
             select(*_VIEW_COLUMNS).where(user_clause(tenant.id, username))
         ).one_or_none()
@@ -98,7 +103,8 @@ def find_user(tenant_slug: str, username: str) -> UserView | None:
 
 
 def get_user(tenant_slug: str, who: UserRef) -> UserView:
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         row = db.session.execute(
             select(*_VIEW_COLUMNS).where(user_clause(tenant.id, who))
         ).one_or_none()
@@ -131,7 +137,8 @@ def list_users(tenant_slug: str, limit: int,
     pages never shifts the others, so none is skipped or repeated.
     """
     after = decode_cursor(cursor) if cursor else None
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         query = select(*_VIEW_COLUMNS).where(User.tenant_id == tenant.id)
         if after is not None:
             query = query.where(User.username > after)
@@ -152,7 +159,8 @@ def set_disabled(tenant_slug: str, who: UserRef, disabled: bool, now: datetime,
                  actor: events.Actor = events.CLI) -> tuple[UserView, int]:
     """Disable (revoking every session in the same transaction) or enable a user."""
     revoked = 0
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         user_id, tenant_id, disabled_at, _ = _lock_user(tenant_slug, tenant.id, who)
         data = {"user_id": str(user_id)}
         if disabled:
@@ -185,7 +193,8 @@ def set_password(tenant_slug: str, who: UserRef, password: str, now: datetime,
                  actor: events.Actor = events.CLI) -> int:
     """Set a new password and revoke all of the user's sessions; returns how many."""
     password_hash = hash_new_password(tenant_slug, password)
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         user_id, tenant_id, _, _ = _lock_user(tenant_slug, tenant.id, who)
         db.session.execute(sa.update(User).where(User.id == user_id)
                            .values(password_hash=password_hash))
@@ -199,9 +208,20 @@ def set_password(tenant_slug: str, who: UserRef, password: str, now: datetime,
 def logout_everywhere(tenant_slug: str, who: UserRef, now: datetime,
                       actor: events.Actor = events.CLI) -> int:
     """Revoke every session of the user; returns how many were live."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         user_id = _lock_user(tenant_slug, tenant.id, who).id
         revoked = family.revoke_all_for_user(tenant.id, user_id, now, "admin", actor)
     security_event("sessions_revoked", tenant=tenant_slug, user_id=user_id,
                    sessions_revoked=revoked, reason="admin")
     return revoked
+
+
+def user_sessions(tenant_slug: str, who: UserRef, now: datetime) -> list[SessionInfo]:
+    """A user's live sessions, newest first (admin API: `current` is always False)."""
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
+        user_id = db.session.execute(select(User.id).where(user_clause(tenant.id, who))).scalar()
+        if user_id is None:
+            raise UserNotFound(tenant_slug, who)
+        return sessions.live_sessions(user_id, now)

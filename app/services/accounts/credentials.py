@@ -11,7 +11,8 @@ from app.models.user import MAX_USERNAME_LENGTH
 from app.runtime import runtime
 from app.services.errors import InvalidInput
 from app.services.errors import PasswordPolicyViolation
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.unit_of_work import transaction
 
 DEFAULT_PASSWORD_MIN_LENGTH = 8
 UserRef = str | int  # a username (CLI) or a user id (admin API)
@@ -45,7 +46,8 @@ def check_password(password: str, min_length: int) -> None:
 
 def hash_new_password(tenant_slug: str, password: str) -> str:
     """Apply the tenant's password policy, then hash (slow: call outside any lock)."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         min_length = tenant.password_min_length
     check_password(password, min_length)
     return runtime().passwords.hash(password)

@@ -1,4 +1,4 @@
-"""The hot statements on the DBAPI cursor (app.services.database.CursorStatement) keep what
+"""The hot statements on the DBAPI cursor (app.database.statements.HotStatement) keep what
 the engine's execution path would do: the transaction, typed rows, error translation."""
 from __future__ import annotations
 
@@ -9,17 +9,19 @@ import pytest
 import sqlalchemy as sa
 from sqlalchemy.exc import DBAPIError
 
+from app.database.statements import HotStatement
 from app.extensions import db
-from app.services import family
-from app.services.database import CursorStatement
-from app.services.tenant_cache import tenant_scope
-from app.services.tokens import login
+from app.services.signin.password_grant import login
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.tokens import family
+from app.services.unit_of_work import transaction
 from tests.helpers import utcnow
 
 
 def test_the_locked_row_has_the_types_the_services_read(ctx, user):
     issued = login("acme", "alice", "correct horse", now=utcnow())
-    with tenant_scope("acme") as tenant:
+    with transaction():
+        tenant = lookup_tenant("acme")
         chain = family.lock_token(tenant.id, issued.refresh_token)
         # Inside the session's transaction: the row lock is held by this very transaction.
         locks = db.session.execute(sa.text(
@@ -33,9 +35,10 @@ def test_the_locked_row_has_the_types_the_services_read(ctx, user):
 
 
 def test_an_error_is_wrapped_without_its_parameters(ctx, tenant):
-    divide = CursorStatement(sa.select(sa.literal_column("1") / sa.bindparam("divisor")))
+    divide = HotStatement(sa.select(sa.literal_column("1") / sa.bindparam("divisor")))
     with pytest.raises(DBAPIError) as raised:
-        with tenant_scope("acme"):
+        with transaction():
+            lookup_tenant("acme")
             divide.fetchone({"divisor": 0})
     assert raised.value.orig.pgcode == "22012"  # division_by_zero, from the server
     assert "parameters hidden" in str(raised.value) and "'divisor': 0" not in str(raised.value)
@@ -45,7 +48,8 @@ def test_an_error_is_wrapped_without_its_parameters(ctx, tenant):
 def test_a_lost_connection_is_invalidated_and_the_next_transaction_works(ctx, user,
                                                                          database_url):
     issued = login("acme", "alice", "correct horse", now=utcnow())
-    with tenant_scope("acme") as tenant:
+    with transaction():
+        tenant = lookup_tenant("acme")
         tenant_id = tenant.id
     killer = sa.create_engine(database_url.replace("postgresql://", "postgresql+psycopg2://", 1),
                               isolation_level="AUTOCOMMIT")
@@ -58,7 +62,8 @@ def test_a_lost_connection_is_invalidated_and_the_next_transaction_works(ctx, us
         family.lock_token(tenant_id, issued.refresh_token)
     db.session.rollback()
     assert raised.value.connection_invalidated  # the engine's handler recognised it
-    with tenant_scope("acme") as tenant:  # a fresh connection: the chain is intact
+    with transaction():  # a fresh connection: the chain is intact
+        tenant = lookup_tenant("acme")
         chain = family.lock_token(tenant.id, issued.refresh_token)
         assert db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one() != pid
     assert chain is not None and chain.current
@@ -69,7 +74,7 @@ def test_query_recording_listeners_see_the_hot_statements(database_url, tenant, 
     agents) work on the cursor path: a refresh with SQLALCHEMY_RECORD_QUERIES on."""
     from flask_sqlalchemy.record_queries import get_recorded_queries
 
-    from app.services.tokens import rotate
+    from app.services.tokens.rotation import rotate
     from tests.plugins.database import make_app
 
     recording = make_app(database_url, SQLALCHEMY_RECORD_QUERIES=True)

@@ -1,9 +1,9 @@
-"""The one tenant resolution path: `tenant_scope(slug)` (SPEC §4, §5).
+"""The one tenant resolution path: `lookup_tenant(slug)` (SPEC §4, §5).
 
-Every endpoint and service names a tenant by its slug and resolves it here: the scope
-opens the service transaction, yields the tenant's settings and current signing key, and
-is the only place that raises UnknownTenant. The settings come from a per-app TTL cache
-(`app.extensions["baton_tenants"]`, TENANT_CACHE_S, default 5 s): a `flask tenants
+Every endpoint and service names a tenant by its slug and resolves it here, inside the
+transaction the service opened (app.services.unit_of_work): the tenant's settings and
+current signing key, or UnknownTenant, raised nowhere else. The settings come from a
+per-app TTL cache (`app.extensions["baton_tenants"]`, TENANT_CACHE_S, default 5 s): a `flask tenants
 update` is seen by every worker within that time. A key rotation drops the entry in the
 process that ran it; other workers pick the new key up within that time, and the retired
 key stays published (and accepted) for `access_ttl + TENANT_CACHE_S`.
@@ -11,9 +11,7 @@ key stays published (and accepted) for `access_ttl + TENANT_CACHE_S`.
 from __future__ import annotations
 
 import threading
-from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Iterator
 
 import sqlalchemy as sa
 from cachetools import TTLCache
@@ -27,7 +25,6 @@ from app.extensions import db
 from app.models import SigningKey
 from app.models import Tenant
 from app.models.tenant import valid_slug
-from app.services.database import transaction
 from app.services.errors import UnknownTenant
 
 EXTENSION = "baton_tenants"
@@ -103,8 +100,9 @@ def _cache() -> TenantCache:
     return cache
 
 
-def _resolve(slug: str) -> TenantInfo:
-    """The tenant, from the cache or one query inside the caller's transaction."""
+def lookup_tenant(slug: str) -> TenantInfo:
+    """The tenant, from the cache or one query inside the caller's transaction (so that
+    `db.session.begin()` comes first: a query before it would begin one implicitly)."""
     if not valid_slug(slug):
         raise UnknownTenant(slug)  # no query for what can never be a slug
     cache = _cache()
@@ -119,13 +117,6 @@ def _resolve(slug: str) -> TenantInfo:
                       row.password_min_length, tuple(row.cors_origins))
     cache.put(info)
     return info
-
-
-@contextmanager
-def tenant_scope(slug: str) -> Iterator[TenantInfo]:
-    """Open the service transaction and yield the tenant; UnknownTenant if there is none."""
-    with transaction():
-        yield _resolve(slug)
 
 
 def forget(slug: str | None = None) -> None:

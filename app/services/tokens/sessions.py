@@ -15,17 +15,15 @@ from app.logs import security_event
 from app.models import AuthSession
 from app.models import User
 from app.runtime import runtime
-from app.services import events
-from app.services import family
-from app.services.access_tokens import VerifiedAccess
-from app.services.access_tokens import verify_access_token
-from app.services.accounts import UserRef
-from app.services.accounts import user_clause
+from app.services.audit import events
 from app.services.errors import AccessDenied
 from app.services.errors import SessionNotFound
-from app.services.errors import UserNotFound
-from app.services.tenant_cache import TenantInfo
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import TenantInfo
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.tokens import family
+from app.services.tokens.access_tokens import VerifiedAccess
+from app.services.tokens.access_tokens import verify_access_token
+from app.services.unit_of_work import transaction
 
 
 @dataclass(frozen=True)
@@ -39,7 +37,8 @@ class SessionInfo:
 
 
 def live_sessions(user_id: int, now: datetime, current: str | None = None) -> list[SessionInfo]:
-    """The user's live sessions, newest first; `current` marks the caller's own."""
+    """The user's live sessions, newest first; `current` marks the caller's own (inside the
+    caller's transaction)."""
     rows = db.session.execute(
         select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
                AuthSession.expires_at, AuthSession.user_agent)
@@ -49,15 +48,6 @@ def live_sessions(user_id: int, now: datetime, current: str | None = None) -> li
     ).all()
     return [SessionInfo(str(r.id), r.created_at, r.last_used_at, r.expires_at, r.user_agent,
                         str(r.id) == current) for r in rows]
-
-
-def user_sessions(tenant_slug: str, who: UserRef, now: datetime) -> list[SessionInfo]:
-    """A user's live sessions, newest first (admin API: `current` is always False)."""
-    with tenant_scope(tenant_slug) as tenant:
-        user_id = db.session.execute(select(User.id).where(user_clause(tenant.id, who))).scalar()
-        if user_id is None:
-            raise UserNotFound(tenant_slug, who)
-        return live_sessions(user_id, now)
 
 
 def _caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:
@@ -76,7 +66,8 @@ def _caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAcc
 
 def userinfo(tenant_slug: str, access_token: str, now: datetime) -> dict[str, str]:
     """`{"sub", "username", "tenant"}` for a valid access token of a live session."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         caller = _caller(tenant, access_token, now)
         username = db.session.execute(
             select(User.username).where(User.id == caller.user_id, User.disabled_at.is_(None))
@@ -88,7 +79,8 @@ def userinfo(tenant_slug: str, access_token: str, now: datetime) -> dict[str, st
 
 def list_sessions(tenant_slug: str, access_token: str, now: datetime) -> list[SessionInfo]:
     """The caller's live sessions, newest first, with the caller's own marked current."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         caller = _caller(tenant, access_token, now)
         return live_sessions(caller.user_id, now, caller.session_id)
 
@@ -96,7 +88,8 @@ def list_sessions(tenant_slug: str, access_token: str, now: datetime) -> list[Se
 def delete_session(tenant_slug: str, access_token: str, session_id: str, now: datetime) -> None:
     """Revoke one of the caller's sessions; SessionNotFound for another user's or an unknown one."""
     target = _uuid(session_id)
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         caller = _caller(tenant, access_token, now)
         owner = family.lock_session(tenant.id, target, caller.user_id, live=True)
         if target is None or owner is None:
@@ -112,7 +105,8 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
     order = ("access_token", "refresh_token") if hint == "access_token" else (
         "refresh_token", "access_token")
     session_id = kind = None
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         for kind in order:
             session_id = _REVOKERS[kind](tenant, token, now)
             if session_id is not None:
@@ -164,7 +158,8 @@ def admin_delete_session(tenant_slug: str, session_id: str, now: datetime,
                          actor: events.Actor = events.CLI) -> None:
     """Revoke one session of the tenant by id (admin API); SessionNotFound if unknown or foreign."""
     target = _uuid(session_id)
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         owner = family.lock_session(tenant.id, target)
         if target is None or owner is None:
             raise SessionNotFound()

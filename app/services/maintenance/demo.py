@@ -6,8 +6,8 @@ import secrets
 from datetime import datetime
 from pathlib import Path
 
-from app.services import tenants
-from app.services import users
+from app.services.accounts import users
+from app.services.tenancy import tenants
 
 DEMO_TENANT = "demo"
 DEMO_USER = "demo"

@@ -17,15 +17,15 @@ from app.models import Tenant
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.tenant import MAX_REUSE_INTERVAL
 from app.models.tenant import valid_slug
-from app.services import tenant_cache
-from app.services.accounts import DEFAULT_PASSWORD_MIN_LENGTH
-from app.services.database import transaction
+from app.services.accounts.credentials import DEFAULT_PASSWORD_MIN_LENGTH
 from app.services.errors import InvalidInput
 from app.services.errors import TenantExists
 from app.services.errors import Unavailable
 from app.services.errors import UnknownTenant
-from app.services.keys import add_signing_key
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy import lookup
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.tenancy.signing_keys import add_signing_key
+from app.services.unit_of_work import transaction
 
 DEFAULT_ACCESS_TTL = 900
 DEFAULT_REFRESH_TTL = 14 * 24 * 3600
@@ -115,7 +115,8 @@ def update_tenant(slug: str, **changes: Any) -> TenantSettings:
         raise InvalidInput(f"unknown tenant setting(s): {', '.join(sorted(unknown))}")
     if "cors_origins" in changes:
         changes["cors_origins"] = tuple(map(normalize_origin, changes["cors_origins"]))
-    with tenant_scope(slug) as found:
+    with transaction():
+        found = lookup_tenant(slug)
         tenant = db.session.execute(
             select(Tenant).where(Tenant.id == found.id).with_for_update()
         ).scalar_one()
@@ -128,13 +129,14 @@ def update_tenant(slug: str, **changes: Any) -> TenantSettings:
         if "cors_origins" in values:
             values["cors_origins"] = list(values["cors_origins"])
         db.session.execute(sa.update(Tenant).where(Tenant.id == tenant.id).values(**values))
-    tenant_cache.forget(slug)
+    lookup.forget(slug)
     return updated
 
 
 def tenant_exists(slug: str) -> bool:
     try:
-        with tenant_scope(slug):
+        with transaction():
+            lookup_tenant(slug)
             return True
     except UnknownTenant:
         return False
@@ -142,7 +144,8 @@ def tenant_exists(slug: str) -> bool:
 
 def issuer(slug: str) -> str:
     """The tenant's issuer (`iss`, the metadata base); UnknownTenant if there is none."""
-    with tenant_scope(slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(slug)
         return tenant.issuer
 
 
@@ -153,7 +156,8 @@ def cors_origins(slug: str) -> tuple[str, ...]:
     error, so it only drops the CORS headers.
     """
     try:
-        with tenant_scope(slug) as tenant:
+        with transaction():
+            tenant = lookup_tenant(slug)
             return tenant.cors_origins
     except (Unavailable, UnknownTenant):
         return ()

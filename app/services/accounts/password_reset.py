@@ -21,15 +21,16 @@ from sqlalchemy import select
 from app.extensions import db
 from app.logs import security_event
 from app.models import User
-from app.services import events
-from app.services import family
-from app.services.accounts import UserRef
-from app.services.accounts import hash_new_password
-from app.services.accounts import user_clause
+from app.services.accounts.credentials import UserRef
+from app.services.accounts.credentials import hash_new_password
+from app.services.accounts.credentials import user_clause
+from app.services.audit import events
 from app.services.errors import InvalidCredentials
 from app.services.errors import UserNotFound
-from app.services.family import LockedUser
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.tokens import family
+from app.services.tokens.family import LockedUser
+from app.services.unit_of_work import transaction
 
 log = logging.getLogger(__name__)
 SALT = "baton.password-reset.v1"
@@ -49,7 +50,8 @@ def _fingerprint(password_hash: str) -> str:
 
 def issue_reset_token(tenant_slug: str, who: UserRef) -> str:
     """A reset token for the user (`flask users reset-link` and the admin API)."""
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         row = db.session.execute(
             select(User.id, User.tenant_id, User.password_hash)
             .where(user_clause(tenant.id, who))
@@ -92,12 +94,14 @@ def reset_password(tenant_slug: str, token: str, new_password: str, now: datetim
     # The token is checked before the (deliberately slow) hash: a spent token, or one of a
     # disabled user, costs no CPU however often it is sent.
     # A token of another tenant names no user here (the ids differ): the same rejection.
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         usable = tenant.id == tenant_id and _usable(_read_user(tenant_id, user_id), fingerprint)
     if not usable:
         raise _rejected(tenant_slug, user_id, "used, foreign or disabled")
     new_hash = hash_new_password(tenant_slug, new_password)  # policy, then the slow hash
-    with tenant_scope(tenant_slug):
+    with transaction():
+        lookup_tenant(tenant_slug)
         # Checked again under the lock: a concurrent reset or disable may have won meanwhile.
         usable = _usable(family.lock_user(tenant_id, User.id == user_id), fingerprint)
         if usable:

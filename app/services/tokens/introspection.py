@@ -17,10 +17,11 @@ from app.models import AuthSession
 from app.models import RefreshToken
 from app.models import User
 from app.runtime import runtime
-from app.services.access_tokens import verify_access_token
 from app.services.errors import AccessDenied
-from app.services.tenant_cache import TenantInfo
-from app.services.tenant_cache import tenant_scope
+from app.services.tenancy.lookup import TenantInfo
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.tokens.access_tokens import verify_access_token
+from app.services.unit_of_work import transaction
 
 INACTIVE = {"active": False}
 ACCESS_CLAIMS = ("iss", "aud", "iat", "exp", "jti")
@@ -30,7 +31,8 @@ def introspect(tenant_slug: str, token: str, hint: str | None, *,
                now: datetime) -> dict[str, object]:
     """RFC 7662 §2.2 response for a token of the tenant; `{"active": false}` for anything else."""
     kinds = [_access, _refresh] if hint == "access_token" else [_refresh, _access]
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         for kind in kinds:
             answer = kind(tenant, token, now)
             if answer is not None:

@@ -17,8 +17,8 @@ from app.crypto import b64url
 from app.extensions import db
 from app.models import SigningKey
 from app.services.errors import AccessDenied
-from app.services.keys import retention_window
-from app.services.tenant_cache import TenantInfo
+from app.services.tenancy.lookup import TenantInfo
+from app.services.tenancy.signing_keys import retention_window
 
 
 @dataclass(frozen=True)

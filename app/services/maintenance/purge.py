@@ -34,9 +34,9 @@ from app.extensions import db
 from app.models import AuthSession
 from app.models import Event
 from app.models import RefreshToken
-from app.services.database import transaction
-from app.services.ratelimit import purge_windows
-from app.services.tenant_cache import tenant_scope
+from app.services.signin.throttling import purge_windows
+from app.services.tenancy.lookup import lookup_tenant
+from app.services.unit_of_work import transaction
 
 
 @dataclass
@@ -98,7 +98,8 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
 def _tenant_id(tenant_slug: str | None) -> int | None:
     if tenant_slug is None:
         return None
-    with tenant_scope(tenant_slug) as tenant:
+    with transaction():
+        tenant = lookup_tenant(tenant_slug)
         return tenant.id
 
 

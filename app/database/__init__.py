@@ -1,0 +1,1 @@
+"""PostgreSQL specifics under the services: timeouts, fault classification, hot statements."""

@@ -1,0 +1,1 @@
+"""Users of a tenant: usernames, the password policy, creation, changes, password reset."""

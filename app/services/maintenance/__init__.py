@@ -1,0 +1,1 @@
+"""Work outside requests: purging dead rows, the development demo."""

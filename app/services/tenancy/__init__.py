@@ -1,0 +1,1 @@
+"""Tenants: their lookup and settings, signing keys, admin keys and webhook endpoints."""

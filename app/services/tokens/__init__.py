@@ -1,0 +1,1 @@
+"""The token family (SPEC §5, §6): locks, rotation, access tokens, sessions, introspection."""
