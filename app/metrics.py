@@ -98,11 +98,12 @@ def _observe(response: Response) -> Response:
     started = g.get("request_started")
     if started is not None:
         req = request_ctx.request  # one proxy lookup, not four
-        # The route's name, never the raw path: unknown paths share one series.
-        key = (req.endpoint or "unmatched", req.method, response.status_code)
+        # The route's name, never the raw path: unknown paths share one series; so do
+        # unknown methods, in the series and in this cache (a client can invent any number).
+        method = req.method if req.method in _METHODS else "other"
+        key = (req.endpoint or "unmatched", method, response.status_code)
         child = _durations.get(key)
         if child is None:
-            method = key[1] if key[1] in _METHODS else "other"
             child = _durations[key] = HTTP_DURATION.labels(key[0], method, str(key[2]))
         child.observe(time.perf_counter() - started)
     return response

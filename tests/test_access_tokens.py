@@ -31,3 +31,31 @@ def test_claims_verify_with_the_public_key() -> None:
                       "iat": 1_700_000_000, "exp": 1_700_000_900, "jti": "jti-1",
                       "sid": "sid-1", "tid": 7}
     assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": "k1", "typ": "JWT"}
+
+
+def test_verification_judges_expiry_by_the_given_now(ctx, user) -> None:
+    """`verify_access_token(..., now)` decides with the `now` it is given, not the wall clock:
+    a token is refused once `now` passes its `exp`, and before its `iat`."""
+    from datetime import timedelta
+
+    import pytest
+
+    from app.runtime import runtime
+    from app.services.errors import AccessDenied
+    from app.services.signin.password_grant import login
+    from app.services.tenancy.lookup import lookup_tenant
+    from app.services.tokens.access_tokens import verify_access_token
+    from app.services.unit_of_work import transaction
+    from tests.helpers import PASSWORD
+    from tests.helpers import utcnow
+
+    now = utcnow()
+    issued = login("acme", "alice", PASSWORD, now=now)
+    with transaction():
+        tenant = lookup_tenant("acme")
+        audience = runtime().audience
+        assert verify_access_token(issued.access_token, tenant, audience, now).user_id
+        for moment in (now + timedelta(seconds=tenant.access_ttl + 1),
+                       now - timedelta(seconds=60)):
+            with pytest.raises(AccessDenied):
+                verify_access_token(issued.access_token, tenant, audience, moment)

@@ -171,3 +171,25 @@ def test_replay_is_a_security_event(tokens, caplog):
         assert tokens.refresh(first["refresh_token"]).status_code == 400
     events = [r for r in caplog.records if getattr(r, "event", None) == "refresh_token_replay"]
     assert len(events) == 1 and str(events[0].session_id) == first["session_id"]
+
+
+def test_an_outage_cuts_only_this_runs_connections(app, database, database_url):
+    """On a PostgreSQL server (TEST_DATABASE_URL) the simulated outage terminates this test
+    run's own connections, not another client's of the same database."""
+    from tests.plugins.database import ServerDatabase
+
+    if not isinstance(database, ServerDatabase):
+        pytest.skip("the embedded database is this run's alone: its outage stops the server")
+    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool,
+                              connect_args={"application_name": "someone-else"})
+    with engine.connect() as bystander, app.app_context():
+        ours = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
+        db.session.rollback()
+        database.stop()
+        database.start()
+        alive = {row.pid for row in bystander.execute(sa.text(
+            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))}
+        assert bystander.execute(sa.text("SELECT 1")).scalar_one() == 1
+        assert ours not in alive
+        db.session.remove()
+    engine.dispose()

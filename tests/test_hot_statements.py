@@ -85,3 +85,53 @@ def test_query_recording_listeners_see_the_hot_statements(database_url, tenant, 
         db.session.remove()
     assert any("FOR UPDATE" in s for s in statements)
     assert any(s.startswith("WITH rotated") for s in statements)
+
+
+def test_a_lock_timeout_is_a_503_and_keeps_the_connection(database_url, tenant, user):
+    """A hot statement waiting past lock_timeout raises the engine's DBAPIError (SQLSTATE
+    55P03), which the unit of work turns into DatabaseUnavailable; the connection is fine."""
+    from app.services.errors import DatabaseUnavailable
+    from tests.plugins.database import make_app
+
+    quick = make_app(database_url, LOCK_TIMEOUT_MS=200, STATEMENT_TIMEOUT_MS=2000)
+    holder = sa.create_engine(database_url)
+    with quick.app_context():
+        issued = login("acme", "alice", "correct horse", now=utcnow())
+        with holder.begin() as conn:  # another transaction holds the session row
+            conn.execute(sa.text("SELECT 1 FROM sessions WHERE id = :id FOR UPDATE"),
+                         {"id": issued.session_id})
+            with pytest.raises(DBAPIError) as raised:
+                with db.session.begin():
+                    family.lock_token(lookup_id("acme"), issued.refresh_token)
+            assert raised.value.orig.pgcode == "55P03"
+            assert not raised.value.connection_invalidated
+            with pytest.raises(DatabaseUnavailable):
+                with transaction():
+                    family.lock_token(lookup_tenant("acme").id, issued.refresh_token)
+        with transaction():  # the same pooled connection works again
+            assert family.lock_token(lookup_tenant("acme").id, issued.refresh_token).current
+        db.session.remove()
+    holder.dispose()
+
+
+def test_a_statement_timeout_is_a_503(database_url, tenant):
+    """The statement timeout set with the transaction bounds a hot statement too (57014)."""
+    from app.services.errors import DatabaseUnavailable
+    from tests.plugins.database import make_app
+
+    quick = make_app(database_url, LOCK_TIMEOUT_MS=100, STATEMENT_TIMEOUT_MS=150)
+    sleep = HotStatement(sa.select(sa.func.pg_sleep(sa.bindparam("seconds"))))
+    with quick.app_context():
+        with pytest.raises(DBAPIError) as raised:
+            with db.session.begin():
+                sleep.fetchone({"seconds": 2})
+        assert raised.value.orig.pgcode == "57014"
+        assert not raised.value.connection_invalidated
+        with pytest.raises(DatabaseUnavailable):
+            with transaction():
+                sleep.fetchone({"seconds": 2})
+        db.session.remove()
+
+
+def lookup_id(slug: str) -> int:
+    return lookup_tenant(slug).id

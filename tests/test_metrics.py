@@ -180,3 +180,20 @@ def test_counts_are_exact_across_four_gunicorn_workers(app, live_server):
             before, token_400[0], **token_400[1]) == 2 + 3
         assert value(after, "baton_events_pending") == pending
         assert 0 <= value(after, "baton_events_oldest_pending_seconds") < 600
+
+
+def test_arbitrary_methods_share_one_series_and_one_cache_entry(client):
+    """A client inventing HTTP methods must not grow the per-process cache of histogram
+    children (it once kept one entry per raw method: megabytes after 60k methods)."""
+    from app import metrics
+
+    client.open("/healthz", method="BREW")  # warm the `other` entry
+    before = len(metrics._durations)
+    for i in range(200):
+        assert client.open("/healthz", method=f"M{i}X").status_code == 405
+    assert len(metrics._durations) == before
+    samples = parse(client.get("/metrics").get_data(as_text=True))
+    methods = {dict(labels).get("method") for name, labels in samples
+               if name.startswith("baton_http_request_duration_seconds")}
+    assert not any(m and m.startswith("M") and m.endswith("X") for m in methods)
+    assert "other" in methods

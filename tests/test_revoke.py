@@ -101,3 +101,27 @@ def _race_step(base: str, token: str, action: str):
     response = requests.post(f"{base}/token", timeout=30, data={
         "grant_type": "refresh_token", "refresh_token": token})
     return response.status_code, response.json().get("refresh_token")
+
+
+def test_revoking_a_revoked_session_again_reports_nothing(app, client, tokens, admin, caplog):
+    """A second revocation (the same token again, its access token, the admin API) changes
+    nothing, so it writes no event and logs no security event: audit trails count real ones."""
+    import sqlalchemy as sa
+
+    body = tokens.login().get_json()
+    caplog.set_level("INFO", logger="app.security")
+    assert revoke(client, body["refresh_token"]).status_code == 200
+    assert revoke(client, body["refresh_token"]).status_code == 200
+    assert revoke(client, body["access_token"]).status_code == 200
+    assert admin("DELETE", f"/sessions/{body['session_id']}").status_code == 204
+    assert admin("PATCH", "/users/1", json={"disabled": True}).status_code == 200
+    assert admin("PATCH", "/users/1", json={"disabled": True}).status_code == 200
+    logged = [r.event for r in caplog.records if r.name == "app.security"]
+    assert logged.count("session_revoked") == 1, logged
+    assert logged.count("user_disabled") == 1, logged
+    with app.app_context():
+        kinds = db.session.execute(sa.text(
+            "SELECT type FROM events WHERE type IN ('session.revoked', 'user.disabled')")
+        ).scalars().all()
+        db.session.remove()
+    assert sorted(kinds) == ["session.revoked", "user.disabled"]

@@ -3,6 +3,7 @@ flaskr-style fixtures: app, client, runner, ctx; every table emptied after each 
 from __future__ import annotations
 
 import atexit
+import os
 import shutil
 import tempfile
 from collections.abc import Iterator
@@ -76,11 +77,18 @@ class EmbeddedDatabase:
             self.server.ensure_postgres_running()
 
 
+# Every connection this run opens (the app, its gunicorns, CLI subprocesses: libpq reads
+# PGAPPNAME from the environment they inherit) carries this name, so an outage cuts this run's
+# own connections only, never another client's of the same server.
+RUN_APPLICATION_NAME = f"baton-tests-{os.getpid()}"
+
+
 class ServerDatabase:
     """A database on a PostgreSQL server: an outage is refusing and cutting its connections."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+        os.environ["PGAPPNAME"] = RUN_APPLICATION_NAME
         parsed = sa.engine.make_url(url)
         self.name = parsed.database
         self.admin = sa.create_engine(parsed.set(database="postgres"),
@@ -90,8 +98,9 @@ class ServerDatabase:
         with self.admin.connect() as conn:
             conn.execute(sa.text(f'ALTER DATABASE "{self.name}" ALLOW_CONNECTIONS false'))
             conn.execute(sa.text("SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
-                                 " WHERE datname = :db AND pid <> pg_backend_pid()"),
-                         {"db": self.name})
+                                 " WHERE datname = :db AND application_name = :name"
+                                 " AND pid <> pg_backend_pid()"),
+                         {"db": self.name, "name": RUN_APPLICATION_NAME})
 
     def start(self) -> None:
         with self.admin.connect() as conn:

@@ -173,8 +173,9 @@ def set_disabled(tenant_slug: str, who: UserRef, disabled: bool, now: datetime,
             db.session.execute(sa.update(User).where(User.id == user_id).values(disabled_at=None))
             events.record_event(events.USER_ENABLED, tenant_id, actor, data, now)
         row = db.session.execute(select(*_VIEW_COLUMNS).where(User.id == user_id)).one()
-    security_event("user_disabled" if disabled else "user_enabled", tenant=tenant_slug,
-                   user_id=user_id, sessions_revoked=revoked)
+    if (disabled_at is None) == disabled or revoked:  # logged only when something changed
+        security_event("user_disabled" if disabled else "user_enabled", tenant=tenant_slug,
+                       user_id=user_id, sessions_revoked=revoked)
     return UserView(*row), revoked
 
 

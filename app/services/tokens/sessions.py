@@ -104,29 +104,34 @@ def revoke(tenant_slug: str, token: str, hint: str | None, now: datetime) -> Non
     """RFC 7009: revoke the session of a refresh or access token; unknown tokens are ignored."""
     order = ("access_token", "refresh_token") if hint == "access_token" else (
         "refresh_token", "access_token")
-    session_id = kind = None
+    found = kind = None
     with transaction():
         tenant = lookup_tenant(tenant_slug)
         for kind in order:
-            session_id = _REVOKERS[kind](tenant, token, now)
-            if session_id is not None:
+            found = _REVOKERS[kind](tenant, token, now)
+            if found is not None:
                 break
-    if session_id is not None:  # logged once the revocation is committed
-        security_event("session_revoked", tenant=tenant_slug, session_id=session_id,
+    if found is not None and found[1]:  # a real revocation, logged once it is committed
+        security_event("session_revoked", tenant=tenant_slug, session_id=found[0],
                        reason="logout", via=kind)
 
 
-def _revoke_by_refresh_token(tenant: TenantInfo, token: str, now: datetime) -> uuid.UUID | None:
+# What a revoker found: the token's session, and whether this call revoked it (False: it
+# was revoked already). None: not a token of this kind of the tenant.
+Revoked = tuple[uuid.UUID, bool] | None
+
+
+def _revoke_by_refresh_token(tenant: TenantInfo, token: str, now: datetime) -> Revoked:
     chain = family.lock_token(tenant.id, token)  # session row, then token row: rotation's order
     if chain is None:
         return None
     # RFC 7009: whoever holds the session's token is acting for its user.
-    family.revoke_locked_session(tenant.id, chain.session_id, chain.user_id, now, "logout",
-                                 events.user_actor(chain.user_id))
-    return chain.session_id
+    return chain.session_id, family.revoke_locked_session(
+        tenant.id, chain.session_id, chain.user_id, now, "logout",
+        events.user_actor(chain.user_id))
 
 
-def _revoke_by_access_token(tenant: TenantInfo, token: str, now: datetime) -> uuid.UUID | None:
+def _revoke_by_access_token(tenant: TenantInfo, token: str, now: datetime) -> Revoked:
     if token.count(".") != 2:
         return None
     try:
@@ -136,9 +141,8 @@ def _revoke_by_access_token(tenant: TenantInfo, token: str, now: datetime) -> uu
     session_id = _uuid(caller.session_id)
     if session_id is None or family.lock_session(tenant.id, session_id) is None:
         return None
-    family.revoke_locked_session(tenant.id, session_id, caller.user_id, now, "logout",
-                                 events.user_actor(caller.user_id))
-    return session_id
+    return session_id, family.revoke_locked_session(
+        tenant.id, session_id, caller.user_id, now, "logout", events.user_actor(caller.user_id))
 
 
 _REVOKERS = {
