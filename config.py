@@ -3,20 +3,32 @@
 `BATON_ENV` picks the defaults: `production` (the default, so nothing insecure is
 used unless asked for), `development` (what `make run` sets) or `test`. The
 environment is read once, in `create_app` (`load_settings`), into a frozen, typed
-`Settings`; every value is range-checked there, and a bad one stops startup with
-one line naming the variable. The app sees the settings both as `app.config`
-keys (LOCK_TIMEOUT_MS, BASE_URL, ...) and as `app.extensions["baton_settings"]`.
+`Settings` (pydantic-settings); every value is range-checked there, and a bad one
+stops startup with one line naming the variable. The app sees the settings both as
+`app.config` keys (LOCK_TIMEOUT_MS, BASE_URL, ...) and as
+`app.extensions["baton_settings"]`.
 """
 from __future__ import annotations
 
-import dataclasses
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
-from dataclasses import field
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlsplit
+
+from pydantic import Field
+from pydantic import SecretStr
+from pydantic import ValidationError
+from pydantic import ValidationInfo
+from pydantic import field_validator
+from pydantic import model_validator
+from pydantic.fields import FieldInfo
+from pydantic_core import ErrorDetails
+from pydantic_settings import BaseSettings
+from pydantic_settings import EnvSettingsSource
+from pydantic_settings import PydanticBaseSettingsSource
+from pydantic_settings import SettingsConfigDict
 
 BASE_DIR = Path(__file__).resolve().parent
 MIN_SECRET_LENGTH = 32
@@ -29,27 +41,8 @@ class ConfigurationError(RuntimeError):
     """A setting that stops startup; its message is the one line the operator sees."""
 
 
-class Secret:
-    """A secret value that never shows itself in a repr, a log line or a traceback."""
-
-    __slots__ = ("_value",)
-
-    def __init__(self, value: str) -> None:
-        self._value = value
-
-    def get(self) -> str:
-        return self._value
-
-    def __repr__(self) -> str:
-        return "Secret('**********')"
-
-    __str__ = __repr__
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, Secret) and other._value == self._value
-
-    def __hash__(self) -> int:
-        return hash(self._value)
+# A secret value that never shows itself in a repr, a log line or a traceback.
+Secret = SecretStr
 
 
 @dataclass(frozen=True)
@@ -72,54 +65,111 @@ def psycopg2_url(url: str | None) -> str | None:
     return url
 
 
-def _setting(env: str | None, *, low: int | None = None, high: int | None = None) -> Any:
-    """A Settings field: its environment variable and, for integers, its allowed range."""
-    return field(metadata={"env": env, "low": low, "high": high})
+def _env(name: str, default: Any, *, ge: int | None = None, le: int | None = None) -> Any:
+    """A setting read from the environment variable `name`; `ge`/`le` bound integers."""
+    return Field(default, validation_alias=name, ge=ge, le=le)
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Every setting of one process, typed and checked. `KEY` in app.config is `key` here."""
+class Settings(BaseSettings):
+    """Every setting of one process, typed and checked. `KEY` in app.config is `key` here.
 
-    env_name: str = _setting("BATON_ENV")
-    secret_key: Secret | None = _setting("SECRET_KEY")
+    The defaults are production's; DevelopmentConfig and TestConfig below change a few.
+    """
+
+    # Variable names are case-sensitive, as the environment of every POSIX process is.
+    model_config = SettingsConfigDict(frozen=True, case_sensitive=True)
+
+    env_name: str = "production"  # from the environment's class, never from BATON_ENV itself
+    secret_key: Secret | None = _env("SECRET_KEY", None)
     # Older secrets, still accepted for decryption, successor derivation and reset tokens.
-    secret_key_fallbacks: tuple[Secret, ...] = _setting("SECRET_KEY_FALLBACKS")
-    sqlalchemy_database_uri: Secret | None = _setting("DATABASE_URL")
-    allow_embedded_database: bool = _setting(None)
-    embedded_pgdata: str = _setting("BATON_PGDATA")
+    secret_key_fallbacks: tuple[Secret, ...] = _env("SECRET_KEY_FALLBACKS", ())
+    sqlalchemy_database_uri: Secret | None = _env("DATABASE_URL", None)
+    # Production never starts a database of its own: DATABASE_URL is required.
+    allow_embedded_database: bool = False
+    embedded_pgdata: str = _env("BATON_PGDATA", str(BASE_DIR / "instance" / "pgdata"))
 
     # Bounded waits (SPEC §5). 0 would mean "wait forever" to PostgreSQL: refused.
-    lock_timeout_ms: int = _setting("BATON_LOCK_TIMEOUT_MS", low=1, high=60_000)
-    statement_timeout_ms: int = _setting("BATON_STATEMENT_TIMEOUT_MS", low=1, high=600_000)
-    connect_timeout_s: int = _setting("BATON_CONNECT_TIMEOUT_S", low=1, high=60)
-    db_pool_size: int = _setting("BATON_DB_POOL_SIZE", low=1, high=100)
-    db_pre_ping: bool = _setting("BATON_DB_PRE_PING")
-    retry_after_s: int = _setting("BATON_RETRY_AFTER_S", low=1, high=3600)
-    tenant_cache_s: int = _setting("BATON_TENANT_CACHE_S", low=0, high=300)
+    lock_timeout_ms: int = _env("BATON_LOCK_TIMEOUT_MS", 2000, ge=1, le=60_000)
+    statement_timeout_ms: int = _env("BATON_STATEMENT_TIMEOUT_MS", 10_000, ge=1, le=600_000)
+    connect_timeout_s: int = _env("BATON_CONNECT_TIMEOUT_S", 3, ge=1, le=60)
+    db_pool_size: int = _env("BATON_DB_POOL_SIZE", 2, ge=1, le=100)
+    # Pre-ping costs a round trip per request. Without it a connection that died (database
+    # restart) fails one request with 503, and SQLAlchemy then recycles the whole pool.
+    db_pre_ping: bool = _env("BATON_DB_PRE_PING", False)
+    retry_after_s: int = _env("BATON_RETRY_AFTER_S", 1, ge=1, le=3600)
+    # How long a worker may use cached tenant settings and signing key (tenancy/lookup.py).
+    tenant_cache_s: int = _env("BATON_TENANT_CACHE_S", 5, ge=0, le=300)
 
-    max_content_length: int = _setting("BATON_MAX_BODY_BYTES", low=1024, high=1024 * 1024)
+    max_content_length: int = _env("BATON_MAX_BODY_BYTES", 16 * 1024, ge=1024, le=1024 * 1024)
     # Public URL of the service: `iss`, the metadata and the JWKS location (SPEC §4.1).
-    base_url: str = _setting("BATON_BASE_URL")
-    access_token_audience: str = _setting("BATON_AUDIENCE")
+    # Required in production (SPEC §3): nothing a client sends may choose the issuer.
+    base_url: str = _env("BATON_BASE_URL", "")
+    access_token_audience: str = _env("BATON_AUDIENCE", "baton")
     # X-Forwarded-For/Proto are honoured from this many proxies (0 = none) ...
-    trusted_proxies: int = _setting("BATON_TRUSTED_PROXIES", low=0, high=10)
+    trusted_proxies: int = _env("BATON_TRUSTED_PROXIES", 0, ge=0, le=10)
     # ... and X-Forwarded-Host/Port/Prefix only when this says so as well.
-    trust_forwarded_host: bool = _setting("BATON_TRUST_FORWARDED_HOST")
+    trust_forwarded_host: bool = _env("BATON_TRUST_FORWARDED_HOST", False)
 
-    argon2_time_cost: int = _setting("BATON_ARGON2_TIME_COST", low=1, high=100)
-    argon2_memory_kib: int = _setting("BATON_ARGON2_MEMORY_KIB", low=1024, high=4 * 1024 * 1024)
-    argon2_parallelism: int = _setting("BATON_ARGON2_PARALLELISM", low=1, high=64)
+    # argon2id cost (argon2-cffi defaults: RFC 9106 low-memory profile).
+    argon2_time_cost: int = _env("BATON_ARGON2_TIME_COST", 3, ge=1, le=100)
+    argon2_memory_kib: int = _env("BATON_ARGON2_MEMORY_KIB", 65536, ge=1024, le=4 * 1024 * 1024)
+    argon2_parallelism: int = _env("BATON_ARGON2_PARALLELISM", 4, ge=1, le=64)
 
-    login_window_s: int = _setting("BATON_LOGIN_WINDOW_S", low=1, high=86_400)
-    login_max_per_user_address: int = _setting("BATON_LOGIN_MAX_PER_USER_ADDRESS",
-                                               low=1, high=100_000)
-    login_max_per_user: int = _setting("BATON_LOGIN_MAX_PER_USER", low=1, high=100_000)
-    login_max_per_address: int = _setting("BATON_LOGIN_MAX_PER_ADDRESS", low=1, high=100_000)
+    # Failed-login allowances per window (SPEC §11; docs/operations.md has the trade-off).
+    login_window_s: int = _env("BATON_LOGIN_WINDOW_S", 300, ge=1, le=86_400)
+    login_max_per_user_address: int = _env("BATON_LOGIN_MAX_PER_USER_ADDRESS", 5,
+                                            ge=1, le=100_000)
+    login_max_per_user: int = _env("BATON_LOGIN_MAX_PER_USER", 50, ge=1, le=100_000)
+    login_max_per_address: int = _env("BATON_LOGIN_MAX_PER_ADDRESS", 30, ge=1, le=100_000)
 
-    reset_token_ttl_s: int = _setting("BATON_RESET_TOKEN_TTL_S", low=1, high=7 * 86_400)
+    # Lifetime of tokens printed by `flask users reset-link`.
+    reset_token_ttl_s: int = _env("BATON_RESET_TOKEN_TTL_S", 3600, ge=1, le=7 * 86_400)
     # Prometheus metrics at /metrics (SPEC §12); BATON_METRICS=0: no counting, /metrics 404.
-    metrics_enabled: bool = _setting("BATON_METRICS")
+    metrics_enabled: bool = _env("BATON_METRICS", True)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_switch_for_a_number(cls, value: Any, info: ValidationInfo) -> Any:
+        if isinstance(value, bool) and cls.model_fields[str(info.field_name)].annotation is int:
+            raise ValueError("must be an integer")  # pydantic would read True as 1
+        return value
+
+    @field_validator("secret_key", mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value: Any) -> Any:
+        return None if value == "" else value
+
+    @field_validator("sqlalchemy_database_uri", mode="before")
+    @classmethod
+    def _psycopg2(cls, url: Any) -> Any:
+        return psycopg2_url(url) if isinstance(url, str) else url  # "" is unset too
+
+    @field_validator("secret_key_fallbacks", mode="before")
+    @classmethod
+    def _split(cls, value: Any) -> Any:
+        return value.replace(",", " ").split() if isinstance(value, str) else value
+
+    @field_validator("base_url")
+    @classmethod
+    def _public_url(cls, url: str) -> str:
+        url = url.rstrip("/")
+        if url and not _is_public_url(url):
+            raise ValueError(f"must be an http(s) URL like https://auth.example.com, got {url!r}")
+        return url
+
+    @model_validator(mode="after")
+    def _checked(self) -> Settings:
+        check_settings(self)  # the checks across settings, at the end of this module
+        return self
+
+    @classmethod
+    def settings_customise_sources(
+        cls, settings_cls: type[BaseSettings], init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource, dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        # load_settings layers the class's defaults, the environment and the overrides itself.
+        return (init_settings,)
 
     @property
     def login_limits(self) -> LoginLimits:
@@ -129,70 +179,25 @@ class Settings:
     @property
     def secrets(self) -> tuple[str, ...]:
         """The current secret first, then the fallbacks, newest first."""
-        current = (self.secret_key.get(),) if self.secret_key else ()
-        return current + tuple(s.get() for s in self.secret_key_fallbacks)
+        current = (self.secret_key,) if self.secret_key else ()
+        return tuple(s.get_secret_value() for s in current + self.secret_key_fallbacks)
 
     def flask_config(self) -> dict[str, Any]:
         """The app.config keys other modules read (secrets as plain strings, as Flask wants)."""
         out: dict[str, Any] = {}
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
+        for name in type(self).model_fields:
+            value = getattr(self, name)
             if isinstance(value, Secret):
-                value = value.get()
-            elif f.name == "secret_key_fallbacks":
-                value = [s.get() for s in value]
-            out[f.name.upper()] = value
+                value = value.get_secret_value()
+            elif name == "secret_key_fallbacks":
+                value = [s.get_secret_value() for s in value]
+            out[name.upper()] = value
         return out
 
 
 class Config:
-    """Defaults shared by every environment; production values unless overridden.
-
-    Each class holds defaults only: the environment is read by `load_settings`.
-    """
-
-    ENV_NAME = "production"
-    SECRET_KEY: str | None = None
-    SECRET_KEY_FALLBACKS: tuple[str, ...] = ()
-    SQLALCHEMY_DATABASE_URI: str | None = None
-    # Production never starts a database of its own: DATABASE_URL is required.
-    ALLOW_EMBEDDED_DATABASE = False
-    EMBEDDED_PGDATA = str(BASE_DIR / "instance" / "pgdata")
-
-    LOCK_TIMEOUT_MS = 2000
-    STATEMENT_TIMEOUT_MS = 10000
-    CONNECT_TIMEOUT_S = 3
-    DB_POOL_SIZE = 2
-    # Pre-ping costs a round trip per request. Without it a connection that died (database
-    # restart) fails one request with 503, and SQLAlchemy then recycles the whole pool.
-    DB_PRE_PING = False
-    RETRY_AFTER_S = 1
-    # How long a worker may use cached tenant settings and signing key (tenant_cache.py).
-    TENANT_CACHE_S = 5
-
-    MAX_CONTENT_LENGTH = 16 * 1024
-    # Required in production (SPEC §3): nothing a client sends may choose the issuer.
-    BASE_URL = ""
-    ACCESS_TOKEN_AUDIENCE = "baton"
-    TRUSTED_PROXIES = 0
-    TRUST_FORWARDED_HOST = False
-
-    # argon2id cost (argon2-cffi defaults: RFC 9106 low-memory profile).
-    ARGON2_TIME_COST = 3
-    ARGON2_MEMORY_KIB = 65536
-    ARGON2_PARALLELISM = 4
-
-    # Failed-login allowances per window (SPEC §11; docs/operations.md has the trade-off).
-    LOGIN_WINDOW_S = 300
-    LOGIN_MAX_PER_USER_ADDRESS = 5
-    LOGIN_MAX_PER_USER = 50
-    LOGIN_MAX_PER_ADDRESS = 30
-
-    # Lifetime of tokens printed by `flask users reset-link`.
-    RESET_TOKEN_TTL_S = 3600
-
-    # Prometheus metrics at /metrics (SPEC §12); 0 turns counting off and /metrics into 404.
-    METRICS_ENABLED = True
+    """Flask keys that are no settings. A subclass changes a setting's default by its
+    app.config name (ENV_NAME, SECRET_KEY, ...); the environment still wins over it."""
 
     SQLALCHEMY_RECORD_QUERIES = False
     JSON_SORT_KEYS = False
@@ -249,52 +254,29 @@ def test_database_url() -> str | None:
     return psycopg2_url(os.environ.get("TEST_DATABASE_URL"))
 
 
-def _parse_int(f: dataclasses.Field, env: str, value: Any) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, str)):
-        raise ConfigurationError(f"{env} must be an integer, got {value!r}")
-    try:
-        number = int(value)
-    except ValueError:
-        raise ConfigurationError(f"{env} must be an integer, got {value!r}") from None
-    low, high = f.metadata["low"], f.metadata["high"]
-    if (low is not None and number < low) or (high is not None and number > high):
-        raise ConfigurationError(f"{env} must be between {low} and {high}, got {number}")
-    return number
+class EnvironSource(EnvSettingsSource):
+    """The variables the settings name, from os.environ or the mapping a test passes."""
+
+    def __init__(self, environ: Mapping[str, str]) -> None:
+        self.environ = environ
+        super().__init__(Settings)
+
+    def _load_env_vars(self) -> Mapping[str, str | None]:
+        # Only a setting's own variable (ENV_NAME has none: BATON_ENV chose the class);
+        # an empty value means unset.
+        return {name: value for name, value in self.environ.items()
+                if value != "" and name in _VARIABLES}
+
+    def prepare_field_value(self, field_name: str, field: FieldInfo, value: Any,
+                            value_is_complex: bool) -> Any:
+        return value  # plain text: SECRET_KEY_FALLBACKS is a list of words, not JSON
 
 
-def _parse_bool(f: dataclasses.Field, env: str, value: Any) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("1", "true", "yes", "on"):
-        return True
-    if text in ("0", "false", "no", "off", ""):
-        return False
-    raise ConfigurationError(f"{env} must be 0 or 1, got {value!r}")
-
-
-def _parse_secret(f: dataclasses.Field, env: str, value: Any) -> Secret | None:
-    if value is None or value == "":
-        return None
-    text = value.get() if isinstance(value, Secret) else str(value)
-    return Secret((psycopg2_url(text) or text) if f.name == "sqlalchemy_database_uri" else text)
-
-
-def _parse_secrets(f: dataclasses.Field, env: str, value: Any) -> tuple[Secret, ...]:
-    items = value.replace(",", " ").split() if isinstance(value, str) else list(value or ())
-    return tuple(v if isinstance(v, Secret) else Secret(str(v)) for v in items)
-
-
-_PARSERS = {"int": _parse_int, "bool": _parse_bool, "Secret | None": _parse_secret,
-            "tuple[Secret, ...]": _parse_secrets}
-
-
-def _parse(f: dataclasses.Field, value: Any) -> Any:
-    """One setting from a default, an override (typed) or the environment (text)."""
-    parser = _PARSERS.get(str(f.type))  # annotations are strings (`from __future__`)
-    if parser is None:
-        return "" if value is None else str(value)
-    return parser(f, f.metadata["env"] or f.name.upper(), value)
+# Each setting's key for pydantic (its variable, or its name if it has none) -> field name.
+_FIELD_OF = {str(field.validation_alias or name): name
+             for name, field in Settings.model_fields.items()}
+_KEY_OF = {name.upper(): key for key, name in _FIELD_OF.items()}  # app.config name -> key
+_VARIABLES = {key for key, name in _FIELD_OF.items() if key != name}
 
 
 def load_settings(config_class: type | None = None, overrides: Mapping[str, Any] | None = None,
@@ -302,38 +284,46 @@ def load_settings(config_class: type | None = None, overrides: Mapping[str, Any]
     """Defaults of the environment's class, then the environment, then overrides; checked."""
     environ = os.environ if environ is None else environ
     config_class = config_class or select_config(environ)
-    overrides = overrides or {}
-    values: dict[str, Any] = {}
-    for f in dataclasses.fields(Settings):
-        key = f.name.upper()
-        raw = getattr(config_class, key)
-        env = f.metadata["env"]
-        if env and env != "BATON_ENV" and environ.get(env, "") != "":
-            raw = environ[env]
-        if key in overrides:
-            raw = overrides[key]
-        values[f.name] = _parse(f, raw)
-    values["base_url"] = values["base_url"].rstrip("/")
-    settings = Settings(**values)
-    check_settings(settings)
-    return settings
+    defaults = {key: getattr(config_class, name) for name, key in _KEY_OF.items()
+                if hasattr(config_class, name)}
+    given = {_KEY_OF[name]: value for name, value in (overrides or {}).items() if name in _KEY_OF}
+    try:
+        return Settings(**{**defaults, **EnvironSource(environ)(), **given})
+    except ValidationError as exc:
+        # One line, the variable's name first; never pydantic's report (it quotes values).
+        raise ConfigurationError(_one_line(exc.errors()[0])) from None
 
 
-def _check_secret(name: str, secret: str) -> None:
-    if len(secret) < MIN_SECRET_LENGTH or secret == INSECURE_DEV_SECRET:
-        raise ConfigurationError(
-            f"{name} must be a random string of at least {MIN_SECRET_LENGTH} characters "
-            "(or set BATON_ENV=development for a local setup)"
-        )
+def _one_line(error: ErrorDetails) -> str:
+    if not error["loc"]:
+        return str(error["ctx"]["error"])  # a check across settings: the line says it all
+    key = str(error["loc"][0])
+    name, field = key.upper(), Settings.model_fields[_FIELD_OF[key]]
+    kind, given = error["type"], error["input"]
+    if kind in ("greater_than_equal", "less_than_equal"):
+        low, high = (_bound(field, bound) for bound in ("ge", "le"))
+        return f"{name} must be between {low} and {high}, got {given}"
+    if field.annotation is int:
+        return f"{name} must be an integer, got {given!r}"
+    if field.annotation is bool:
+        return f"{name} must be 0 or 1, got {given!r}"
+    if kind == "value_error":
+        return f"{name} {error['ctx']['error']}"
+    return f"{name} must be text, not {type(given).__name__}"  # never the value: a secret?
 
 
-def _check_base_url(base_url: str) -> None:
-    parts = urlsplit(base_url)
-    if parts.scheme not in ("http", "https") or not parts.hostname or parts.query \
-            or parts.fragment or parts.username:
-        raise ConfigurationError(
-            f"BATON_BASE_URL must be an http(s) URL like https://auth.example.com, got {base_url!r}"
-        )
+def _bound(field: FieldInfo, bound: str) -> Any:
+    return next(getattr(limit, bound) for limit in field.metadata if hasattr(limit, bound))
+
+
+def _is_public_url(url: str) -> bool:
+    try:
+        parts = urlsplit(url)
+        parts.port  # raises ValueError for a port that is no number up to 65535
+    except ValueError:  # that, or a bad [IPv6] address
+        return False
+    return parts.scheme in ("http", "https") and bool(parts.hostname) \
+        and not (parts.query or parts.fragment or parts.username)
 
 
 # OWASP's floor for argon2id (19 MiB, 2 passes): below it, test-suite costs in production.
@@ -341,55 +331,57 @@ MIN_PRODUCTION_ARGON2_MEMORY_KIB = 19 * 1024
 MIN_PRODUCTION_ARGON2_TIME_COST = 2
 
 
+def _check_secret(name: str, secret: str) -> None:
+    if len(secret) < MIN_SECRET_LENGTH or secret == INSECURE_DEV_SECRET:
+        raise ValueError(
+            f"{name} must be a random string of at least {MIN_SECRET_LENGTH} characters "
+            "(or set BATON_ENV=development for a local setup)"
+        )
+
+
 def _check_production(settings: Settings) -> None:
-    _check_secret("SECRET_KEY", settings.secret_key.get() if settings.secret_key else "")
+    _check_secret("SECRET_KEY", settings.secrets[0])
     if settings.argon2_memory_kib < MIN_PRODUCTION_ARGON2_MEMORY_KIB \
             or settings.argon2_time_cost < MIN_PRODUCTION_ARGON2_TIME_COST:
-        raise ConfigurationError(
+        raise ValueError(
             f"BATON_ARGON2_MEMORY_KIB must be at least {MIN_PRODUCTION_ARGON2_MEMORY_KIB} and "
             f"BATON_ARGON2_TIME_COST at least {MIN_PRODUCTION_ARGON2_TIME_COST} in production"
         )
-    for old in settings.secret_key_fallbacks:
-        _check_secret("each of SECRET_KEY_FALLBACKS", old.get())
+    for old in settings.secrets[1:]:
+        _check_secret("each of SECRET_KEY_FALLBACKS", old)
     if settings.sqlalchemy_database_uri is None:
-        raise ConfigurationError(
-            "DATABASE_URL must be set in production (postgresql://user:pass@host/db)"
-        )
+        raise ValueError("DATABASE_URL must be set in production (postgresql://user:pass@host/db)")
     if not settings.base_url:
-        raise ConfigurationError(
+        raise ValueError(
             "BATON_BASE_URL must be set in production (the public URL, e.g. "
             "https://auth.example.com): it is the issuer of every token"
         )
 
 
 def check_settings(settings: Settings) -> None:
-    """Refuse to start with an insecure, incomplete or out-of-range configuration."""
+    """Refuse an insecure or incomplete configuration (ValueError: load_settings says it)."""
     if settings.secret_key is None:
-        raise ConfigurationError(
+        raise ValueError(
             f"SECRET_KEY must be set to a random string of at least {MIN_SECRET_LENGTH} "
             "characters (or set BATON_ENV=development for a local setup)"
         )
     if settings.env_name == "production":
         _check_production(settings)
     elif settings.env_name == "development" and settings.sqlalchemy_database_uri is not None \
-            and settings.secret_key.get() == INSECURE_DEV_SECRET:
+            and settings.secrets[0] == INSECURE_DEV_SECRET:
         # The public development secret never meets a real database server.
-        raise ConfigurationError(
+        raise ValueError(
             "SECRET_KEY must be set when BATON_ENV=development uses DATABASE_URL "
             "(the built-in development secret is public)"
         )
-    if settings.base_url:
-        _check_base_url(settings.base_url)
     if settings.trust_forwarded_host and settings.trusted_proxies == 0:
-        raise ConfigurationError(
+        raise ValueError(
             "BATON_TRUST_FORWARDED_HOST needs BATON_TRUSTED_PROXIES (the number of proxies) > 0"
         )
     if settings.argon2_memory_kib < 8 * settings.argon2_parallelism:
-        raise ConfigurationError(
-            "BATON_ARGON2_MEMORY_KIB must be at least 8 x BATON_ARGON2_PARALLELISM"
-        )
+        raise ValueError("BATON_ARGON2_MEMORY_KIB must be at least 8 x BATON_ARGON2_PARALLELISM")
     if settings.statement_timeout_ms < settings.lock_timeout_ms:
-        raise ConfigurationError(
+        raise ValueError(
             "BATON_STATEMENT_TIMEOUT_MS must not be shorter than BATON_LOCK_TIMEOUT_MS"
         )
 
@@ -399,7 +391,7 @@ def engine_options(settings: Mapping[str, Any]) -> dict:
 
     Nothing here relies on session state, so a transaction pooler (PgBouncer in
     `pool_mode = transaction`) may hand each transaction to another server connection:
-    the timeouts are SET LOCAL with the first statement (app/pgtimeouts.py), and psycopg2
+    the timeouts are SET LOCAL with the first statement (app/database/timeouts.py), and psycopg2
     never uses server-side prepared statements.
     """
     from app.database.timeouts import timeout_cursor
