@@ -47,12 +47,14 @@ Secret = SecretStr
 
 @dataclass(frozen=True)
 class LoginLimits:
-    """Failed-login allowances per window (SPEC §11)."""
+    """Failed-login allowances per window (SPEC §11), and of wrong second-factor answers."""
 
     window_s: int
     per_user_address: int  # per (tenant, username, client address)
     per_user: int  # per (tenant, username), from any address
     per_address: int  # per client address, across every tenant
+    mfa_answers: int = 5  # wrong answers that end an auth_session (SPEC §13.3)
+    mfa_per_user: int = 10  # wrong answers per user in the window, across auth_sessions
 
 
 def psycopg2_url(url: str | None) -> str | None:
@@ -121,6 +123,11 @@ class Settings(BaseSettings):
                                             ge=1, le=100_000)
     login_max_per_user: int = _env("BATON_LOGIN_MAX_PER_USER", 50, ge=1, le=100_000)
     login_max_per_address: int = _env("BATON_LOGIN_MAX_PER_ADDRESS", 30, ge=1, le=100_000)
+    # Wrong second-factor answers (SPEC §13.3): per auth_session (the last one ends it), and
+    # per user across auth_sessions within BATON_LOGIN_WINDOW_S (then 429 slow_down).
+    mfa_max_answers: int = _env("BATON_MFA_MAX_ANSWERS", 5, ge=1, le=20)
+    mfa_max_failures_per_user: int = _env("BATON_MFA_MAX_FAILURES_PER_USER", 10, ge=1,
+                                          le=100_000)
 
     # Lifetime of tokens printed by `flask users reset-link`.
     reset_token_ttl_s: int = _env("BATON_RESET_TOKEN_TTL_S", 3600, ge=1, le=7 * 86_400)
@@ -174,7 +181,8 @@ class Settings(BaseSettings):
     @property
     def login_limits(self) -> LoginLimits:
         return LoginLimits(self.login_window_s, self.login_max_per_user_address,
-                           self.login_max_per_user, self.login_max_per_address)
+                           self.login_max_per_user, self.login_max_per_address,
+                           self.mfa_max_answers, self.mfa_max_failures_per_user)
 
     @property
     def secrets(self) -> tuple[str, ...]:

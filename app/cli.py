@@ -15,7 +15,6 @@ from app.cli_support import BatonGroup
 from app.cli_support import service_errors
 from app.cli_support import utcnow
 from app.services.accounts import users
-from app.services.accounts.credentials import DEFAULT_PASSWORD_MIN_LENGTH
 from app.services.maintenance.purge import DEFAULT_DUTY_CYCLE
 from app.services.maintenance.purge import PurgeReport
 from app.services.tenancy import admin_keys
@@ -40,7 +39,7 @@ keys_cli = BatonGroup("keys", help="Manage signing keys.")
 @click.option("--session-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_SESSION_TTL,
               show_default=True, help="Absolute session lifetime, seconds.")
 @click.option("--password-min-length", type=click.IntRange(1, 1024),
-              default=DEFAULT_PASSWORD_MIN_LENGTH, show_default=True,
+              default=tenants.DEFAULT_PASSWORD_MIN_LENGTH, show_default=True,
               help="Shortest password accepted (characters after NFC).")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
               help="A browser origin allowed to call the token endpoints (repeatable).")

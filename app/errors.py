@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
+from typing import Callable
 from typing import Mapping
 
 from flask import Flask
@@ -38,13 +40,44 @@ class InvalidGrant(OAuthError):
     error = "invalid_grant"
     description = "The provided grant is invalid, expired or revoked."
 
-    def __init__(self) -> None:
-        super().__init__()
+    def __init__(self, description: str | None = None) -> None:
+        super().__init__(description)
 
 
 class UnsupportedGrantType(OAuthError):
     error = "unsupported_grant_type"
     description = "The grant type is not supported."
+
+
+class InsufficientUserAuthentication(OAuthError):
+    """RFC 9470 §3: the access token is fine, but its sign-in is too old for this change."""
+
+    error = "insufficient_user_authentication"
+    status_code = 401
+    description = "A more recent sign-in is required for this change."
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__()
+        self.headers = {"WWW-Authenticate": (
+            f'Bearer error="{self.error}", error_description="{self.description}", '
+            f"max_age={int(max_age)}")}
+
+
+class InsufficientAuthorization(OAuthError):
+    """draft-ietf-oauth-first-party-apps §5.2.2: the sign-in needs more (a second factor,
+    or enrolling one); the body carries the auth_session and what can answer it."""
+
+    error = "insufficient_authorization"
+    description = "A second factor is required."
+
+    def __init__(self, extra: dict) -> None:
+        super().__init__()
+        self.extra = extra
+
+
+class InvalidSession(OAuthError):
+    error = "invalid_session"
+    description = "The auth_session is invalid, used or expired."
 
 
 class InvalidToken(OAuthError):
@@ -113,33 +146,50 @@ HTTP_ERROR_CODES = {
 }
 
 
+# A service's refusal -> the SPEC's HTTP error; the first matching class wins (subclasses
+# first). Anything not listed (InvalidInput, ...) is invalid_request with its message.
+_TRANSLATIONS: list[tuple[type[domain.ServiceError], Callable[[Any], OAuthError]]] = [
+    (domain.UnknownTenant, lambda e: NotFound("Unknown tenant.")),
+    (domain.Missing, lambda e: NotFound(e.message)),
+    (domain.UsernameTaken, lambda e: Conflict(e.message)),
+    # told only to a caller who knew the password (SPEC §13.3)
+    (domain.SecondFactorRequired, lambda e: InvalidGrant(e.message)),
+    (domain.GrantRejected, lambda e: InvalidGrant()),
+    (domain.GrantDisabled, lambda e: UnsupportedGrantType()),
+    (domain.AccessDenied, lambda e: InvalidToken()),
+    (domain.StepUpRequired, lambda e: InsufficientUserAuthentication(e.max_age)),
+    (domain.ScopeMissing, lambda e: InsufficientScope(e.scope)),
+    (domain.InsufficientAuthorization, lambda e: InsufficientAuthorization(_challenge_body(e))),
+    (domain.InvalidSession, lambda e: InvalidSession()),
+    (domain.LoginThrottled, lambda e: SlowDown(e.retry_after)),
+    (domain.TooManyAttempts, lambda e: SlowDown(e.retry_after)),
+    (domain.KeyUnavailable, lambda e: KeyUnavailable(e.retry_after)),
+    (domain.Unavailable, lambda e: TemporarilyUnavailable(e.retry_after)),
+]
+
+
 def http_error(exc: domain.ServiceError) -> OAuthError:
     """The SPEC's HTTP error for a service's refusal: the one translation table."""
-    if isinstance(exc, domain.UnknownTenant):
-        return NotFound("Unknown tenant.")
-    if isinstance(exc, domain.Missing):
-        return NotFound(exc.message)
-    if isinstance(exc, domain.UsernameTaken):
-        return Conflict(exc.message)
-    if isinstance(exc, domain.GrantRejected):
-        return InvalidGrant()
-    if isinstance(exc, domain.AccessDenied):
-        return InvalidToken()
-    if isinstance(exc, domain.ScopeMissing):
-        return InsufficientScope(exc.scope)
-    if isinstance(exc, domain.LoginThrottled):
-        return SlowDown(exc.retry_after)
-    if isinstance(exc, domain.KeyUnavailable):
-        return KeyUnavailable(exc.retry_after)
-    if isinstance(exc, domain.Unavailable):
-        return TemporarilyUnavailable(exc.retry_after)
-    return InvalidRequest(exc.message)  # InvalidInput and anything not listed above
+    for kind, translate in _TRANSLATIONS:
+        if isinstance(exc, kind):
+            return translate(exc)
+    return InvalidRequest(exc.message)
+
+
+def _challenge_body(exc: domain.InsufficientAuthorization) -> dict:
+    body: dict = {"auth_session": exc.auth_session, "factors": exc.factors}
+    if exc.enroll is not None:
+        body["enroll"] = exc.enroll
+    if exc.webauthn is not None:
+        body["webauthn"] = exc.webauthn
+    return body
 
 
 def error_response(error: str, description: str, status: int,
-                   headers: Mapping[str, str] | None = None) -> Response:
-    """The JSON body of every error."""
-    response = jsonify({"error": error, "error_description": description})
+                   headers: Mapping[str, str] | None = None,
+                   extra: Mapping[str, object] | None = None) -> Response:
+    """The JSON body of every error (RFC 6749 §5.2), with a few more members for some."""
+    response = jsonify({"error": error, "error_description": description, **(extra or {})})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
@@ -152,7 +202,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OAuthError)
     def handle_oauth_error(exc: OAuthError) -> Response:
-        return error_response(exc.error, exc.description, exc.status_code, exc.headers)
+        return error_response(exc.error, exc.description, exc.status_code, exc.headers,
+                              getattr(exc, "extra", None))
 
     @app.errorhandler(domain.ServiceError)
     def handle_service_error(exc: domain.ServiceError) -> Response:

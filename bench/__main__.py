@@ -287,8 +287,9 @@ class Bench:
         with self.engine.begin() as conn:
             conn.execute(sa.text("""
                 INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at,
-                                      expires_at)
-                SELECT md5('fill' || g)::uuid, 1, 1, now(), now(), now() + interval '30 days'
+                                      expires_at, auth_time)
+                SELECT md5('fill' || g)::uuid, 1, 1, now(), now(), now() + interval '30 days',
+                       now()
                 FROM generate_series(1, 10000) g ON CONFLICT DO NOTHING"""))
         for start in range(0, rows, chunk):
             count = min(chunk, rows - start)
@@ -314,10 +315,10 @@ class Bench:
         with self.engine.begin() as conn:
             conn.execute(sa.text("""
                 INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at,
-                                      expires_at, revoked_at)
+                                      expires_at, revoked_at, auth_time)
                 SELECT md5('old' || g)::uuid, 1, 1, now() - interval '9 days',
                        now() - interval '9 days', now() + interval '1 day',
-                       now() - interval '2 days'
+                       now() - interval '2 days', now() - interval '9 days'
                 FROM generate_series(1, :n) g"""), {"n": sessions})
             conn.execute(sa.text("""
                 INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at,

@@ -170,7 +170,8 @@ def _chains(url: str, variant: str, clients: int) -> tuple[int, list[bytes]]:
         for digest in digests:
             session_id = str(uuid.uuid4())
             cur.execute("INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at,"
-                        " expires_at) VALUES (%s, %s, %s, now(), now(), now() + interval '30d')",
+                        " expires_at, auth_time)"
+                        " VALUES (%s, %s, %s, now(), now(), now() + interval '30d', now())",
                         (session_id, tenant_id, user_id))
             cur.execute("INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at,"
                         " expires_at) VALUES (%s, %s, %s, now(), now() + interval '14d')"

@@ -9,7 +9,7 @@ from app.services.tokens.access_tokens import AccessClaims
 from app.services.tokens.access_tokens import sign_access_token
 
 CLAIMS = AccessClaims("https://baton.test/v1/tenants/acme", "acme", 42, "sid-1", 7,
-                      1_700_000_000, 1_700_000_900, "jti-1")
+                      1_700_000_000, 1_700_000_900, "jti-1", 1_699_999_000, ("pwd",))
 
 
 def test_equal_claims_give_byte_identical_tokens() -> None:
@@ -29,7 +29,7 @@ def test_claims_verify_with_the_public_key() -> None:
                         options={"verify_exp": False})
     assert claims == {"iss": CLAIMS.issuer, "sub": "42", "aud": "acme",
                       "iat": 1_700_000_000, "exp": 1_700_000_900, "jti": "jti-1",
-                      "sid": "sid-1", "tid": 7}
+                      "sid": "sid-1", "tid": 7, "auth_time": 1_699_999_000, "amr": ["pwd"]}
     assert jwt.get_unverified_header(token) == {"alg": "EdDSA", "kid": "k1", "typ": "JWT"}
 
 

@@ -41,7 +41,8 @@ def test_create_get_and_find_user(admin):
     created = admin.create_user("  Bob".strip())
     assert created.status_code == 201
     body = created.get_json()
-    assert set(body) == {"id", "username", "created_at", "disabled", "disabled_at"}
+    assert set(body) == {"id", "username", "created_at", "disabled", "disabled_at", "mfa"}
+    assert body["mfa"] is False
     assert body["username"] == "bob" and body["disabled"] is False and body["disabled_at"] is None
     assert isinstance(body["id"], str)
     assert created.headers["Location"].endswith(f"/v1/tenants/acme/admin/users/{body['id']}")
@@ -154,7 +155,9 @@ def test_sessions_listing_and_logout_everywhere(admin, tokens):
     sessions = [tokens.login(headers={"User-Agent": f"agent {i}"}).get_json() for i in range(3)]
     listed = admin("GET", "/users/1/sessions").get_json()["sessions"]
     assert {s["id"] for s in listed} == {s["session_id"] for s in sessions}
-    assert set(listed[0]) == {"id", "created_at", "last_used_at", "expires_at", "user_agent"}
+    assert set(listed[0]) == {"id", "created_at", "last_used_at", "expires_at", "user_agent",
+                              "amr", "auth_time", "client_id"}
+    assert listed[0]["amr"] == ["pwd"]
     assert admin("DELETE", "/users/1/sessions").status_code == 204
     assert admin("GET", "/users/1/sessions").get_json() == {"sessions": []}
     for body in sessions:

@@ -179,7 +179,8 @@ def test_event_fields_and_actors(ctx, user):
     assert started["actor"] == {"type": "user", "id": started["data"]["user_id"]}
     assert started["data"] == {"session_id": first.session_id,
                                "user_id": started["data"]["user_id"],
-                               "client_address": "192.0.2.7"}
+                               "client_address": "192.0.2.7", "amr": ["pwd"],
+                               "client_id": None}
     assert by_type["user.disabled"]["actor"] == {"type": "cli", "id": None}
     assert by_type["session.revoked"]["data"]["reason"] == "user_disabled"
     assert all(isinstance(e["id"], str) for e in page.events)

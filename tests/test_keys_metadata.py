@@ -95,7 +95,9 @@ def test_metadata(client, tenant):
     assert meta["token_endpoint"] == f"{base}/token"
     assert meta["revocation_endpoint"] == f"{base}/revoke"
     assert meta["jwks_uri"] == f"{base}/jwks.json"
-    assert meta["grant_types_supported"] == ["password", "refresh_token"]
+    assert meta["grant_types_supported"] == ["password", "refresh_token", "authorization_code"]
+    assert meta["authorization_challenge_endpoint"] == f"{base}/authorize-challenge"
+    assert meta["code_challenge_methods_supported"] == ["S256"]
     assert meta["token_endpoint_auth_methods_supported"] == ["none"]
     rfc_location = client.get("/.well-known/oauth-authorization-server/v1/tenants/acme")
     assert rfc_location.get_json() == meta

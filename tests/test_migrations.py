@@ -14,7 +14,8 @@ from app.extensions import db
 from tests.helpers import utcnow
 
 TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys", "login_attempts",
-          "admin_keys", "events", "webhooks", "login_address_attempts"}
+          "admin_keys", "events", "webhooks", "login_address_attempts", "factors",
+          "recovery_codes", "challenge_sessions", "authorization_codes"}
 
 
 def table_names() -> set[str]:
@@ -61,8 +62,8 @@ def family(ctx, tenant, user):
     sid = uuid.uuid4()
     with db.session.begin():
         db.session.execute(sa.text(
-            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at)"
-            " VALUES (:sid, 1, 1, :now, :now, :later)"),
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at,"
+            " auth_time) VALUES (:sid, 1, 1, :now, :now, :later, :now)"),
             {"sid": sid, "now": now, "later": now + timedelta(days=1)})
         token_id = db.session.execute(sa.text(
             "INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at, expires_at)"
@@ -84,8 +85,9 @@ def test_current_token_of_another_session_refused(family):
     other = uuid.uuid4()
     with db.session.begin():
         db.session.execute(sa.text(
-            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at)"
-            " VALUES (:sid, 1, 1, :now, :now, :now)"), {"sid": other, "now": family["now"]})
+            "INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at,"
+            " auth_time) VALUES (:sid, 1, 1, :now, :now, :now, :now)"),
+            {"sid": other, "now": family["now"]})
     name = refused("UPDATE sessions SET current_token_id = :t WHERE id = :sid",
                    {"t": family["token_id"], "sid": other})
     assert name == "fk_sessions_current_token"
@@ -126,6 +128,10 @@ def test_upgrade_gives_existing_sessions_their_current_token(ctx, tenant, user):
     with db.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT current_token_id FROM sessions WHERE id = :sid"),
                             {"sid": sid}).scalar_one() == current
+        # 0008: a session from before SPEC §13 signed in with its password when it started.
+        signed_in = conn.execute(sa.text("SELECT auth_time, amr FROM sessions WHERE id = :sid"),
+                                 {"sid": sid}).one()
+        assert signed_in.auth_time == now and signed_in.amr == ["pwd"]
     # And back: the old partial index is rebuilt from the column.
     downgrade(revision="0005_events")
     try:

@@ -183,9 +183,10 @@ def seed_purgeable(sessions: int, tokens_per_session: int, tenant: str = "acme",
     user_id = users.get_user(tenant, username).id
     sql("""
         INSERT INTO sessions (id, tenant_id, user_id, created_at, last_used_at, expires_at,
-                              revoked_at)
+                              revoked_at, auth_time)
         SELECT md5('s' || g)::uuid, :tid, :uid, now() - interval '40 days',
-               now() - interval '40 days', now() - interval '10 days', now() - interval '30 days'
+               now() - interval '40 days', now() - interval '10 days', now() - interval '30 days',
+               now() - interval '40 days'
         FROM generate_series(1, :n) g""", tid=tenant_id, uid=user_id, n=sessions)
     sql("""
         INSERT INTO refresh_tokens (tenant_id, session_id, digest, created_at, expires_at,

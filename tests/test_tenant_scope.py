@@ -108,6 +108,9 @@ EXAMPLES = {
     errors.Unavailable: lambda: errors.Unavailable(3),
     errors.DatabaseUnavailable: lambda: errors.DatabaseUnavailable(3),
     errors.KeyUnavailable: lambda: errors.KeyUnavailable(3),
+    errors.StepUpRequired: lambda: errors.StepUpRequired(900),
+    errors.InsufficientAuthorization: lambda: errors.InsufficientAuthorization("s", ["totp"]),
+    errors.TooManyAttempts: lambda: errors.TooManyAttempts(4),
 }
 EXPECTED = {  # class -> (status, error code) of the SPEC
     errors.ServiceError: (400, "invalid_request"),
@@ -128,6 +131,13 @@ EXPECTED = {  # class -> (status, error code) of the SPEC
     errors.Unavailable: (503, "temporarily_unavailable"),
     errors.DatabaseUnavailable: (503, "temporarily_unavailable"),
     errors.KeyUnavailable: (503, "temporarily_unavailable"),
+    errors.FactorNotFound: (404, "not_found"),
+    errors.SecondFactorRequired: (400, "invalid_grant"),
+    errors.GrantDisabled: (400, "unsupported_grant_type"),
+    errors.StepUpRequired: (401, "insufficient_user_authentication"),
+    errors.InsufficientAuthorization: (400, "insufficient_authorization"),
+    errors.InvalidSession: (400, "invalid_session"),
+    errors.TooManyAttempts: (429, "slow_down"),
 }
 
 
@@ -137,7 +147,8 @@ def test_every_domain_error_has_its_http_error(cls):
     exc = EXAMPLES.get(cls, cls)()
     http = http_error(exc)
     assert (http.status_code, http.error) == EXPECTED[cls]
-    if cls is errors.LoginThrottled or issubclass(cls, errors.Unavailable):
+    if cls in (errors.LoginThrottled, errors.TooManyAttempts) \
+            or issubclass(cls, errors.Unavailable):
         assert http.headers["Retry-After"] == str(exc.retry_after)
-    if issubclass(cls, errors.GrantRejected):  # one body for every cause: no oracle
-        assert http.description == "The provided grant is invalid, expired or revoked."
+    if issubclass(cls, errors.GrantRejected) and cls is not errors.SecondFactorRequired:
+        assert http.description == "The provided grant is invalid, expired or revoked."  # no oracle

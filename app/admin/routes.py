@@ -18,6 +18,9 @@ from app.admin.params import json_body
 from app.admin.params import query_args
 from app.errors import NotFound
 from app.oauth.responses import NO_STORE
+from app.oauth.responses import factors_json
+from app.oauth.responses import session_json
+from app.services.accounts import factors
 from app.services.accounts import password_reset
 from app.services.accounts import users
 from app.services.accounts.users import UserView
@@ -62,6 +65,7 @@ def user_json(user: UserView) -> dict:
         "created_at": user.created_at.isoformat(),
         "disabled": user.disabled_at is not None,
         "disabled_at": user.disabled_at.isoformat() if user.disabled_at else None,
+        "mfa": user.mfa,
     }
 
 
@@ -127,18 +131,25 @@ def reset_link(tenant: str, user_id: str) -> ResponseReturnValue:
 @bp.get("/users/<user_id>/sessions")
 def user_sessions(tenant: str, user_id: str) -> ResponseReturnValue:
     found = users.user_sessions(tenant, _user_id(user_id), utcnow())
-    return _answer({"sessions": [{
-        "id": s.id,
-        "created_at": s.created_at.isoformat(),
-        "last_used_at": s.last_used_at.isoformat(),
-        "expires_at": s.expires_at.isoformat(),
-        "user_agent": s.user_agent,
-    } for s in found]})
+    return _answer({"sessions": [session_json(s) for s in found]})
 
 
 @bp.delete("/users/<user_id>/sessions")
 def logout_everywhere(tenant: str, user_id: str) -> ResponseReturnValue:
     users.logout_everywhere(tenant, _user_id(user_id), utcnow(), actor=_actor())
+    return _no_content()
+
+
+@bp.get("/users/<user_id>/factors")
+def user_factors(tenant: str, user_id: str) -> ResponseReturnValue:
+    """The user's second factors and recovery codes left (SPEC §13.4); never a secret."""
+    return _answer(factors_json(factors.user_factors(tenant, _user_id(user_id))))
+
+
+@bp.delete("/users/<user_id>/factors")
+def remove_factors(tenant: str, user_id: str) -> ResponseReturnValue:
+    """A lost phone: every second factor and the recovery codes go, every session too."""
+    factors.remove_all(tenant, _user_id(user_id), utcnow(), _actor())
     return _no_content()
 
 

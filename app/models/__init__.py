@@ -1,7 +1,11 @@
 """Every model, re-exported so Alembic sees one metadata."""
 from app.models.admin_key import AdminKey
 from app.models.base import Base
+from app.models.challenge import AuthorizationCode
+from app.models.challenge import ChallengeSession
 from app.models.event import Event
+from app.models.factor import Factor
+from app.models.factor import RecoveryCode
 from app.models.login_attempt import LoginAddressAttempts
 from app.models.login_attempt import LoginAttempts
 from app.models.refresh_token import RefreshToken
@@ -11,5 +15,6 @@ from app.models.tenant import Tenant
 from app.models.user import User
 from app.models.webhook import Webhook
 
-__all__ = ["AdminKey", "AuthSession", "Base", "Event", "LoginAddressAttempts", "LoginAttempts",
-           "RefreshToken", "SigningKey", "Tenant", "User", "Webhook"]
+__all__ = ["AdminKey", "AuthSession", "AuthorizationCode", "Base", "ChallengeSession", "Event",
+           "Factor", "LoginAddressAttempts", "LoginAttempts", "RecoveryCode", "RefreshToken",
+           "SigningKey", "Tenant", "User", "Webhook"]

@@ -9,6 +9,7 @@ import uuid
 from datetime import datetime
 
 import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlalchemy.dialects.postgresql import UUID
 from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
@@ -57,3 +58,8 @@ class AuthSession(Base):
     # has at most one current token by construction (SPEC §5). Not indexed, so rotating
     # (which changes it and last_used_at) stays a HOT update of the session row.
     current_token_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    # How the user signed in (SPEC §13.4): when, with what (RFC 8176 `amr`), from which of
+    # the tenant's apps. Every access token of the session carries auth_time and amr.
+    auth_time: Mapped[datetime] = timestamp()
+    amr: Mapped[list[str]] = mapped_column(ARRAY(sa.Text), server_default=sa.text("'{pwd}'"))
+    client_id: Mapped[str | None] = mapped_column(sa.Text, nullable=True)

@@ -22,6 +22,7 @@ def valid_slug(slug: str) -> bool:
 
 MAX_REUSE_INTERVAL = 300
 MAX_PASSWORD_LENGTH = 1024
+MAX_STEP_UP_MAX_AGE = 86_400
 
 
 class Tenant(Base):
@@ -39,6 +40,9 @@ class Tenant(Base):
             f"password_min_length BETWEEN 1 AND {MAX_PASSWORD_LENGTH}",
             name="password_min_length_range",
         ),
+        sa.CheckConstraint("mfa IN ('optional', 'required')", name="mfa_known"),
+        sa.CheckConstraint(f"step_up_max_age BETWEEN 1 AND {MAX_STEP_UP_MAX_AGE}",
+                           name="step_up_max_age_range"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
@@ -55,3 +59,13 @@ class Tenant(Base):
     cors_origins: Mapped[list[str]] = mapped_column(
         ARRAY(sa.Text), server_default=sa.text("'{}'::text[]")
     )
+    # SPEC §13: `required` makes every sign-in use a second factor (enrolled in the flow).
+    mfa: Mapped[str] = mapped_column(sa.Text, server_default="optional")
+    # The password grant (RFC 6749 §4.3); off: only the challenge flow signs users in.
+    password_grant: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.true())
+    # RFC 9470: factor changes need a sign-in at most this many seconds old.
+    step_up_max_age: Mapped[int] = mapped_column(sa.Integer, server_default="900")
+    # SPEC §13.5: the WebAuthn relying party (NULL: the host of BATON_BASE_URL) and origins.
+    webauthn_rp_id: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    webauthn_origins: Mapped[list[str]] = mapped_column(
+        ARRAY(sa.Text), server_default=sa.text("'{}'::text[]"))

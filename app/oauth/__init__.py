@@ -6,3 +6,4 @@ bp = Blueprint("oauth", __name__, url_prefix="/v1/tenants/<tenant>")
 wellknown_bp = Blueprint("wellknown", __name__)
 
 from app.oauth import routes  # noqa: E402,F401  (registers the views)
+from app.oauth import signin_routes  # noqa: E402,F401

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Callable
 from urllib.parse import parse_qsl
@@ -118,6 +119,40 @@ class RefreshGrant:
     refresh_token: str
 
 
+@dataclass(frozen=True)
+class CodeGrant:
+    """RFC 6749 §4.1.3 with RFC 7636 §4.5 (SPEC §13.3)."""
+
+    code: str
+    code_verifier: str
+    client_id: str | None
+
+
+# RFC 7636 §4.1/§4.2: a verifier or challenge is 43-128 unreserved characters.
+PKCE_VALUE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
+# RFC 6749 §A.1: client_id is VSCHAR (printable ASCII); Baton keeps it short.
+CLIENT_ID = re.compile(r"[\x20-\x7e]{1,255}")
+
+
+def pkce_value(params: dict[str, str], name: str) -> str:
+    """A code_verifier or code_challenge of the right length and alphabet (RFC 7636)."""
+    value = require(params, name)
+    if not PKCE_VALUE.fullmatch(value):
+        raise InvalidRequest(f"Parameter {name!r} must be 43-128 characters of A-Z, a-z, 0-9, "
+                             "'-', '.', '_' and '~' (RFC 7636).")
+    return value
+
+
+def client_id(params: dict[str, str]) -> str | None:
+    """The optional client_id (the tenant's own app that signs the user in)."""
+    value = params.get("client_id")
+    if value is None:
+        return None
+    if not CLIENT_ID.fullmatch(value):
+        raise InvalidRequest("Parameter 'client_id' must be 1-255 printable ASCII characters.")
+    return value
+
+
 def _password_grant(params: dict[str, str]) -> PasswordGrant:
     username, password = require(params, "username"), require(params, "password")
     validate_credentials(username, password)  # length limits before any hashing
@@ -128,13 +163,20 @@ def _refresh_grant(params: dict[str, str]) -> RefreshGrant:
     return RefreshGrant(bounded(require(params, "refresh_token"), "refresh_token"))
 
 
-GRANT_TYPES: dict[str, Callable[[dict[str, str]], PasswordGrant | RefreshGrant]] = {
+def _code_grant(params: dict[str, str]) -> CodeGrant:
+    return CodeGrant(bounded(require(params, "code"), "code"),
+                     pkce_value(params, "code_verifier"), client_id(params))
+
+
+Grant = PasswordGrant | RefreshGrant | CodeGrant
+GRANT_TYPES: dict[str, Callable[[dict[str, str]], Grant]] = {
     "password": _password_grant,
     "refresh_token": _refresh_grant,
+    "authorization_code": _code_grant,
 }
 
 
-def parse_grant(params: dict[str, str]) -> PasswordGrant | RefreshGrant:
+def parse_grant(params: dict[str, str]) -> Grant:
     """The token request's grant, typed; UnsupportedGrantType for any other grant_type."""
     parse = GRANT_TYPES.get(require(params, "grant_type"))
     if parse is None:

@@ -12,15 +12,18 @@ from app.oauth import bp
 from app.oauth import wellknown_bp
 from app.oauth.params import GRANT_TYPES
 from app.oauth.params import MAX_TOKEN_LENGTH
-from app.oauth.params import PasswordGrant
+from app.oauth.params import CodeGrant
+from app.oauth.params import Grant
 from app.oauth.params import RefreshGrant
 from app.oauth.params import body_params
 from app.oauth.params import bounded
 from app.oauth.params import parse_grant
 from app.oauth.params import require
 from app.oauth.responses import NO_STORE
+from app.oauth.responses import session_json
 from app.oauth.responses import token_response
 from app.services.accounts import password_reset as password_reset_service
+from app.services.signin import codes
 from app.services.signin import password_grant
 from app.services.tenancy import signing_keys
 from app.services.tenancy import tenants
@@ -34,13 +37,17 @@ from app.web import utcnow
 bp.url_value_preprocessor(check_tenant_slug)
 
 
-def _grant(tenant: str, grant: PasswordGrant | RefreshGrant) -> IssuedTokens:
-    if isinstance(grant, PasswordGrant):
-        return password_grant.login(tenant, grant.username, grant.password, now=utcnow(),
-                            user_agent=request.headers.get("User-Agent"),
+def _grant(tenant: str, grant: Grant) -> IssuedTokens:
+    if isinstance(grant, RefreshGrant):
+        return rotation.rotate(tenant, grant.refresh_token, now=utcnow(),
+                               client_address=request.remote_addr)
+    if isinstance(grant, CodeGrant):
+        return codes.redeem(tenant, grant.code, grant.code_verifier, grant.client_id,
+                            now=utcnow(), user_agent=request.headers.get("User-Agent"),
                             client_address=request.remote_addr)
-    return rotation.rotate(tenant, grant.refresh_token, now=utcnow(),
-                         client_address=request.remote_addr)
+    return password_grant.login(tenant, grant.username, grant.password, now=utcnow(),
+                                user_agent=request.headers.get("User-Agent"),
+                                client_address=request.remote_addr)
 
 
 def bearer_token() -> str:
@@ -54,7 +61,7 @@ def bearer_token() -> str:
 
 @bp.post("/token")
 def token(tenant: str) -> ResponseReturnValue:
-    """RFC 6749 token endpoint: password and refresh_token grants."""
+    """RFC 6749 token endpoint: password, refresh_token and authorization_code grants."""
     return token_response(_grant(tenant, parse_grant(body_params(request))))
 
 
@@ -97,7 +104,11 @@ def introspect(tenant: str) -> ResponseReturnValue:
 
 # SPEC §4: the endpoints a browser client calls; never the admin API or introspection.
 CORS_ENDPOINTS = {"oauth.token", "oauth.revoke", "oauth.userinfo", "oauth.list_sessions",
-                  "oauth.delete_session"}
+                  "oauth.delete_session",
+                  # SPEC §13: a first-party web app signs its users in and manages their factors
+                  "oauth.authorize_challenge", "oauth.list_factors", "oauth.enrol_totp",
+                  "oauth.confirm_totp", "oauth.delete_factor", "oauth.regenerate_recovery_codes",
+                  "oauth.passkey_options", "oauth.register_passkey"}
 CORS_MAX_AGE_S = 600
 
 
@@ -130,14 +141,8 @@ def userinfo(tenant: str) -> ResponseReturnValue:
 @bp.get("/sessions")
 def list_sessions(tenant: str) -> ResponseReturnValue:
     found = sessions.list_sessions(tenant, bearer_token(), utcnow())
-    response = jsonify({"sessions": [{
-        "id": s.id,
-        "created_at": s.created_at.isoformat(),
-        "last_used_at": s.last_used_at.isoformat(),
-        "expires_at": s.expires_at.isoformat(),
-        "user_agent": s.user_agent,
-        "current": s.current,
-    } for s in found]})
+    response = jsonify({"sessions": [{**session_json(s), "current": s.current}
+                                     for s in found]})
     response.headers.update(NO_STORE)
     return response
 
@@ -161,7 +166,9 @@ def metadata_rfc8414(tenant: str) -> ResponseReturnValue:
 
 
 def server_metadata(tenant: str) -> dict:
-    base = tenants.issuer(tenant)  # resolves the tenant first: 404 before any URL is built
+    info = tenants.describe(tenant)  # resolves the tenant first: 404 before any URL is built
+    base = info.issuer
+    grants = [g for g in GRANT_TYPES if g != "password" or info.password_grant]
     return {
         "issuer": base,
         "token_endpoint": f"{base}/token",
@@ -169,7 +176,10 @@ def server_metadata(tenant: str) -> dict:
         "jwks_uri": f"{base}/jwks.json",
         "userinfo_endpoint": f"{base}/userinfo",
         "introspection_endpoint": f"{base}/introspect",
-        "grant_types_supported": list(GRANT_TYPES),
+        "grant_types_supported": grants,
+        # SPEC §13.3: the first-party challenge flow, then the code with PKCE (S256 only).
+        "authorization_challenge_endpoint": f"{base}/authorize-challenge",
+        "code_challenge_methods_supported": ["S256"],
         "response_types_supported": [],
         "token_endpoint_auth_methods_supported": ["none"],
         "revocation_endpoint_auth_methods_supported": ["none"],

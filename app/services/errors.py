@@ -57,6 +57,10 @@ class SessionNotFound(Missing):
     message = "No such session."
 
 
+class FactorNotFound(Missing):
+    message = "No such factor."
+
+
 class GrantRejected(ServiceError):
     """A grant that gets the one `invalid_grant` answer: no oracle (SPEC §4.1)."""
 
@@ -67,6 +71,20 @@ class InvalidCredentials(GrantRejected):
     """Wrong password, unknown or disabled user, a bad or spent password reset token."""
 
 
+class SecondFactorRequired(GrantRejected):
+    """The password grant for a user who must sign in with a second factor (SPEC §13.3):
+    only a caller who knew the password is told, as at the challenge endpoint."""
+
+    message = ("A second factor is required: sign in through the authorization challenge "
+               "endpoint.")
+
+
+class GrantDisabled(ServiceError):
+    """A grant type the tenant turned off (the password grant, SPEC §13.3)."""
+
+    message = "The grant type is not supported."
+
+
 class TokenRejected(GrantRejected):
     """An unknown, expired, revoked or replayed refresh token."""
 
@@ -75,6 +93,38 @@ class AccessDenied(ServiceError):
     """A bearer credential (access token or admin key) that is missing, bad or expired."""
 
     message = "The access token is invalid or expired."
+
+
+class StepUpRequired(ServiceError):
+    """A valid access token whose sign-in is older than the tenant allows for this change
+    (RFC 9470: insufficient_user_authentication, with the max_age to meet)."""
+
+    message = "A more recent sign-in is required for this change."
+
+    def __init__(self, max_age: int) -> None:
+        super().__init__()
+        self.max_age = max_age
+
+
+class InsufficientAuthorization(ServiceError):
+    """The challenge flow needs more from the user (draft-ietf-oauth-first-party-apps):
+    a second factor, or enrolling one. Carries what the client is told."""
+
+    message = "A second factor is required."
+
+    def __init__(self, auth_session: str, factors: list[str], *,
+                 enroll: list[str] | None = None, webauthn: dict | None = None) -> None:
+        super().__init__()
+        self.auth_session = auth_session
+        self.factors = factors
+        self.enroll = enroll
+        self.webauthn = webauthn
+
+
+class InvalidSession(ServiceError):
+    """An `auth_session` that is unknown, another tenant's, used, ended or expired."""
+
+    message = "The auth_session is invalid, used or expired."
 
 
 class ScopeMissing(ServiceError):
@@ -96,6 +146,16 @@ class LoginThrottled(ServiceError):
         self.retry_after = retry_after
         self.tenant_id = tenant_id
         self.limits = limits
+
+
+class TooManyAttempts(ServiceError):
+    """Too many wrong second-factor answers for this user in the window (429)."""
+
+    message = "Too many failed attempts; retry later."
+
+    def __init__(self, retry_after: int) -> None:
+        super().__init__()
+        self.retry_after = retry_after
 
 
 class Unavailable(ServiceError):

@@ -26,6 +26,7 @@ from tests.plugins.secret_leaks import RecordingClient
 
 # Children before parents.
 TABLES = ("events", "webhooks", "admin_keys", "login_address_attempts", "login_attempts",
+          "authorization_codes", "challenge_sessions", "recovery_codes", "factors",
           "refresh_tokens", "sessions", "signing_keys", "users", "tenants")
 
 

@@ -14,7 +14,6 @@ from app.services.errors import PasswordPolicyViolation
 from app.services.tenancy.lookup import lookup_tenant
 from app.services.unit_of_work import transaction
 
-DEFAULT_PASSWORD_MIN_LENGTH = 8
 UserRef = str | int  # a username (CLI) or a user id (admin API)
 
 

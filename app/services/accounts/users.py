@@ -24,6 +24,7 @@ from app.services.accounts.credentials import UserRef
 from app.services.accounts.credentials import hash_new_password
 from app.services.accounts.credentials import normalize_username
 from app.services.accounts.credentials import user_clause
+from app.services.accounts.factors import has_second_factor
 from app.services.audit import events
 from app.services.errors import InvalidInput
 from app.services.errors import UsernameTaken
@@ -44,9 +45,11 @@ class UserView:
     username: str
     created_at: datetime
     disabled_at: datetime | None
+    mfa: bool = False  # has a second factor (SPEC §13.4)
 
 
-_VIEW_COLUMNS = (User.id, User.username, User.created_at, User.disabled_at)
+_VIEW_COLUMNS = (User.id, User.username, User.created_at, User.disabled_at,
+                 has_second_factor(User.id).label("mfa"))
 
 
 def validate_credentials(username: str, password: str) -> None:

@@ -36,13 +36,22 @@ LOGIN_THROTTLED = "login.throttled"
 SIGNING_KEY_ROTATED = "signing_key.rotated"
 ADMIN_KEY_CREATED = "admin_key.created"
 ADMIN_KEY_REVOKED = "admin_key.revoked"
+# Second factors (SPEC §13.4).
+MFA_ENROLLED = "mfa.enrolled"
+MFA_REMOVED = "mfa.removed"
+MFA_RECOVERY_CODES_REGENERATED = "mfa.recovery_codes_regenerated"
+MFA_RECOVERY_CODE_USED = "mfa.recovery_code_used"
+MFA_FAILED = "mfa.failed"  # an auth_session ended by wrong answers
+MFA_PASSKEY_CLONE_SUSPECTED = "mfa.passkey_clone_suspected"
 KINDS = (SESSION_STARTED, SESSION_REVOKED, REFRESH_TOKEN_REPLAYED, USER_CREATED, USER_DISABLED,
          USER_ENABLED, USER_PASSWORD_CHANGED, LOGIN_THROTTLED, SIGNING_KEY_ROTATED,
-         ADMIN_KEY_CREATED, ADMIN_KEY_REVOKED)
+         ADMIN_KEY_CREATED, ADMIN_KEY_REVOKED, MFA_ENROLLED, MFA_REMOVED,
+         MFA_RECOVERY_CODES_REGENERATED, MFA_RECOVERY_CODE_USED, MFA_FAILED,
+         MFA_PASSKEY_CLONE_SUSPECTED)
 
 # session.revoked reasons; the same words are stored in sessions.revoke_reason.
 REVOKE_REASONS = ("logout", "replay", "admin", "password_change", "user_disabled",
-                  "session_delete")
+                  "session_delete", "code_replay")
 
 MAX_LIMIT = 200
 DEFAULT_LIMIT = 50

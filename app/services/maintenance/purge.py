@@ -4,6 +4,9 @@ What goes, with `cutoff = now - retention`:
 - sessions revoked or past their absolute expiry before the cutoff, with all their tokens;
 - events (SPEC §10) that occurred before the cutoff and were delivered or had no webhook to
   go to; an event still owed a delivery (or that failed for good) stays.
+- sign-in records (SPEC §13): challenge sessions and authorization codes that expired before
+  the cutoff (a used code is kept until then, so a replay of it still revokes its session),
+  and TOTP factors left unconfirmed (pending factors are unusable after 10 minutes).
 - refresh tokens whose idle expiry is before the cutoff. A rotated token of a live session
   stays until then: until its own expiry it could still be presented, and replay detection
   needs it to recognise the presentation. If the expired token is the session's current
@@ -25,15 +28,20 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import Any
 from typing import Callable
 
 import sqlalchemy as sa
 from sqlalchemy import select
 
 from app.extensions import db
+from app.models import AuthorizationCode
 from app.models import AuthSession
+from app.models import ChallengeSession
 from app.models import Event
+from app.models import Factor
 from app.models import RefreshToken
+from app.services.accounts.factors import PENDING_TTL
 from app.services.signin.throttling import purge_windows
 from app.services.tenancy.lookup import lookup_tenant
 from app.services.unit_of_work import transaction
@@ -44,6 +52,7 @@ class PurgeReport:
     sessions: int = 0
     tokens: int = 0
     events: int = 0
+    sign_ins: int = 0  # challenge sessions, authorization codes, pending factors
     batches: int = 0
     longest_batch_s: float = 0.0
     elapsed_s: float = 0.0
@@ -75,7 +84,7 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
     report = PurgeReport(dry_run=dry_run)
     rest = _Rest(duty_cycle)
     if dry_run:
-        _count(report, cutoff, tenant_id)
+        _count(report, now, cutoff, tenant_id)
     else:
         # Tokens first, in batches of tokens: a long-lived session can own thousands of them.
         # A session's current token goes only with its session (the foreign key on
@@ -88,7 +97,10 @@ def purge(now: datetime, retention: timedelta, batch_size: int, *, tenant_slug: 
                  rest)
         _batches(report, lambda: _orphan_session_batch(cutoff, tenant_id, batch_size),
                  progress, rest)
-        _purge_events(report, cutoff, tenant_id, batch_size, rest)
+        _purge_rows(report, "events", _old_events(cutoff, tenant_id), Event.id, batch_size,
+                    rest)
+        for ids, column in _sign_in_rows(now, cutoff, tenant_id):
+            _purge_rows(report, "sign_ins", ids, column, batch_size, rest)
         with transaction():  # login-throttle windows: tiny rows, one statement
             purge_windows(now - max(retention, timedelta(days=1)), tenant_id)
     report.elapsed_s = time.monotonic() - started
@@ -229,23 +241,41 @@ def _old_events(cutoff: datetime, tenant_id: int | None) -> sa.Select[int]:
     return query.where(Event.tenant_id == tenant_id) if tenant_id else query
 
 
-def _purge_events(report: PurgeReport, cutoff: datetime, tenant_id: int | None,
-                  batch_size: int, rest: _Rest) -> None:
+def _sign_in_rows(now: datetime, cutoff: datetime, tenant_id: int | None
+                  ) -> list[tuple[sa.Select[Any], sa.ColumnElement[Any]]]:
+    """(ids to delete, their id column) of each kind of sign-in record."""
+    pending_before = min(cutoff, now - PENDING_TTL)
+    queries = [
+        (select(ChallengeSession.id).where(ChallengeSession.expires_at < cutoff),
+         ChallengeSession.tenant_id),
+        (select(AuthorizationCode.id).where(AuthorizationCode.expires_at < cutoff),
+         AuthorizationCode.tenant_id),
+        (select(Factor.id).where(Factor.confirmed_at.is_(None),
+                                 Factor.created_at < pending_before), Factor.tenant_id),
+    ]
+    return [(query.where(tenant == tenant_id) if tenant_id else query,
+             query.selected_columns[0]) for query, tenant in queries]
+
+
+def _purge_rows(report: PurgeReport, counter: str, ids_query: sa.Select[Any],
+                id_column: Any, batch_size: int, rest: _Rest) -> None:
+    """Delete what `ids_query` selects, one locked batch per transaction, counted in
+    `report.<counter>`."""
+    table = id_column.table
     while True:
         started = time.monotonic()
         with transaction():
             ids = db.session.scalars(
-                _old_events(cutoff, tenant_id).limit(batch_size).with_for_update(skip_locked=True)
-            ).all()
+                ids_query.limit(batch_size).with_for_update(skip_locked=True)).all()
             deleted = db.session.execute(
-                sa.delete(Event).where(Event.id.in_(ids))).rowcount if ids else 0  # type: ignore[attr-defined]
+                sa.delete(table).where(id_column.in_(ids))).rowcount if ids else 0  # type: ignore[attr-defined]
         if not deleted:
             return
-        report.events += deleted
+        setattr(report, counter, getattr(report, counter) + deleted)
         rest(_account(report, started, 0, 0, None))
 
 
-def _count(report: PurgeReport, cutoff: datetime, tenant_id: int | None) -> None:
+def _count(report: PurgeReport, now: datetime, cutoff: datetime, tenant_id: int | None) -> None:
     """What a real run would remove now (dry run): same rules, nothing locked or deleted."""
     with transaction():
         dead = _dead_sessions(cutoff, tenant_id).subquery()
@@ -258,6 +288,8 @@ def _count(report: PurgeReport, cutoff: datetime, tenant_id: int | None) -> None
         report.sessions = count(dead) + count(orphaned)
         gone_sessions = sa.union(select(dead.c.id), select(orphaned.c.id)).subquery()
         report.events = count(_old_events(cutoff, tenant_id).subquery())
+        report.sign_ins = sum(count(ids.subquery())
+                              for ids, _ in _sign_in_rows(now, cutoff, tenant_id))
         report.tokens = count(
             select(RefreshToken.id).where(sa.or_(
                 RefreshToken.session_id.in_(select(gone_sessions.c.id)),

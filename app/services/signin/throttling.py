@@ -130,3 +130,26 @@ def purge_windows(before: datetime, tenant_id: int | None = None) -> int:
     deleted = db.session.execute(query).rowcount  # type: ignore[attr-defined]  # DML gives a CursorResult
     return deleted + db.session.execute(
         sa.delete(per_address).where(per_address.c.window_start < before)).rowcount  # type: ignore[attr-defined]
+
+
+def reserve_second_factor_answer(tenant_id: int, user_id: int, now: datetime,
+                                 limits: LoginLimits) -> tuple[int, datetime]:
+    """Count a second-factor answer of the user (in the caller's transaction, which then
+    holds the counter's row lock: one user's answers are checked one at a time, across
+    auth_sessions). Returns (seconds to wait, window start): 0 while under the limit of
+    wrong answers per window; a right answer gives the count back (`release_...`)."""
+    window = timedelta(seconds=limits.window_s)
+    per_tenant, _ = _tables()
+    row = _counted(per_tenant, [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key],
+                   {"tenant_id": tenant_id, "kind": "mfa", "key": str(user_id)}, now, window)
+    if row.attempts <= limits.mfa_per_user:
+        return 0, row.window_start
+    return max(1, math.ceil((row.window_start + window - now).total_seconds())), row.window_start
+
+
+def release_second_factor_answers(tenant_id: int, user_id: int) -> None:
+    """A right answer: the user's count of wrong ones starts again."""
+    per_tenant, _ = _tables()
+    db.session.execute(sa.delete(per_tenant).where(
+        per_tenant.c.tenant_id == tenant_id, per_tenant.c.kind == "mfa",
+        per_tenant.c.key == str(user_id)))

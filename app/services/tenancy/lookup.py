@@ -33,8 +33,10 @@ MAX_CACHED_TENANTS = 10_000
 _tenants, _keys = Tenant.__table__, SigningKey.__table__
 _LOOKUP = (
     select(_tenants.c.id, _tenants.c.access_ttl, _tenants.c.refresh_ttl, _tenants.c.session_ttl,
-           _tenants.c.reuse_interval, _tenants.c.password_min_length, _tenants.c.cors_origins,
-           _keys.c.kid, _keys.c.private_key_encrypted)
+           _tenants.c.reuse_interval, _keys.c.kid, _keys.c.private_key_encrypted,
+           _tenants.c.password_min_length, _tenants.c.cors_origins, _tenants.c.name,
+           _tenants.c.mfa, _tenants.c.password_grant, _tenants.c.step_up_max_age,
+           _tenants.c.webauthn_rp_id, _tenants.c.webauthn_origins)
     .outerjoin(_keys, sa.and_(_keys.c.tenant_id == _tenants.c.id, _keys.c.retired_at.is_(None)))
     .where(_tenants.c.slug == sa.bindparam("slug"))
 )
@@ -54,6 +56,12 @@ class TenantInfo:
     encrypted_key: bytes
     password_min_length: int = 8
     cors_origins: tuple[str, ...] = ()
+    name: str = ""
+    mfa: str = "optional"  # or "required" (SPEC §13.3)
+    password_grant: bool = True
+    step_up_max_age: int = 900
+    webauthn_rp_id: str | None = None  # None: the host of BATON_BASE_URL (SPEC §13.5)
+    webauthn_origins: tuple[str, ...] = ()
 
     @property
     def issuer(self) -> str:
@@ -114,7 +122,9 @@ def lookup_tenant(slug: str) -> TenantInfo:
         raise UnknownTenant(slug)
     info = TenantInfo(row.id, slug, row.access_ttl, row.refresh_ttl, row.session_ttl,
                       row.reuse_interval, row.kid, bytes(row.private_key_encrypted),
-                      row.password_min_length, tuple(row.cors_origins))
+                      row.password_min_length, tuple(row.cors_origins), row.name, row.mfa,
+                      row.password_grant, row.step_up_max_age, row.webauthn_rp_id,
+                      tuple(row.webauthn_origins))
     cache.put(info)
     return info
 

@@ -1,11 +1,13 @@
 """Tenants: creation (with the first signing key), settings updates and listing."""
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from dataclasses import fields
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
+from typing import Iterable
 from urllib.parse import SplitResult
 from urllib.parse import urlsplit
 
@@ -16,13 +18,14 @@ from app.extensions import db
 from app.models import Tenant
 from app.models.tenant import MAX_PASSWORD_LENGTH
 from app.models.tenant import MAX_REUSE_INTERVAL
+from app.models.tenant import MAX_STEP_UP_MAX_AGE
 from app.models.tenant import valid_slug
-from app.services.accounts.credentials import DEFAULT_PASSWORD_MIN_LENGTH
 from app.services.errors import InvalidInput
 from app.services.errors import TenantExists
 from app.services.errors import Unavailable
 from app.services.errors import UnknownTenant
 from app.services.tenancy import lookup
+from app.services.tenancy.lookup import TenantInfo
 from app.services.tenancy.lookup import lookup_tenant
 from app.services.tenancy.signing_keys import add_signing_key
 from app.services.unit_of_work import transaction
@@ -31,6 +34,8 @@ DEFAULT_ACCESS_TTL = 900
 DEFAULT_REFRESH_TTL = 14 * 24 * 3600
 DEFAULT_SESSION_TTL = 30 * 24 * 3600
 DEFAULT_REUSE_INTERVAL = 10
+DEFAULT_PASSWORD_MIN_LENGTH = 8
+DEFAULT_STEP_UP_MAX_AGE = 900
 
 
 @dataclass(frozen=True)
@@ -43,9 +48,33 @@ class TenantSettings:
     reuse_interval: int = DEFAULT_REUSE_INTERVAL
     password_min_length: int = DEFAULT_PASSWORD_MIN_LENGTH
     cors_origins: tuple[str, ...] = ()
+    mfa: str = "optional"  # or "required" (SPEC §13.3)
+    password_grant: bool = True
+    step_up_max_age: int = DEFAULT_STEP_UP_MAX_AGE
+    webauthn_rp_id: str | None = None  # None: the host of BATON_BASE_URL
+    webauthn_origins: tuple[str, ...] = ()
+
+    @classmethod
+    def of(cls, tenant: Tenant) -> TenantSettings:
+        """The settings of a tenant row."""
+        values = {f.name: getattr(tenant, f.name) for f in fields(cls)}
+        for name in _LIST_SETTINGS:
+            values[name] = tuple(values[name])
+        return cls(**values)
+
+    def column_values(self, names: Iterable[str]) -> dict[str, Any]:
+        """The named settings as values for the tenant row."""
+        return {name: list(getattr(self, name)) if name in _LIST_SETTINGS else getattr(self, name)
+                for name in names}
 
 
-def normalize_origin(origin: str) -> str:
+_LIST_SETTINGS = ("cors_origins", "webauthn_origins")
+MFA_POLICIES = ("optional", "required")
+_HOST = re.compile(r"(?=.{1,253}$)[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+                   r"(?:\.[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?)*")
+
+
+def normalize_origin(origin: str, what: str = "cors origin") -> str:
     """A browser origin as browsers send it (`https://app.example`, no path); InvalidInput."""
     try:
         parts: SplitResult | None = urlsplit(origin)
@@ -55,7 +84,7 @@ def normalize_origin(origin: str) -> str:
     if (parts is None or parts.scheme not in ("http", "https") or not parts.hostname
             or parts.username or parts.password or parts.path or parts.query or parts.fragment
             or origin.endswith(("#", "?"))):
-        raise InvalidInput(f"cors origin {origin!r} must look like https://app.example.com")
+        raise InvalidInput(f"{what} {origin!r} must look like https://app.example.com")
     return f"{parts.scheme}://{parts.hostname}" + (f":{port}" if port is not None else "")
 
 
@@ -72,23 +101,46 @@ def validate_settings(settings: TenantSettings) -> None:
         raise InvalidInput(f"reuse interval must be between 0 and {MAX_REUSE_INTERVAL} seconds")
     if not 1 <= settings.password_min_length <= MAX_PASSWORD_LENGTH:
         raise InvalidInput(f"password minimum length must be 1 to {MAX_PASSWORD_LENGTH}")
+    if settings.mfa not in MFA_POLICIES:
+        raise InvalidInput(f"mfa must be one of {', '.join(MFA_POLICIES)}")
+    if not 1 <= settings.step_up_max_age <= MAX_STEP_UP_MAX_AGE:
+        raise InvalidInput(f"step-up max age must be 1 to {MAX_STEP_UP_MAX_AGE} seconds")
+    _validate_relying_party(settings)
+
+
+def _validate_relying_party(settings: TenantSettings) -> None:
+    """SPEC §13.5: a host name as RP ID, and every origin on it (WebAuthn §5.1.4.1 requires
+    the RP ID to be the origin's host or a registrable suffix of it)."""
+    rp_id = settings.webauthn_rp_id
+    if rp_id is not None and not _HOST.fullmatch(rp_id):
+        raise InvalidInput(f"webauthn rp id {rp_id!r} must be a host name like example.com "
+                           "(no scheme, port or path)")
+    for origin in settings.webauthn_origins:
+        host = urlsplit(origin).hostname or ""
+        if rp_id and host != rp_id and not host.endswith("." + rp_id):
+            raise InvalidInput(f"webauthn origin {origin!r} is not on the rp id {rp_id!r} "
+                               "(its host must be the rp id or end with .rp-id)")
+
+
+def _normalized(settings: TenantSettings) -> TenantSettings:
+    return replace(
+        settings,
+        cors_origins=tuple(normalize_origin(o) for o in settings.cors_origins),
+        webauthn_origins=tuple(normalize_origin(o, "webauthn origin")
+                               for o in settings.webauthn_origins),
+        webauthn_rp_id=settings.webauthn_rp_id.lower() if settings.webauthn_rp_id else None)
 
 
 def create_tenant(settings: TenantSettings, now: datetime) -> int:
     """Create a tenant and its first signing key in one transaction; returns its id."""
-    settings = replace(settings, cors_origins=tuple(map(normalize_origin, settings.cors_origins)))
+    settings = _normalized(settings)
     validate_settings(settings)
     with transaction():
         taken = db.session.execute(select(Tenant.id).where(Tenant.slug == settings.slug)).first()
         if taken is not None:
             raise TenantExists(settings.slug)
-        tenant = Tenant(
-            slug=settings.slug, name=settings.name, access_ttl=settings.access_ttl,
-            refresh_ttl=settings.refresh_ttl, session_ttl=settings.session_ttl,
-            reuse_interval=settings.reuse_interval, created_at=now,
-            password_min_length=settings.password_min_length,
-            cors_origins=list(settings.cors_origins),
-        )
+        tenant = Tenant(created_at=now,
+                        **settings.column_values(f.name for f in fields(TenantSettings)))
         db.session.add(tenant)
         db.session.flush()
         add_signing_key(tenant.id, now)
@@ -98,37 +150,26 @@ def create_tenant(settings: TenantSettings, now: datetime) -> int:
 def list_tenants() -> list[TenantSettings]:
     with transaction():
         rows = db.session.scalars(select(Tenant).order_by(Tenant.slug)).all()
-        return [
-            TenantSettings(t.slug, t.name, t.access_ttl, t.refresh_ttl, t.session_ttl,
-                           t.reuse_interval, t.password_min_length, tuple(t.cors_origins))
-            for t in rows
-        ]
+        return [TenantSettings.of(t) for t in rows]
 
 
 def update_tenant(slug: str, **changes: Any) -> TenantSettings:
     """Change some settings of a tenant (the names of TenantSettings); returns the new settings.
 
-    Other workers see the change within TENANT_CACHE_S (tenant_cache.py); this one at once.
+    Other workers see the change within TENANT_CACHE_S (lookup.py); this one at once.
     """
     unknown = set(changes) - {f.name for f in fields(TenantSettings)} | ({"slug"} & set(changes))
     if unknown:
         raise InvalidInput(f"unknown tenant setting(s): {', '.join(sorted(unknown))}")
-    if "cors_origins" in changes:
-        changes["cors_origins"] = tuple(map(normalize_origin, changes["cors_origins"]))
     with transaction():
         found = lookup_tenant(slug)
         tenant = db.session.execute(
             select(Tenant).where(Tenant.id == found.id).with_for_update()
         ).scalar_one()
-        current = TenantSettings(tenant.slug, tenant.name, tenant.access_ttl, tenant.refresh_ttl,
-                                 tenant.session_ttl, tenant.reuse_interval,
-                                 tenant.password_min_length, tuple(tenant.cors_origins))
-        updated = replace(current, **changes)
+        updated = _normalized(replace(TenantSettings.of(tenant), **changes))
         validate_settings(updated)
-        values = {name: getattr(updated, name) for name in changes}
-        if "cors_origins" in values:
-            values["cors_origins"] = list(values["cors_origins"])
-        db.session.execute(sa.update(Tenant).where(Tenant.id == tenant.id).values(**values))
+        db.session.execute(sa.update(Tenant).where(Tenant.id == tenant.id)
+                           .values(**updated.column_values(changes)))
     lookup.forget(slug)
     return updated
 
@@ -140,6 +181,12 @@ def tenant_exists(slug: str) -> bool:
             return True
     except UnknownTenant:
         return False
+
+
+def describe(slug: str) -> TenantInfo:
+    """The tenant's cached settings (metadata, policy); UnknownTenant if there is none."""
+    with transaction():
+        return lookup_tenant(slug)
 
 
 def issuer(slug: str) -> str:

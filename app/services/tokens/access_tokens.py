@@ -31,6 +31,8 @@ class AccessClaims:
     issued_at: int
     expires_at: int
     token_id: str
+    auth_time: int  # SPEC §13.4: the session's sign-in, unchanged by refresh
+    amr: tuple[str, ...]  # RFC 8176 authentication methods of that sign-in
 
 
 @lru_cache(maxsize=1024)
@@ -57,6 +59,8 @@ def sign_access_token(claims: AccessClaims, kid: str, key: Ed25519PrivateKey) ->
         "jti": claims.token_id,
         "sid": claims.session_id,
         "tid": claims.tenant_id,
+        "auth_time": claims.auth_time,
+        "amr": list(claims.amr),
     }, separators=(",", ":")).encode()
     signing_input = f"{_header_segment(kid)}.{b64url(payload)}"
     signature = key.sign(signing_input.encode("ascii"))
@@ -68,6 +72,7 @@ class VerifiedAccess:
     user_id: int
     session_id: str
     tenant_id: int
+    auth_time: int | None  # None in tokens signed before SPEC §13 existed
     claims: dict = field(default_factory=dict, compare=False)  # all of them, for introspection
 
 
@@ -134,4 +139,6 @@ def verify_access_token(token: str, tenant: TenantInfo, audience: str,
         raise AccessDenied()
     if tenant_id != key_tenant_id or not isinstance(claims["sid"], str):
         raise AccessDenied()
-    return VerifiedAccess(user_id, claims["sid"], tenant_id, claims)
+    auth_time = claims.get("auth_time")
+    return VerifiedAccess(user_id, claims["sid"], tenant_id,
+                          auth_time if _is_int(auth_time) else None, claims)

@@ -50,6 +50,8 @@ class LockedToken(NamedTuple):
     successor_salt: bytes | memoryview | None  # as the driver returns it
     disabled_at: datetime | None
     current_token_id: int | None  # the session's current token (SPEC §5)
+    auth_time: datetime  # how the session signed in (SPEC §13.4): every refresh keeps it
+    amr: list[str]
 
     @property
     def current(self) -> bool:
@@ -81,6 +83,8 @@ _LOCK_TOKEN = (
         select(_users.c.disabled_at).where(_users.c.id == _sessions.c.user_id)
         .scalar_subquery().label("disabled_at"),
         _sessions.c.current_token_id,
+        _sessions.c.auth_time,
+        _sessions.c.amr,
     )
     .select_from(_tokens)
     .join(_sessions, _sessions.c.id == _tokens.c.session_id)

@@ -24,7 +24,7 @@ from app.services.tokens.access_tokens import verify_access_token
 from app.services.unit_of_work import transaction
 
 INACTIVE = {"active": False}
-ACCESS_CLAIMS = ("iss", "aud", "iat", "exp", "jti")
+ACCESS_CLAIMS = ("iss", "aud", "iat", "exp", "jti", "auth_time", "amr")
 
 
 def introspect(tenant_slug: str, token: str, hint: str | None, *,
@@ -68,14 +68,14 @@ def _access(tenant: TenantInfo, token: str, now: datetime) -> dict[str, object] 
     claims = verified.claims
     return {"active": True, "token_type": "access_token", "sub": claims["sub"],
             "username": username, "tid": claims["tid"], "sid": claims["sid"],
-            **{name: claims.get(name) for name in ACCESS_CLAIMS}}
+            **{name: claims[name] for name in ACCESS_CLAIMS if name in claims}}
 
 
 def _refresh(tenant: TenantInfo, token: str, now: datetime) -> dict[str, object] | None:
     tenant_id = tenant.id
     row = db.session.execute(
         select(RefreshToken.session_id, RefreshToken.created_at, RefreshToken.expires_at,
-               AuthSession.user_id)
+               AuthSession.user_id, AuthSession.auth_time, AuthSession.amr)
         .join(AuthSession, (AuthSession.id == RefreshToken.session_id)
               & (AuthSession.current_token_id == RefreshToken.id))  # only the current token
         .where(RefreshToken.tenant_id == tenant_id,
@@ -89,4 +89,5 @@ def _refresh(tenant: TenantInfo, token: str, now: datetime) -> dict[str, object]
     return {"active": True, "token_type": "refresh_token", "sub": str(row.user_id),
             "username": username, "tid": tenant_id, "sid": str(row.session_id),
             "iss": tenant.issuer, "iat": int(row.created_at.timestamp()),
-            "exp": int(row.expires_at.timestamp())}
+            "exp": int(row.expires_at.timestamp()),
+            "auth_time": int(row.auth_time.timestamp()), "amr": list(row.amr)}

@@ -60,12 +60,31 @@ class Grant:
     access_ttl: int
     kid: str
     signer: Ed25519PrivateKey
+    auth_time: datetime  # the session's sign-in and its methods (SPEC §13.4)
+    amr: tuple[str, ...]
     duplicate: bool = False  # the same successor again, within the reuse interval
 
 
-def start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, user_id: int, now: datetime,
-                  user_agent: str | None, client_address: str | None) -> Grant:
+@dataclass(frozen=True)
+class SignIn:
+    """How a user signed in: when, with what (RFC 8176 `amr`), from which of the tenant's
+    apps, and where from. A new session records it (SPEC §13.4)."""
+
+    user_id: int
+    auth_time: datetime
+    amr: tuple[str, ...]
+    client_id: str | None = None
+    user_agent: str | None = None
+    client_address: str | None = None
+
+
+PASSWORD = ("pwd",)
+
+
+def start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, sign_in: SignIn,
+                  now: datetime) -> Grant:
     """A new session and its first refresh token, in the caller's transaction."""
+    user_id, user_agent = sign_in.user_id, sign_in.user_agent
     session_id = uuid.uuid4()
     session_expires_at = now + timedelta(seconds=tenant.session_ttl)
     refresh = new_refresh_token()
@@ -74,7 +93,8 @@ def start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, user_id: int, n
         id=session_id, tenant_id=tenant.id, user_id=user_id, created_at=now,
         last_used_at=now, expires_at=session_expires_at,
         user_agent=(user_agent or None) and user_agent[:MAX_USER_AGENT],
-        successor_salt=new_successor_salt(),
+        successor_salt=new_successor_salt(), auth_time=sign_in.auth_time,
+        amr=list(sign_in.amr), client_id=sign_in.client_id,
     ))
     digest = token_digest(refresh)
     token_id = db.session.execute(sa.insert(RefreshToken).values(
@@ -85,9 +105,10 @@ def start_session(tenant: TenantInfo, signer: Ed25519PrivateKey, user_id: int, n
                        .values(current_token_id=token_id))
     events.record_event(events.SESSION_STARTED, tenant.id, events.user_actor(user_id),
                         {"session_id": str(session_id), "user_id": str(user_id),
-                         "client_address": client_address}, now)
+                         "client_address": sign_in.client_address, "amr": list(sign_in.amr),
+                         "client_id": sign_in.client_id}, now)
     return Grant(refresh, digest, refresh_expires_at, now, session_id, user_id, tenant.id,
-                 tenant.access_ttl, tenant.kid, signer)
+                 tenant.access_ttl, tenant.kid, signer, sign_in.auth_time, sign_in.amr)
 
 
 def issue(grant: Grant, issuer: str, now: datetime) -> IssuedTokens:
@@ -98,6 +119,7 @@ def issue(grant: Grant, issuer: str, now: datetime) -> IssuedTokens:
         issuer=issuer, audience=runtime().audience, user_id=grant.user_id,
         session_id=str(grant.session_id), tenant_id=grant.tenant_id, issued_at=issued_at,
         expires_at=expires_at, token_id=access_token_id(grant.refresh_digest),
+        auth_time=int(grant.auth_time.timestamp()), amr=grant.amr,
     )
     now_s = int(now.timestamp())
     return IssuedTokens(

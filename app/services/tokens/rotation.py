@@ -215,7 +215,8 @@ def _revoke_for_replay(chain: LockedToken, tenant: TenantInfo, now: datetime,
 def _grant(chain: LockedToken, tenant: TenantInfo, signer: Ed25519PrivateKey, successor: str,
            digest: bytes, expires_at: datetime, *, issued_at: datetime) -> Grant:
     return Grant(successor, digest, expires_at, issued_at, chain.session_id, chain.user_id,
-                 tenant.id, tenant.access_ttl, tenant.kid, signer)
+                 tenant.id, tenant.access_ttl, tenant.kid, signer, chain.auth_time,
+                 tuple(chain.amr))
 
 
 def _report(rejection: Rejection, tenant_slug: str, chain: LockedToken | None) -> None:

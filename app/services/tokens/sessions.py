@@ -18,6 +18,7 @@ from app.runtime import runtime
 from app.services.audit import events
 from app.services.errors import AccessDenied
 from app.services.errors import SessionNotFound
+from app.services.errors import StepUpRequired
 from app.services.tenancy.lookup import TenantInfo
 from app.services.tenancy.lookup import lookup_tenant
 from app.services.tokens import family
@@ -34,6 +35,9 @@ class SessionInfo:
     expires_at: datetime
     user_agent: str | None
     current: bool
+    amr: tuple[str, ...] = ("pwd",)  # how the session signed in (SPEC §13.4)
+    client_id: str | None = None
+    auth_time: datetime | None = None
 
 
 def live_sessions(user_id: int, now: datetime, current: str | None = None) -> list[SessionInfo]:
@@ -41,17 +45,22 @@ def live_sessions(user_id: int, now: datetime, current: str | None = None) -> li
     caller's transaction)."""
     rows = db.session.execute(
         select(AuthSession.id, AuthSession.created_at, AuthSession.last_used_at,
-               AuthSession.expires_at, AuthSession.user_agent)
+               AuthSession.expires_at, AuthSession.user_agent, AuthSession.amr,
+               AuthSession.client_id, AuthSession.auth_time)
         .where(AuthSession.user_id == user_id, AuthSession.revoked_at.is_(None),
                AuthSession.expires_at > now)
         .order_by(AuthSession.created_at.desc())
     ).all()
     return [SessionInfo(str(r.id), r.created_at, r.last_used_at, r.expires_at, r.user_agent,
-                        str(r.id) == current) for r in rows]
+                        str(r.id) == current, tuple(r.amr), r.client_id, r.auth_time)
+            for r in rows]
 
 
-def _caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:
-    """Verify a bearer token and require its session to be live (Baton can check; others can't)."""
+def authenticated_caller(tenant: TenantInfo, access_token: str,
+                         now: datetime) -> VerifiedAccess:
+    """Verify a bearer token and require its session to be live (Baton can check; others can't).
+
+    Inside the caller's transaction."""
     caller = verify_access_token(access_token, tenant, runtime().audience, now)
     live = db.session.execute(
         select(AuthSession.id).where(
@@ -64,11 +73,19 @@ def _caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAcc
     return caller
 
 
+def require_recent_sign_in(caller: VerifiedAccess, tenant: TenantInfo, now: datetime) -> None:
+    """RFC 9470 step-up: the caller's sign-in (`auth_time`) must be at most the tenant's
+    step_up_max_age old, else StepUpRequired (401 insufficient_user_authentication)."""
+    max_age = tenant.step_up_max_age
+    if caller.auth_time is None or now.timestamp() - caller.auth_time > max_age:
+        raise StepUpRequired(max_age)
+
+
 def userinfo(tenant_slug: str, access_token: str, now: datetime) -> dict[str, str]:
     """`{"sub", "username", "tenant"}` for a valid access token of a live session."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _caller(tenant, access_token, now)
+        caller = authenticated_caller(tenant, access_token, now)
         username = db.session.execute(
             select(User.username).where(User.id == caller.user_id, User.disabled_at.is_(None))
         ).scalar_one_or_none()
@@ -81,7 +98,7 @@ def list_sessions(tenant_slug: str, access_token: str, now: datetime) -> list[Se
     """The caller's live sessions, newest first, with the caller's own marked current."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _caller(tenant, access_token, now)
+        caller = authenticated_caller(tenant, access_token, now)
         return live_sessions(caller.user_id, now, caller.session_id)
 
 
@@ -90,7 +107,7 @@ def delete_session(tenant_slug: str, access_token: str, session_id: str, now: da
     target = _uuid(session_id)
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _caller(tenant, access_token, now)
+        caller = authenticated_caller(tenant, access_token, now)
         owner = family.lock_session(tenant.id, target, caller.user_id, live=True)
         if target is None or owner is None:
             raise SessionNotFound()

@@ -1,0 +1,82 @@
+"""The first-party sign-in flow (SPEC §13.3): challenge sessions and authorization codes.
+
+Both are opaque random strings handed to the client and stored only as SHA-256 digests,
+looked up by (tenant, digest), and locked while they are answered or redeemed: the row is
+what serializes parallel requests, so each yields at most one result.
+"""
+from __future__ import annotations
+
+import uuid
+from datetime import datetime
+
+import sqlalchemy as sa
+from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import UUID
+from sqlalchemy.orm import Mapped
+from sqlalchemy.orm import mapped_column
+
+from app.models.base import Base
+from app.models.base import timestamp
+
+CHALLENGE_STATES = ("open", "used", "ended")
+
+
+class ChallengeSession(Base):
+    """An `auth_session`: a sign-in in progress, waiting for its second factor."""
+
+    __tablename__ = "challenge_sessions"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "digest"),
+        sa.CheckConstraint("octet_length(digest) = 32", name="digest_is_sha256"),
+        sa.CheckConstraint("state IN ('open', 'used', 'ended')", name="state_known"),
+        sa.Index("ix_challenge_sessions_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    # NULL only for a passwordless start without a username (a discoverable passkey).
+    user_id: Mapped[int | None] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
+    digest: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    code_challenge: Mapped[str] = mapped_column(sa.Text)
+    client_id: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    amr: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))  # what is proven so far
+    state: Mapped[str] = mapped_column(sa.Text, server_default="open")
+    attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")  # wrong answers
+    created_at: Mapped[datetime] = timestamp()
+    expires_at: Mapped[datetime] = timestamp()
+    # mfa=required: the (pending) TOTP factor being enrolled inside this flow. No foreign
+    # key: deleting a factor must not lock challenge rows (their answers lock the factor).
+    enroll_factor_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+
+
+class AuthorizationCode(Base):
+    """A code for the `authorization_code` grant (PKCE S256), single use, 60 s."""
+
+    __tablename__ = "authorization_codes"
+    __table_args__ = (
+        sa.UniqueConstraint("tenant_id", "digest"),
+        sa.CheckConstraint("octet_length(digest) = 32", name="digest_is_sha256"),
+        sa.Index("ix_authorization_codes_expires_at", "expires_at"),
+    )
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
+    tenant_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"))
+    user_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"))
+    digest: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    code_challenge: Mapped[str] = mapped_column(sa.Text)
+    client_id: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    amr: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
+    auth_time: Mapped[datetime] = timestamp()
+    # The user's password hash, fingerprinted when the code was issued: a password change
+    # (or reset) in the code's minute makes it unredeemable.
+    password_fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary)
+    created_at: Mapped[datetime] = timestamp()
+    expires_at: Mapped[datetime] = timestamp()
+    used_at: Mapped[datetime | None] = timestamp(nullable=True)
+    # The session its redemption started: revoked if the code is presented again.
+    session_id: Mapped[uuid.UUID | None] = mapped_column(
+        UUID(as_uuid=True), sa.ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True)
