@@ -12,7 +12,10 @@ from pathlib import Path
 from typing import Iterator
 
 ENV = "BATON_TEST_SECRETS_FILE"
-SECRET_FIELDS = ("password", "new_password", "refresh_token", "access_token", "token")
+SECRET_FIELDS = ("password", "new_password", "refresh_token", "access_token", "token",
+                 # SPEC §13: never logged either
+                 "authorization_code", "code", "code_verifier", "auth_session", "secret",
+                 "otpauth_uri", "recovery_code")
 MIN_LENGTH = 8  # shorter test passwords ("pw") would match ordinary words
 _paused = False
 
@@ -42,6 +45,9 @@ def remember(*values) -> None:
 def remember_fields(mapping) -> None:
     if isinstance(mapping, dict):
         remember(*(mapping.get(name) for name in SECRET_FIELDS))
+        codes = mapping.get("recovery_codes")
+        if isinstance(codes, list):
+            remember(*codes)
 
 
 def remember_body(raw) -> None:
