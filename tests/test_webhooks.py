@@ -6,12 +6,9 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
@@ -27,46 +24,8 @@ from tests import secret_registry
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import settled
 from tests.helpers import utcnow
-
-
-class Receiver:
-    """A threaded HTTP server on 127.0.0.1 that records every request it gets."""
-
-    def __init__(self, port: int = 0, status: int = 204, delay_s: float = 0.0,
-                 headers: dict[str, str] | None = None) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status, self.delay_s, self.extra_headers = status, delay_s, headers or {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(receiver.delay_s)
-                receiver.requests.append((dict(self.headers.items()), body))
-                self.send_response(receiver.status)
-                for name, value in receiver.extra_headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks/baton?x=1"
-        # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                       daemon=True)
-        self.thread.start()
-
-    def ids(self) -> list[str]:
-        return [headers["webhook-id"] for headers, _ in self.requests]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.receivers import Receiver
+from tests.receivers import free_port
 
 
 @pytest.fixture
@@ -74,12 +33,6 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def set_webhook(runner, url: str, tenant: str = "acme") -> str:
