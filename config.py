@@ -120,6 +120,10 @@ class Settings:
     reset_token_ttl_s: int = _setting("BATON_RESET_TOKEN_TTL_S", low=1, high=7 * 86_400)
     # Prometheus metrics at /metrics (SPEC §12); BATON_METRICS=0: no counting, /metrics 404.
     metrics_enabled: bool = _setting("BATON_METRICS")
+    # The webhook deliverer (`flask events deliver`; its options override these): the bound
+    # on one POST, connect to last byte, and how many endpoints it POSTs to at once.
+    webhook_timeout_s: int = _setting("BATON_WEBHOOK_TIMEOUT_S", low=1, high=120)
+    webhook_concurrency: int = _setting("BATON_WEBHOOK_CONCURRENCY", low=1, high=64)
 
     @property
     def login_limits(self) -> LoginLimits:
@@ -193,6 +197,11 @@ class Config:
 
     # Prometheus metrics at /metrics (SPEC §12); 0 turns counting off and /metrics into 404.
     METRICS_ENABLED = True
+
+    # Webhook deliverer: one POST is cut off after this long; POSTs to this many endpoints
+    # run at once, so a receiver that hangs holds up only its own slot.
+    WEBHOOK_TIMEOUT_S = 15
+    WEBHOOK_CONCURRENCY = 8
 
     SQLALCHEMY_RECORD_QUERIES = False
     JSON_SORT_KEYS = False
