@@ -103,7 +103,8 @@ def test_an_open_circuit_is_probed_with_one_event_at_a_time(open_circuit, runner
     assert len(probe) == 1 and probe[0].probe
     assert webhooks.claim() == []  # the probe holds the endpoint, for every deliverer
     webhooks.release(probe)  # a probe given back unsent: the next claim may probe at once
-    assert [e.id for e in webhooks.claim()] == [probe[0].id]
+    again = webhooks.claim()
+    assert len(again) == 1 and again[0].probe
     db.session.execute(sa.update(Event).values(lease_until=None, lease_token=None))
     db.session.commit()
     receiver = Receiver(port=open_circuit)  # the receiver is back

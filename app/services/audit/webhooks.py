@@ -125,7 +125,7 @@ _CLAIM = sa.text("""
             WHERE e.tenant_id = r.tenant_id AND e.delivery = 'pending'
               AND e.next_attempt_at <= now()
               AND (e.lease_until IS NULL OR e.lease_until < now())
-            ORDER BY e.next_attempt_at, e.id
+            ORDER BY e.next_attempt_at
             LIMIT r.quota
             FOR UPDATE OF e SKIP LOCKED
         ) d
