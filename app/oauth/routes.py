@@ -29,6 +29,7 @@ from app.services.tokens import rotation
 from app.services.tokens import sessions
 from app.services.tokens.issuing import IssuedTokens
 from app.web import check_tenant_slug
+from app.web import client_address
 from app.web import utcnow
 
 bp.url_value_preprocessor(check_tenant_slug)
@@ -38,9 +39,9 @@ def _grant(tenant: str, grant: PasswordGrant | RefreshGrant) -> IssuedTokens:
     if isinstance(grant, PasswordGrant):
         return password_grant.login(tenant, grant.username, grant.password, now=utcnow(),
                             user_agent=request.headers.get("User-Agent"),
-                            client_address=request.remote_addr)
+                            client_address=client_address())
     return rotation.rotate(tenant, grant.refresh_token, now=utcnow(),
-                         client_address=request.remote_addr)
+                         client_address=client_address())
 
 
 def bearer_token() -> str:
