@@ -8,6 +8,7 @@ import signal
 import statistics
 import subprocess
 import sys
+import threading
 import time
 from collections import Counter
 from datetime import timedelta
@@ -121,6 +122,30 @@ def test_an_open_circuit_is_probed_with_one_event_at_a_time(open_circuit, runner
     samples = parse(client.get("/metrics").get_data(as_text=True))
     assert value(samples, "baton_webhook_endpoints_failing") == 0
     assert value(samples, "baton_webhook_endpoints_circuit_open") == 0
+
+
+def test_concurrent_claims_take_one_probe_between_them(app, open_circuit):
+    """Deliverers claiming at the same moment (threads, each with its own session) send an
+    endpoint with an open circuit one probe in all, never one each."""
+    n = 6
+    for _ in range(5):
+        time_passes()
+        barrier, out = threading.Barrier(n), [None] * n
+
+        def claim_one(i: int) -> None:
+            with app.app_context():
+                barrier.wait()
+                out[i] = webhooks.claim()
+                db.session.remove()
+
+        threads = [threading.Thread(target=claim_one, args=(i,)) for i in range(n)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(60)
+        probes = [e for claimed in out for e in claimed]
+        assert len(probes) == 1 and probes[0].probe, out
+        webhooks.release(probes)
 
 
 def test_a_failed_probe_backs_off_further(open_circuit, runner):
