@@ -129,6 +129,11 @@ class Settings(BaseSettings):
     mfa_max_failures_per_user: int = _env("BATON_MFA_MAX_FAILURES_PER_USER", 10, ge=1,
                                           le=100_000)
 
+    # The webhook deliverer (`flask events deliver`; its options override these): one POST
+    # is cut off after this long; POSTs to this many endpoints run at once.
+    webhook_timeout_s: int = _env("BATON_WEBHOOK_TIMEOUT_S", 15, ge=1, le=120)
+    webhook_concurrency: int = _env("BATON_WEBHOOK_CONCURRENCY", 8, ge=1, le=64)
+
     # Lifetime of tokens printed by `flask users reset-link`.
     reset_token_ttl_s: int = _env("BATON_RESET_TOKEN_TTL_S", 3600, ge=1, le=7 * 86_400)
     # Prometheus metrics at /metrics (SPEC §12); BATON_METRICS=0: no counting, /metrics 404.

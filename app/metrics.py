@@ -3,8 +3,8 @@
 Under gunicorn, prometheus_client runs in multiprocess mode: every worker writes its values
 to memory-mapped files in PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py prepares the directory
 at master start and tells the library when a worker exits), and a scrape sums them, so any
-worker answers with the totals of all. Counting never touches the database; only the two
-event gauges are computed from it, at scrape time. `BATON_METRICS=0` disables everything
+worker answers with the totals of all. Counting never touches the database; only the event
+and webhook gauges are computed from it, at scrape time. `BATON_METRICS=0` disables everything
 (no counting, no hook, and `/metrics` is 404).
 """
 from __future__ import annotations
@@ -110,13 +110,17 @@ def _observe(response: Response) -> Response:
 
 
 _PENDING = sa.text(
-    "SELECT count(*) AS pending, min(occurred_at) AS oldest, now() AS now"
+    "SELECT count(*) AS pending, min(occurred_at) AS oldest, now() AS now,"
+    " (SELECT count(*) FROM webhooks WHERE consecutive_failures > 0) AS failing,"
+    " (SELECT count(*) FROM webhooks WHERE circuit_opened_at IS NOT NULL) AS open"
     " FROM events WHERE delivery = 'pending'"
 )
 
 
 class EventsCollector:
-    """baton_events_pending and baton_events_oldest_pending_seconds, read at scrape time."""
+    """baton_events_pending, baton_events_oldest_pending_seconds and the webhook endpoint
+    counts (no tenant label: which endpoints, `flask events endpoints` says), read at
+    scrape time."""
 
     def collect(self) -> Iterator[GaugeMetricFamily]:
         try:
@@ -132,6 +136,12 @@ class EventsCollector:
         yield GaugeMetricFamily("baton_events_oldest_pending_seconds",
                                 "Age of the oldest event still owed a delivery.",
                                 value=max(0.0, age))
+        yield GaugeMetricFamily("baton_webhook_endpoints_failing",
+                                "Webhook endpoints whose last delivery failed.",
+                                value=row.failing)
+        yield GaugeMetricFamily("baton_webhook_endpoints_circuit_open",
+                                "Webhook endpoints left alone after failures in a row.",
+                                value=row.open)
 
 
 def multiprocess_mode() -> bool:

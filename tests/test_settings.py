@@ -25,6 +25,7 @@ def test_defaults_are_typed():
         window_s=300, per_user_address=5, per_user=50, per_address=30)
     assert settings.base_url == "https://auth.example.com"
     assert settings.sqlalchemy_database_uri.get_secret_value() == "postgresql+psycopg2://u@db/baton"
+    assert (settings.webhook_timeout_s, settings.webhook_concurrency) == (15, 8)
 
 
 def test_environment_wins_over_defaults_and_overrides_over_both():
@@ -58,6 +59,8 @@ def test_secrets_never_show_in_repr():
     ("BATON_ARGON2_MEMORY_KIB", "1024", "in production"),  # the test suite's cost
     ("BATON_ARGON2_TIME_COST", "1", "in production"),
     ("BATON_RESET_TOKEN_TTL_S", "0", "between 1 and"),
+    ("BATON_WEBHOOK_TIMEOUT_S", "0", "between 1 and"),  # 0: every POST cut off at once
+    ("BATON_WEBHOOK_CONCURRENCY", "0", "between 1 and"),  # 0: nothing would be sent
     ("BATON_DB_PRE_PING", "maybe", "0 or 1"),
     ("BATON_TENANT_CACHE_S", "ten", "must be an integer"),
     ("BATON_TRUST_FORWARDED_HOST", "1", "BATON_TRUSTED_PROXIES"),

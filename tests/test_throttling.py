@@ -8,6 +8,7 @@ import requests
 
 from app.extensions import db
 from app.services.accounts import users
+from app.services.signin.throttling import UNKNOWN_NETWORK
 from app.services.signin.throttling import client_network
 from app.services.tenancy import tenants
 from tests.helpers import utcnow
@@ -127,7 +128,7 @@ def test_client_network_keys():
     assert client_network("::ffff:192.0.2.7") == "192.0.2.7"
     assert client_network("192.0.2.7") == "192.0.2.7"
     assert client_network("fe80::1%eth0") == "fe80::/64"
-    assert client_network(None) is None
+    assert client_network(None) == client_network("") == UNKNOWN_NETWORK == "unknown"
 
 
 def test_unknown_usernames_are_throttled_too(strict_app):
@@ -172,3 +173,29 @@ def test_forwarded_for_only_from_trusted_proxy(database_url, tenant):
     assert statuses(trusting, ["1.1.1.1", "2.2.2.2", "3.3.3.3"]) == [400, 400, 400]
     # ... while without one a client cannot dodge the limit by inventing the header.
     assert statuses(naive, ["4.4.4.4", "5.5.5.5", "6.6.6.6"]) == [400, 400, 429]
+
+
+def test_requests_without_an_address_share_the_address_limits(strict_app, caplog):
+    """gunicorn on a unix socket with no trusted proxy: REMOTE_ADDR is empty. The address
+    limits still apply, to all such requests together, and the operator is told once."""
+    client = strict_app.test_client()
+    with caplog.at_level("WARNING", logger="app"):
+        # Per (username, address), 3: before the username's own 5 is reached.
+        assert [login(client, "alice", "wrong", address="").status_code
+                for _ in range(4)] == [400, 400, 400, 429]
+        # Per address across usernames and tenants, 6 (3 counted above, the 429 not kept).
+        statuses = [login(client, f"user{i}", "wrong", address="",
+                          tenant=("acme", "beta")[i % 2]).status_code for i in range(4)]
+        assert statuses == [400, 400, 400, 429]
+        assert login(client, "bob", "bob's password", address="").status_code == 429
+        assert login(client, "bob", "bob's password", address="10.5.0.1").status_code == 200
+    said = [r for r in caplog.records if getattr(r, "event", None) == "client_address_unknown"]
+    assert len(said) == 1 and "BATON_TRUSTED_PROXIES" in said[0].getMessage()
+
+
+def test_no_warning_while_addresses_are_known(strict_app, caplog):
+    client = strict_app.test_client()
+    with caplog.at_level("WARNING", logger="app"):
+        assert login(client, "alice", "correct horse").status_code == 200
+    assert not [r for r in caplog.records
+                if getattr(r, "event", None) == "client_address_unknown"]

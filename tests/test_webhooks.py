@@ -6,12 +6,9 @@ import os
 import socket
 import subprocess
 import sys
-import threading
 import time
 from collections import Counter
 from datetime import timedelta
-from http.server import BaseHTTPRequestHandler
-from http.server import ThreadingHTTPServer
 
 import pytest
 import sqlalchemy as sa
@@ -20,53 +17,17 @@ from standardwebhooks import Webhook as Verifier
 
 from app.extensions import db
 from app.models import Event
+from app.models import Webhook
 from app.services.accounts import users
+from app.services.audit import posting
 from app.services.audit import webhooks
 from app.services.signin import password_grant
 from tests import secret_registry
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import settled
 from tests.helpers import utcnow
-
-
-class Receiver:
-    """A threaded HTTP server on 127.0.0.1 that records every request it gets."""
-
-    def __init__(self, port: int = 0, status: int = 204, delay_s: float = 0.0,
-                 headers: dict[str, str] | None = None) -> None:
-        self.requests: list[tuple[dict[str, str], bytes]] = []
-        self.status, self.delay_s, self.extra_headers = status, delay_s, headers or {}
-        receiver = self
-
-        class Handler(BaseHTTPRequestHandler):
-            def do_POST(self):
-                body = self.rfile.read(int(self.headers["Content-Length"]))
-                time.sleep(receiver.delay_s)
-                receiver.requests.append((dict(self.headers.items()), body))
-                self.send_response(receiver.status)
-                for name, value in receiver.extra_headers.items():
-                    self.send_header(name, value)
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *args):
-                pass
-
-        self.server = ThreadingHTTPServer(("127.0.0.1", port), Handler)
-        self.server.daemon_threads = True
-        self.port = self.server.server_address[1]
-        self.url = f"http://127.0.0.1:{self.port}/hooks/baton?x=1"
-        # A short poll interval: shutdown() waits up to one interval (0.5 s by default).
-        self.thread = threading.Thread(target=self.server.serve_forever, args=(0.02,),
-                                       daemon=True)
-        self.thread.start()
-
-    def ids(self) -> list[str]:
-        return [headers["webhook-id"] for headers, _ in self.requests]
-
-    def close(self) -> None:
-        self.server.shutdown()
-        self.server.server_close()
+from tests.receivers import Receiver
+from tests.receivers import free_port
 
 
 @pytest.fixture
@@ -74,12 +35,6 @@ def receiver():
     r = Receiver()
     yield r
     r.close()
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def set_webhook(runner, url: str, tenant: str = "acme") -> str:
@@ -195,7 +150,10 @@ def test_receiver_down_then_up_loses_nothing(ctx, runner, user):
 
     receiver = Receiver(port=port)
     try:
-        db.session.execute(sa.update(Event).values(next_attempt_at=sa.func.now()))  # time passes
+        # Time passes, for the events and for the endpoint (its circuit opened after the
+        # five failures in a row: tests/test_webhook_endpoints.py).
+        db.session.execute(sa.update(Event).values(next_attempt_at=sa.func.now()))
+        db.session.execute(sa.update(Webhook).values(next_attempt_at=sa.func.now()))
         db.session.commit()
         assert "Delivered 5 event(s)" in deliver_once(runner)
         assert sorted(receiver.ids()) == sorted(str(e.id) for e in first)
@@ -247,7 +205,7 @@ def test_a_receiver_that_never_answers_is_cut_off(ctx, user, receiver, monkeypat
     try:
         started = time.monotonic()
         with pytest.raises(TimeoutError):
-            webhooks.post(f"http://127.0.0.1:{silent.getsockname()[1]}/", b"{}", {},
+            posting.post(f"http://127.0.0.1:{silent.getsockname()[1]}/", b"{}", {},
                           deadline_s=1.0)
         assert time.monotonic() - started < 3
     finally:
@@ -267,7 +225,7 @@ def test_slow_name_resolution_counts_against_the_deadline(receiver, monkeypatch)
     monkeypatch.setattr(socket, "getaddrinfo", slow_getaddrinfo)
     started = time.monotonic()
     with pytest.raises(TimeoutError):
-        webhooks.post(receiver.url, b"{}", {}, deadline_s=1.0)
+        posting.post(receiver.url, b"{}", {}, deadline_s=1.0)
     assert time.monotonic() - started < 2
     time.sleep(2)  # the abandoned lookup finishes: it must not send anything afterwards
     assert receiver.ids() == []

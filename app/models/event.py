@@ -28,8 +28,9 @@ class Event(Base):
                            name="actor_type_known"),
         # The admin listing pages by id within a tenant.
         sa.Index("ix_events_tenant_id_xact_id_id", "tenant_id", "xact_id", "id"),
-        # The deliverer's queue and the pending gauges: only rows still owed a delivery.
-        sa.Index("ix_events_pending_next_attempt_at", "next_attempt_at",
+        # The deliverer's queue, per endpoint (tenant), and the pending gauges: only rows
+        # still owed a delivery.
+        sa.Index("ix_events_pending_tenant_id_next_attempt_at", "tenant_id", "next_attempt_at",
                  postgresql_where=sa.text("delivery = 'pending'")),
         sa.Index("ix_events_occurred_at", "occurred_at"),
         # login.throttled at most once per throttle key and window (SPEC §10).

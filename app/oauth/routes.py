@@ -32,6 +32,7 @@ from app.services.tokens import rotation
 from app.services.tokens import sessions
 from app.services.tokens.issuing import IssuedTokens
 from app.web import check_tenant_slug
+from app.web import client_address
 from app.web import utcnow
 
 bp.url_value_preprocessor(check_tenant_slug)
@@ -40,14 +41,14 @@ bp.url_value_preprocessor(check_tenant_slug)
 def _grant(tenant: str, grant: Grant) -> IssuedTokens:
     if isinstance(grant, RefreshGrant):
         return rotation.rotate(tenant, grant.refresh_token, now=utcnow(),
-                               client_address=request.remote_addr)
+                               client_address=client_address())
     if isinstance(grant, CodeGrant):
         return codes.redeem(tenant, grant.code, grant.code_verifier, grant.client_id,
                             now=utcnow(), user_agent=request.headers.get("User-Agent"),
-                            client_address=request.remote_addr)
+                            client_address=client_address())
     return password_grant.login(tenant, grant.username, grant.password, now=utcnow(),
                                 user_agent=request.headers.get("User-Agent"),
-                                client_address=request.remote_addr)
+                                client_address=client_address())
 
 
 def bearer_token() -> str:

@@ -21,6 +21,7 @@ from app.oauth.routes import bearer_token
 from app.services.accounts import factors
 from app.services.accounts.users import validate_credentials
 from app.services.signin import challenge
+from app.web import client_address
 from app.web import utcnow
 
 ANSWERS = ("otp", "recovery_code", "webauthn_response", "enroll")
@@ -42,10 +43,10 @@ def authorize_challenge(tenant: str) -> ResponseReturnValue:
     params = body_params(request)
     if "auth_session" in params:
         result = challenge.answer(tenant, _follow_up(params), now=utcnow(),
-                                  client_address=request.remote_addr)
+                                  client_address=client_address())
     else:
         result = challenge.start(tenant, _first_request(params), now=utcnow(),
-                                 client_address=request.remote_addr)
+                                 client_address=client_address())
     if isinstance(result, challenge.EnrolmentOffered):
         return _answer({"auth_session": result.auth_session, "secret": result.secret,
                         "otpauth_uri": result.otpauth_uri})

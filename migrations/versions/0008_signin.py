@@ -5,7 +5,7 @@ Existing sessions signed in with a password when they started: auth_time = creat
 amr = {pwd}.
 
 Revision ID: 0008_signin
-Revises: 0006_perf
+Revises: 0007_webhook_endpoint_state
 Create Date: 2026-12-06
 """
 import sqlalchemy as sa
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision = "0008_signin"
-down_revision = "0006_perf"
+down_revision = "0007_webhook_endpoint_state"
 branch_labels = None
 depends_on = None
 

@@ -1,51 +1,52 @@
-"""Webhooks (SPEC §10): a tenant's endpoint and the deliverer of the event outbox.
+"""Webhooks (SPEC §10): the claim/lease protocol of the event outbox, and endpoint health.
 
 Delivery is at-least-once and signed per the Standard Webhooks specification (the
 `standardwebhooks` package signs; receivers verify with it). Several deliverers may run at
-once. Each one *claims* a few due events in a short transaction (`FOR UPDATE SKIP LOCKED`,
-then a lease: `lease_until` and a random `lease_token`), commits, and only then POSTs, so no
-row lock and no transaction is held during HTTP. A POST is cut off by a watchdog after
-POST_DEADLINE_S, well inside the lease, so no other deliverer can take the event while it is
-still being sent: nobody sends one event twice at the same time. The result is written back
-only if the lease is still ours. A deliverer that dies mid-way leaves a lease that simply
-expires: the event is sent again later (receivers deduplicate on `webhook-id`).
+once. Each one *claims* due events in a short transaction (`FOR UPDATE SKIP LOCKED`, then a
+lease: `lease_until` and a random `lease_token`), commits, and only then POSTs, so no row
+lock and no transaction is held during HTTP. A POST is cut off after the deliverer's
+timeout, well inside the lease, so no other deliverer can take the event while it is still
+being sent: nobody sends one event twice at the same time. The result is written back only
+if the lease is still ours. A deliverer that dies mid-way leaves a lease that simply expires:
+the event is sent again later (receivers deduplicate on `webhook-id`).
+
+A claim is fair across tenants: it takes at most CLAIM_PER_ENDPOINT events of each endpoint
+(a tenant has one), endpoints in round-robin order, so one tenant's backlog cannot fill it.
+Each endpoint keeps its health on its row (app.services.audit.endpoint_health): failures
+in a row, and after a run of them an open circuit, which keeps the endpoint out of every
+claim until its backoff has passed; then one claim takes a single *probe* event (the backoff
+is pushed out by a lease meanwhile, so other deliverers stay away), and a 2xx closes the
+circuit. The deliverer's loop, which POSTs to several endpoints at once, is
+app.services.audit.deliverer.
 """
 from __future__ import annotations
 
-import http.client
 import json
 import logging
 import random
 import secrets
-import socket
-import ssl
-import threading
 import time
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from datetime import timezone
-from typing import Callable
-from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from standardwebhooks import Webhook as Signer
 
-from app.crypto import decrypt_any
 from app.extensions import db
-from app.runtime import runtime
+from app.services.audit import endpoint_health
 from app.services.audit.events import event_body
-from app.services.errors import Unavailable
 from app.services.unit_of_work import transaction
 
 log = logging.getLogger(__name__)
 
-CONNECT_TIMEOUT_S = 5.0
-POST_DEADLINE_S = 15.0  # connect, send and read the answer, all of it
-CLAIM_BATCH = 3  # events per claim
-# A claim's lease outlasts the POSTs of its whole batch, with a margin; an event whose
-# lease is too close to its end is not started (see deliver()).
-LEASE_S = CLAIM_BATCH * POST_DEADLINE_S + 30
+DEFAULT_TIMEOUT_S = 15.0  # config.py: BATON_WEBHOOK_TIMEOUT_S
+CLAIM_PER_ENDPOINT = 3  # events of one endpoint per claim, POSTed one after the other
+# A claim's lease outlasts the POSTs of its events, with a margin; an event whose lease is
+# too close to its end is not started (LEASE_MARGIN_S; see app.services.audit.deliverer).
+LEASE_SLACK_S = 30
 LEASE_MARGIN_S = 10
 FIRST_RETRY_S = 30
 MAX_RETRY_S = 6 * 3600
@@ -60,8 +61,9 @@ def secret_context(tenant_id: int) -> bytes:
     return b"baton-webhook-secret:" + str(tenant_id).encode()
 
 
-# ---------------------------------------------------------------------------------------------
-# Delivery
+def lease_seconds(timeout_s: float, per_endpoint: int = CLAIM_PER_ENDPOINT) -> float:
+    """A claim's lease: every event of one endpoint POSTed in turn, plus slack."""
+    return per_endpoint * timeout_s + LEASE_SLACK_S
 
 
 @dataclass(frozen=True)
@@ -75,25 +77,58 @@ class Claimed:
     attempts: int  # including this one
     lease_token: str
     claimed_at: float  # time.monotonic() of the claim
+    lease_s: float
+    probe: bool  # the one event sent to an endpoint whose circuit is open
 
 
-@dataclass
-class DeliveryReport:
-    delivered: int = 0
-    retried: int = 0
-    failed: int = 0
+# Endpoints with due, unleased events, not busy in this deliverer, whose circuit is closed or
+# whose backoff has passed; round-robin: the tenant ids after the last one served, then the
+# rest. Each half walks the primary key and stops at the limit.
+_READY_WHERE = """
+    (w.next_attempt_at IS NULL OR w.next_attempt_at <= now())
+    AND w.tenant_id <> ALL (CAST(:busy AS bigint[]))
+    AND EXISTS (SELECT 1 FROM events e
+                WHERE e.tenant_id = w.tenant_id AND e.delivery = 'pending'
+                  AND e.next_attempt_at <= now()
+                  AND (e.lease_until IS NULL OR e.lease_until < now()))
+"""
+_READY = sa.text(f"""
+    (SELECT w.tenant_id, w.circuit_opened_at IS NOT NULL AS probe FROM webhooks w
+     WHERE w.tenant_id > :after AND {_READY_WHERE} ORDER BY w.tenant_id LIMIT :endpoints)
+    UNION ALL
+    (SELECT w.tenant_id, w.circuit_opened_at IS NOT NULL AS probe FROM webhooks w
+     WHERE w.tenant_id <= :after AND {_READY_WHERE} ORDER BY w.tenant_id LIMIT :endpoints)
+    LIMIT :endpoints
+""")
 
+# A probe is taken by pushing the open circuit's next attempt out by a lease: a concurrent
+# claim waits for the row, re-reads it and no longer finds it due, so one probe at a time.
+_TAKE_PROBES = sa.text("""
+    UPDATE webhooks SET next_attempt_at = now() + make_interval(secs => :lease_s)
+    WHERE tenant_id = ANY (CAST(:tenants AS bigint[])) AND circuit_opened_at IS NOT NULL
+      AND (next_attempt_at IS NULL OR next_attempt_at <= now())
+    RETURNING tenant_id
+""")
+_GIVE_BACK_PROBES = sa.text("""
+    UPDATE webhooks SET next_attempt_at = now()
+    WHERE tenant_id = ANY (CAST(:tenants AS bigint[])) AND circuit_opened_at IS NOT NULL
+""")
 
-# Due, unleased events of tenants with a webhook; rows another deliverer holds are skipped.
-_CLAIM = sa.text(
-    """
-    WITH due AS (
-        SELECT e.id FROM events e
-        WHERE e.delivery = 'pending' AND e.next_attempt_at <= now()
-          AND (e.lease_until IS NULL OR e.lease_until < now())
-        ORDER BY e.next_attempt_at
-        LIMIT :batch
-        FOR UPDATE SKIP LOCKED
+# At most `quota` due, unleased events of each endpoint, oldest due first; rows another
+# deliverer holds are skipped.
+_CLAIM = sa.text("""
+    WITH ready (tenant_id, quota) AS (
+        SELECT * FROM unnest(CAST(:tenants AS bigint[]), CAST(:quotas AS int[]))
+    ), due AS (
+        SELECT d.id FROM ready r CROSS JOIN LATERAL (
+            SELECT e.id FROM events e
+            WHERE e.tenant_id = r.tenant_id AND e.delivery = 'pending'
+              AND e.next_attempt_at <= now()
+              AND (e.lease_until IS NULL OR e.lease_until < now())
+            ORDER BY e.next_attempt_at
+            LIMIT r.quota
+            FOR UPDATE OF e SKIP LOCKED
+        ) d
     )
     UPDATE events e
     SET lease_until = now() + make_interval(secs => :lease_s), lease_token = :token,
@@ -101,20 +136,54 @@ _CLAIM = sa.text(
     FROM due, webhooks w, tenants t
     WHERE e.id = due.id AND w.tenant_id = e.tenant_id AND t.id = e.tenant_id
     RETURNING e.id, e.tenant_id, e.type, e.occurred_at, e.actor_type, e.actor_id, e.data,
-              e.attempts, t.slug, w.url, w.secret_encrypted
-    """
-)
+              e.attempts, e.next_attempt_at, t.slug, w.url, w.secret_encrypted
+""")
 
 
-def claim(batch: int = CLAIM_BATCH) -> list[Claimed]:
-    """Lease up to `batch` due events in one short transaction."""
-    token = secrets.token_hex(16)
-    claimed_at = time.monotonic()
+def claim(*, endpoints: int = 8, per_endpoint: int = CLAIM_PER_ENDPOINT,
+          busy: Collection[int] = (), after: int = 0,
+          timeout_s: float = DEFAULT_TIMEOUT_S) -> list[Claimed]:
+    """Lease due events of up to `endpoints` endpoints (not those in `busy`), at most
+    `per_endpoint` each (one for a probe), starting after tenant id `after`; one short
+    transaction. Grouped by endpoint in round-robin order, oldest due first in each."""
+    token, claimed_at = secrets.token_hex(16), time.monotonic()
+    lease_s = lease_seconds(timeout_s, per_endpoint)
     with transaction():
-        rows = db.session.execute(
-            _CLAIM, {"batch": batch, "lease_s": LEASE_S, "token": token}).all()
+        ready = db.session.execute(_READY, {"busy": list(busy), "after": after,
+                                            "endpoints": endpoints}).all()
+        probes = [r.tenant_id for r in ready if r.probe]
+        won = set(db.session.execute(_TAKE_PROBES, {"tenants": probes, "lease_s": lease_s})
+                  .scalars()) if probes else set()
+        quotas = {r.tenant_id: 1 if r.probe else per_endpoint for r in ready
+                  if not r.probe or r.tenant_id in won}
+        rows = list(db.session.execute(_CLAIM, {
+            "tenants": list(quotas), "quotas": list(quotas.values()), "lease_s": lease_s,
+            "token": token}).all()) if quotas else []
+        unused = won - {r.tenant_id for r in rows}
+        if unused:  # nothing left to probe with: the next claim may try again
+            db.session.execute(_GIVE_BACK_PROBES, {"tenants": list(unused)})
+    order = {tenant_id: i for i, tenant_id in enumerate(quotas)}
+    rows.sort(key=lambda r: (order[r.tenant_id], r.next_attempt_at, r.id))
     return [Claimed(r.id, r.tenant_id, r.url, bytes(r.secret_encrypted), event_body(r),
-                    r.occurred_at, r.attempts, token, claimed_at) for r in rows]
+                    r.occurred_at, r.attempts, token, claimed_at, lease_s, r.tenant_id in won)
+            for r in rows]
+
+
+def release(events: Collection[Claimed]) -> None:
+    """Give claimed events back unsent (their attempt not counted), if still ours; a probe
+    given back lets the next claim probe again at once."""
+    if not events:
+        return
+    with transaction():
+        probes = [e.tenant_id for e in events if e.probe]
+        if probes:  # the endpoint row first, then events: the order set-webhook takes too
+            db.session.execute(_GIVE_BACK_PROBES, {"tenants": probes})
+        for token in {e.lease_token for e in events}:
+            db.session.execute(sa.text("""
+                UPDATE events SET lease_until = NULL, lease_token = NULL,
+                                  attempts = attempts - 1
+                WHERE id = ANY (CAST(:ids AS bigint[])) AND lease_token = :token
+            """), {"ids": [e.id for e in events if e.lease_token == token], "token": token})
 
 
 def _finish(event: Claimed, values: dict) -> bool:
@@ -149,112 +218,17 @@ def signed_request(event: Claimed, secret: bytes, now: datetime) -> tuple[bytes,
     }
 
 
-def _resolve(host: str, port: int, timeout_s: float) -> list[tuple]:
-    """getaddrinfo with a bound: the resolver has no timeout of its own. A slow lookup is
-    abandoned (its thread only resolves; it never sends anything)."""
-    found: dict[str, object] = {}
-
-    def lookup() -> None:
-        try:
-            found["addresses"] = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)
-        except OSError as exc:
-            found["error"] = exc
-
-    worker = threading.Thread(target=lookup, daemon=True)
-    worker.start()
-    worker.join(max(0.0, timeout_s))
-    if worker.is_alive():
-        raise TimeoutError("name resolution took too long")
-    if "error" in found:
-        raise found["error"]  # type: ignore[misc]
-    return found["addresses"]  # type: ignore[return-value]
-
-
-def _connect(host: str, port: int, deadline: float) -> socket.socket:
-    """A TCP connection made within the deadline, trying the resolved addresses in turn."""
-    last: OSError = TimeoutError("no address answered in time")
-    for family, kind, proto, _, address in _resolve(host, port, deadline - time.monotonic()):
-        remaining = deadline - time.monotonic()
-        if remaining <= 0:
-            break
-        sock = socket.socket(family, kind, proto)
-        sock.settimeout(min(CONNECT_TIMEOUT_S, remaining))
-        try:
-            sock.connect(address)
-            return sock
-        except OSError as exc:
-            sock.close()
-            last = exc
-    raise last
-
-
-def post(url: str, body: bytes, headers: dict[str, str],
-         deadline_s: float = POST_DEADLINE_S) -> int:
-    """POST and return the status. Never follows a redirect (a 3xx is a failure).
-
-    The whole exchange is bounded by one deadline, so a delivery never outlives its lease
-    (which would let another deliverer send the same event at the same time): name
-    resolution and connecting count against it, nothing is sent once it has passed, and a
-    watchdog shuts the socket at the deadline, however slowly the receiver drips its answer.
-    """
-    parts = urlsplit(url)
-    https = parts.scheme == "https"
-    host = parts.hostname or ""
-    port = parts.port or (443 if https else 80)
-    deadline = time.monotonic() + deadline_s
-    conn_class = http.client.HTTPSConnection if https else http.client.HTTPConnection
-    conn = conn_class(host, port, timeout=deadline_s)
-    expired = threading.Event()
-
-    def cut() -> None:
-        expired.set()
-        if conn.sock is not None:
-            try:
-                conn.sock.shutdown(socket.SHUT_RDWR)
-            except OSError:
-                pass
-
-    watchdog = threading.Timer(deadline_s, cut)
-    watchdog.daemon = True
-    watchdog.start()
-    try:
-        sock = _connect(host, port, deadline)
-        if https:
-            sock = ssl.create_default_context().wrap_socket(sock, server_hostname=host)
-        sock.settimeout(max(0.001, deadline - time.monotonic()))
-        if expired.is_set() or time.monotonic() >= deadline:
-            sock.close()
-            raise TimeoutError(f"no connection within {deadline_s:.0f} s")
-        conn.sock = sock
-        path = (parts.path or "/") + (f"?{parts.query}" if parts.query else "")
-        conn.request("POST", path, body=body, headers=headers)
-        response = conn.getresponse()
-        response.read(64 * 1024)  # a little of the answer; the status is what counts
-        return response.status
-    except (OSError, http.client.HTTPException) as exc:
-        if expired.is_set():
-            raise TimeoutError(f"no answer within {deadline_s:.0f} s") from None
-        raise exc
-    finally:
-        watchdog.cancel()
-        conn.close()
-
-
-def deliver_one(event: Claimed, now: datetime) -> str:
-    """POST one claimed event and record the outcome: 'delivered', 'retry' or 'failed'."""
-    try:
-        secret, _ = decrypt_any(runtime().key_encryption_keys, event.secret_encrypted,
-                                secret_context(event.tenant_id))
-        body, headers = signed_request(event, secret, now)
-        status = post(event.url, body, headers)
-        error = None if 200 <= status < 300 else f"HTTP {status}"
-    except Exception as exc:  # any failure is a retry; the reason is kept, the URL is not logged
-        error = f"{type(exc).__name__}: {exc}"[:200]
+def record_delivery(event: Claimed, error: str | None) -> str:
+    """Write one POST's outcome (the endpoint's health, then the event): 'delivered',
+    'retry' or 'failed'. `error` is None for a 2xx."""
+    now = datetime.now(timezone.utc)
+    tenant = event.body["tenant"]
     if error is None:
-        _finish(event, {"delivery": "delivered", "delivered_at": datetime.now(timezone.utc),
-                        "last_error": None})
+        endpoint_health.succeeded(event.tenant_id, event.url, tenant)
+        _finish(event, {"delivery": "delivered", "delivered_at": now, "last_error": None})
         return "delivered"
-    later = datetime.now(timezone.utc) + retry_delay(event.attempts)
+    endpoint_health.failed(event.tenant_id, event.url, tenant, error, RETRY_WINDOW)
+    later = now + retry_delay(event.attempts)
     if later - event.occurred_at > RETRY_WINDOW:
         _finish(event, {"delivery": "failed", "next_attempt_at": None, "last_error": error})
         log.warning("webhook delivery failed for good", extra={
@@ -265,34 +239,3 @@ def deliver_one(event: Claimed, now: datetime) -> str:
         "event": "webhook_retry", "event_id": event.id, "attempts": event.attempts,
         "error": error})
     return "retry"
-
-
-def deliver(*, once: bool, idle_sleep_s: float = 2.0,
-            should_stop: Callable[[], bool] = lambda: False) -> DeliveryReport:
-    """Deliver due events. once=True drains what is due now and returns (cron)."""
-    report = DeliveryReport()
-    while not should_stop():
-        # A refused event is due again only after its backoff, so --once tries each once.
-        try:
-            batch = claim()
-        except Unavailable:
-            if once:
-                raise
-            time.sleep(idle_sleep_s)  # the database is away: a daemon waits for it
-            continue
-        if not batch:
-            if once:
-                return report
-            time.sleep(idle_sleep_s)
-            continue
-        for event in batch:
-            if time.monotonic() - event.claimed_at > LEASE_S - POST_DEADLINE_S - LEASE_MARGIN_S:
-                continue  # too little lease left to finish: it returns when the lease ends
-            outcome = deliver_one(event, datetime.now(timezone.utc))
-            if outcome == "delivered":
-                report.delivered += 1
-            elif outcome == "retry":
-                report.retried += 1
-            else:
-                report.failed += 1
-    return report

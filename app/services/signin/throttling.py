@@ -7,7 +7,10 @@ Three counters per attempt, each with its own allowance per window:
 - client network across every tenant, default 30: trying many tenants gives no more.
 
 A client network is an IPv4 address, or the /64 of an IPv6 address (one subscriber usually
-holds a whole /64); an IPv4-mapped IPv6 address counts as its IPv4 address.
+holds a whole /64); an IPv4-mapped IPv6 address counts as its IPv4 address. A request that
+comes without an address (a unix socket and no trusted proxy) counts under one shared key,
+UNKNOWN_NETWORK: the address limits still hold, for all such requests together, rather than
+silently not at all (the app warns once; docs/operations.md, *Login throttling*).
 
 Counters live in PostgreSQL. An attempt is *reserved* (counted) in its own committed
 transaction before the password is hashed, so N parallel guesses can never all slip under
@@ -34,12 +37,14 @@ from app.services.errors import LoginThrottled
 from config import LoginLimits
 
 MAX_KEY_LENGTH = 300
+UNKNOWN_NETWORK = "unknown"
 
 
-def client_network(address: str | None) -> str | None:
-    """The throttling key of a client address: IPv4 as is, IPv6 as its /64."""
+def client_network(address: str | None) -> str:
+    """The throttling key of a client address: IPv4 as is, IPv6 as its /64, and no
+    address at all as UNKNOWN_NETWORK (one key shared by every such request)."""
     if not address:
-        return None
+        return UNKNOWN_NETWORK
     try:
         ip = ipaddress.ip_address(address.split("%", 1)[0])
     except ValueError:
@@ -81,18 +86,17 @@ def reserve_attempt(tenant_id: int, username: str, address: str | None, now: dat
     per_tenant, per_address = _tables()
     tenant_columns = [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key]
     user, network = _user_key(username), client_network(address)
-    counted = [("user", user, limits.per_user,
-                _counted(per_tenant, tenant_columns,
-                         {"tenant_id": tenant_id, "kind": "user", "key": user}, now, window))]
-    if network:
-        pair = f"{network} {user}"
-        counted.append(("user_addr", pair, limits.per_user_address,
-                        _counted(per_tenant, tenant_columns,
-                                 {"tenant_id": tenant_id, "kind": "user_addr", "key": pair},
-                                 now, window)))
-        counted.append(("addr", network, limits.per_address,
-                        _counted(per_address, [per_address.c.address],
-                                 {"address": network}, now, window)))
+    pair = f"{network} {user}"
+    counted = [
+        ("user", user, limits.per_user,
+         _counted(per_tenant, tenant_columns,
+                  {"tenant_id": tenant_id, "kind": "user", "key": user}, now, window)),
+        ("user_addr", pair, limits.per_user_address,
+         _counted(per_tenant, tenant_columns,
+                  {"tenant_id": tenant_id, "kind": "user_addr", "key": pair}, now, window)),
+        ("addr", network, limits.per_address,
+         _counted(per_address, [per_address.c.address], {"address": network}, now, window)),
+    ]
     exceeded = [(kind, key, row.window_start)
                 for kind, key, limit, row in counted if row.attempts > limit]
     retry_after = max(((row.window_start + window - now).total_seconds()
@@ -107,14 +111,13 @@ def release_after_success(tenant_id: int, username: str, address: str | None) ->
     """A successful login: forget the username's failures and give back the address's count."""
     per_tenant, per_address = _tables()
     user, network = _user_key(username), client_network(address)
-    keys = [("user", user)] + ([("user_addr", f"{network} {user}")] if network else [])
+    keys = [("user", user), ("user_addr", f"{network} {user}")]
     db.session.execute(sa.delete(per_tenant).where(
         per_tenant.c.tenant_id == tenant_id,
         sa.tuple_(per_tenant.c.kind, per_tenant.c.key).in_(keys)))
-    if network:
-        db.session.execute(sa.update(per_address).where(
-            per_address.c.address == network, per_address.c.attempts > 0,
-        ).values(attempts=per_address.c.attempts - 1))
+    db.session.execute(sa.update(per_address).where(
+        per_address.c.address == network, per_address.c.attempts > 0,
+    ).values(attempts=per_address.c.attempts - 1))
 
 
 def purge_windows(before: datetime, tenant_id: int | None = None) -> int:

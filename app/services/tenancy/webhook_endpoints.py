@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import base64
 import secrets
+from dataclasses import dataclass
 from datetime import datetime
 from urllib.parse import urlsplit
 
@@ -58,10 +59,45 @@ def set_webhook(tenant_slug: str, url: str, now: datetime) -> str:
         db.session.execute(
             insert(Webhook)
             .values(tenant_id=tenant_id, url=url, secret_encrypted=blob, created_at=now)
-            .on_conflict_do_update(index_elements=[Webhook.tenant_id],
-                                   set_={"url": url, "secret_encrypted": blob, "created_at": now})
+            # A new URL is a new endpoint: its health starts afresh (circuit closed).
+            .on_conflict_do_update(index_elements=[Webhook.tenant_id], set_={
+                "url": url, "secret_encrypted": blob, "created_at": now,
+                "consecutive_failures": 0, "circuit_opened_at": None, "next_attempt_at": None,
+                "last_error": None})
         )
     return "whsec_" + base64.b64encode(raw).decode()
+
+
+@dataclass(frozen=True)
+class EndpointState:
+    """A webhook endpoint's delivery health (`flask events endpoints`); never its secret."""
+
+    tenant: str
+    url: str
+    pending: int  # events still owed to it
+    consecutive_failures: int
+    circuit_opened_at: datetime | None
+    next_attempt_at: datetime | None
+    last_error: str | None
+
+
+_ENDPOINTS = sa.text("""
+    SELECT t.slug, w.url, w.consecutive_failures, w.circuit_opened_at, w.next_attempt_at,
+           w.last_error,
+           (SELECT count(*) FROM events e
+            WHERE e.tenant_id = w.tenant_id AND e.delivery = 'pending') AS pending
+    FROM webhooks w JOIN tenants t ON t.id = w.tenant_id
+    WHERE NOT :failing OR w.consecutive_failures > 0
+    ORDER BY w.consecutive_failures DESC, t.slug
+""")
+
+
+def endpoint_states(failing_only: bool = False) -> list[EndpointState]:
+    """Every webhook endpoint (or only those failing), the most failures first."""
+    with transaction():
+        rows = db.session.execute(_ENDPOINTS, {"failing": failing_only}).all()
+    return [EndpointState(r.slug, r.url, r.pending, r.consecutive_failures,
+                          r.circuit_opened_at, r.next_attempt_at, r.last_error) for r in rows]
 
 
 def reencrypt_secrets() -> tuple[int, int]:
