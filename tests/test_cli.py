@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import cli
+from app.cli import support
 from app.extensions import db
 from app.services.signin import password_grant
 from tests.helpers import utcnow
@@ -21,7 +21,7 @@ def assert_one_error_line(result, *fragments: str) -> None:
 @pytest.fixture
 def terminal(monkeypatch):
     """The CLI runner's stdin stands in for a terminal (the prompt is simulated by click)."""
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(support, "stdin_is_terminal", lambda: True)
 
 
 def test_tenants_create_and_list(runner):

@@ -1,8 +1,11 @@
-"""What every operator command shares: one `Error:` line for a mistake, never a traceback."""
+"""What every operator command shares: one `Error:` line for a mistake, never a traceback;
+the clock; and the option types and password prompt of several groups."""
 from __future__ import annotations
 
 import functools
+import sys
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
 from typing import Any
 from typing import Callable
@@ -52,3 +55,43 @@ def service_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class Duration(click.ParamType):
+    """`30s`, `15m`, `12h`, `7d` as a timedelta; a bare number is refused (7 is not 7 days)."""
+
+    name = "duration"
+    UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+
+    def convert(self, value: Any, param: click.Parameter | None,
+                ctx: click.Context | None) -> timedelta:
+        if isinstance(value, timedelta):
+            return value
+        text = str(value).strip().lower()
+        number, unit = text[:-1], text[-1:]
+        if number.isdigit() and unit in self.UNITS:
+            return timedelta(seconds=int(number) * self.UNITS[unit])
+        if text.isdigit():
+            self.fail(f"{value!r} has no unit: write {text}s, {text}m, {text}h or {text}d",
+                      param, ctx)
+        self.fail(f"{value!r} is not a duration like 30s, 15m, 12h or 7d", param, ctx)
+
+
+password_stdin_option = click.option(
+    "--password-stdin", is_flag=True, help="Read the password from standard input.")
+
+
+def stdin_is_terminal() -> bool:
+    return sys.stdin.isatty()
+
+
+def read_password(from_stdin: bool) -> str:
+    """The new password: one line of stdin, or prompted twice without echo."""
+    if from_stdin:
+        return sys.stdin.readline().rstrip("\r\n")
+    if not stdin_is_terminal():
+        # getpass would fall back to an echoing prompt with a GetPassWarning.
+        raise click.ClickException("standard input is not a terminal: pass --password-stdin "
+                                   "to read the password from it")
+    return click.prompt("Password", hide_input=True, confirmation_prompt=True, default="",
+                        show_default=False)
