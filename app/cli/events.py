@@ -6,6 +6,7 @@ import signal
 import click
 
 from app.cli.support import BatonGroup
+from app.cli.support import keep_outage_log
 from app.cli.support import service_errors
 from app.services.audit import webhooks
 
@@ -19,6 +20,7 @@ def deliver(once: bool) -> None:
     """POST pending events to their webhooks, with retries; runs until stopped."""
     stop = []
     if not once:  # finish the event in hand on SIGTERM/SIGINT, then exit
+        keep_outage_log()  # it waits for the database: say so in the log
         for sig in (signal.SIGTERM, signal.SIGINT):
             signal.signal(sig, lambda *_: stop.append(True))
     report = webhooks.deliver(once=once, should_stop=lambda: bool(stop))

@@ -3,6 +3,7 @@ the clock; and the option types and password prompt of several groups."""
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 from datetime import datetime
 from datetime import timedelta
@@ -17,6 +18,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeout
 
 from app.database.faults import describe_database_problem
 from app.database.faults import is_transient
+from app.services import unit_of_work
 from app.services.errors import DatabaseUnavailable
 from app.services.errors import ServiceError
 
@@ -36,6 +38,9 @@ def service_errors(func: Callable[..., Any]) -> Callable[..., Any]:
 
     @functools.wraps(func)
     def wrapper(*args: Any, **kwargs: Any) -> Any:
+        # The Error line says why the database could not be used; the unit of work's log
+        # line about the same outage would be a second line (a JSON one) on stderr.
+        unit_of_work.log.addFilter(_drop)
         try:
             return func(*args, **kwargs)
         except DatabaseUnavailable as exc:
@@ -49,8 +54,20 @@ def service_errors(func: Callable[..., Any]) -> Callable[..., Any]:
             if not is_transient(exc):
                 raise
             raise click.ClickException(describe_database_problem(exc) or str(exc)) from None
+        finally:
+            unit_of_work.log.removeFilter(_drop)
 
     return wrapper
+
+
+def _drop(record: logging.LogRecord) -> bool:
+    return False
+
+
+def keep_outage_log() -> None:
+    """For a command that waits out database outages rather than failing on the first
+    (`events deliver` without --once): its log is then the only trace of one."""
+    unit_of_work.log.removeFilter(_drop)
 
 
 def utcnow() -> datetime:
