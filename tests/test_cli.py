@@ -94,6 +94,15 @@ def test_users_create_duplicate(runner, user, tenant):
     assert_one_error_line(result, "already exists")
 
 
+def test_users_create_existing_user_is_refused_before_the_prompt(runner, user, tenant,
+                                                                terminal):
+    """Said at once, like an unknown tenant: no password typed twice for nothing."""
+    result = runner.invoke(args=["users", "create", tenant, "ALICE"],
+                           input="a long password\na long password\n")
+    assert "Password" not in result.output
+    assert_one_error_line(result, "user 'alice' already exists in tenant 'acme'")
+
+
 def test_demo_refused_outside_development(runner):
     assert_one_error_line(runner.invoke(args=["demo"]), "development")
 

@@ -10,6 +10,7 @@ from app.cli.support import read_password
 from app.cli.support import service_errors
 from app.cli.support import utcnow
 from app.services.accounts import users
+from app.services.errors import UsernameTaken
 from app.services.tenancy import tenants
 
 users_cli = BatonGroup("users", help="Manage users of a tenant.")
@@ -24,6 +25,9 @@ def create_user(tenant: str, username: str, password_stdin: bool) -> None:
     """Create a user; the password is prompted for twice unless --password-stdin."""
     if not tenants.tenant_exists(tenant):  # before prompting, not after
         raise click.ClickException(f"unknown tenant {tenant!r}")
+    existing = users.find_user(tenant, username)  # likewise (normalised as at login)
+    if existing:
+        raise UsernameTaken(existing.username, tenant)
     users.create_user(tenant, username, read_password(password_stdin), utcnow())
     click.echo(f"Created user {username!r} in tenant {tenant!r}.")
 
