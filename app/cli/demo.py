@@ -18,5 +18,6 @@ def demo() -> None:
 
     if current_app.config["ENV_NAME"] != "development":
         raise click.ClickException("the demo command runs only with BATON_ENV=development")
-    username, password, path = ensure_demo(current_app.instance_path, utcnow())
+    username, password, path = ensure_demo(current_app.instance_path, utcnow(),
+                                           current_app.config["BASE_URL"])
     click.echo(f"Demo tenant 'demo', user {username!r}, password {password!r} (saved in {path}).")
