@@ -218,6 +218,8 @@ class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "baton-test-secret-0123456789abcdef"
     ALLOW_EMBEDDED_DATABASE = True
+    # Only for a BATON_ENV=test command run by hand: the suite (tests/plugins/database.py)
+    # passes its own URL, an embedded server in the run's temporary directory or a server.
     EMBEDDED_PGDATA = str(BASE_DIR / "instance" / "test-pgdata")
     BASE_URL = "http://baton.test"
     ARGON2_TIME_COST = 1
