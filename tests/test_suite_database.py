@@ -52,12 +52,12 @@ def test_uses_the_default_temp_base(tmp_path):
 '''
 
 
-@pytest.mark.slow
 def test_another_pytest_on_the_machine_leaves_the_embedded_database_alone(database,
                                                                           tmp_path) -> None:
     """pytest's default temp base is shared by every pytest of the user (as root, the
     embedded PostgreSQL runs as another user), and each new run resets its mode: the run's
-    own base (pytest_configure) keeps this run's database out of its reach."""
+    own base (pytest_configure) keeps this run's database out of its reach. Not `slow`
+    (about 2 s): it must run where the embedded database is, CI's first step included."""
     embedded = _embedded(database)
     _answers(embedded.url)
     (tmp_path / "test_trivial.py").write_text(TRIVIAL_TEST)
