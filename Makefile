@@ -38,11 +38,17 @@ lock:
 flask: $(STAMP)
 	@BATON_ENV=development $(FLASK) $(ARGS)
 
+# Where `make run` listens, e.g. make run BIND=127.0.0.1:8001; the demo's issuer follows
+# (BATON_BASE_URL, unless set), and so do the curl examples (through the demo credentials).
+BIND ?= 127.0.0.1:8000
+BATON_BASE_URL ?= http://$(BIND)
+
 # Embedded PostgreSQL under instance/ unless DATABASE_URL is set; Ctrl-C stops both.
 run: $(STAMP)
 	BATON_ENV=development $(FLASK) db upgrade
-	BATON_ENV=development $(FLASK) demo
-	BATON_ENV=development exec $(BIN)/gunicorn -c gunicorn.conf.py wsgi:app
+	BATON_ENV=development BATON_BASE_URL=$(BATON_BASE_URL) $(FLASK) demo
+	BATON_ENV=development BATON_BASE_URL=$(BATON_BASE_URL) \
+	  exec $(BIN)/gunicorn -c gunicorn.conf.py --bind $(BIND) wsgi:app
 
 # TEST_DATABASE_URL when set, else an embedded PostgreSQL the suite starts and removes.
 test: $(STAMP)

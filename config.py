@@ -236,6 +236,8 @@ class TestConfig(Config):
     TESTING = True
     SECRET_KEY = "baton-test-secret-0123456789abcdef"
     ALLOW_EMBEDDED_DATABASE = True
+    # Only for a BATON_ENV=test command run by hand: the suite (tests/plugins/database.py)
+    # passes its own URL, an embedded server in the run's temporary directory or a server.
     EMBEDDED_PGDATA = str(BASE_DIR / "instance" / "test-pgdata")
     BASE_URL = "http://baton.test"
     ARGON2_TIME_COST = 1
@@ -371,6 +373,40 @@ def _check_production(settings: Settings) -> None:
         )
 
 
+DATABASE_URL_FORM = "postgresql://user:password@host:5432/dbname"
+# The drivers a DATABASE_URL may name once psycopg2_url has pinned postgresql:// to psycopg2.
+DATABASE_DRIVERS = ("postgresql+psycopg2", "postgresql")
+
+
+def _check_database_url(url: str) -> None:
+    """A PostgreSQL URL psycopg2 accepts, or one line saying what is wrong with it, before
+    SQLAlchemy sees it (its errors are tracebacks). The URL itself is never echoed: it may
+    hold the password."""
+    from psycopg2 import ProgrammingError
+    from psycopg2.extensions import make_dsn
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    if "://" not in url:
+        raise ValueError(f"DATABASE_URL must be a URL like {DATABASE_URL_FORM}: it has no scheme")
+    try:
+        parsed = make_url(url)
+    except (ArgumentError, ValueError):
+        raise ValueError(
+            f"DATABASE_URL is not a URL like {DATABASE_URL_FORM} (is the port a number, and "
+            "are special characters in the password %-encoded?)") from None
+    if parsed.drivername not in DATABASE_DRIVERS:
+        scheme = url.split("://", 1)[0]
+        raise ValueError(f"DATABASE_URL must start with postgresql:// (Baton runs on "
+                         f"PostgreSQL through psycopg2), not {scheme}://")
+    try:  # the query is libpq's connection options: psycopg2 checks their names
+        make_dsn(**{name: "x" for name in parsed.query})
+    except ProgrammingError as exc:
+        reason = str(exc).strip().removeprefix("invalid dsn: ")
+        raise ValueError(f"DATABASE_URL: {reason} (the query string holds libpq "
+                         "connection parameters such as sslmode)") from None
+
+
 def check_settings(settings: Settings) -> None:
     """Refuse an insecure or incomplete configuration (ValueError: load_settings says it)."""
     if settings.secret_key is None:
@@ -387,6 +423,8 @@ def check_settings(settings: Settings) -> None:
             "SECRET_KEY must be set when BATON_ENV=development uses DATABASE_URL "
             "(the built-in development secret is public)"
         )
+    if settings.sqlalchemy_database_uri is not None:
+        _check_database_url(settings.sqlalchemy_database_uri.get_secret_value())
     if settings.trust_forwarded_host and settings.trusted_proxies == 0:
         raise ValueError(
             "BATON_TRUST_FORWARDED_HOST needs BATON_TRUSTED_PROXIES (the number of proxies) > 0"

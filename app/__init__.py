@@ -1,124 +1,20 @@
-"""Baton: a multi-tenant token service with race-free refresh-token rotation."""
+"""Baton: a multi-tenant token service with race-free refresh-token rotation.
+
+Importing the package loads nothing: `baton-conformance` (app.conformance), a client of a
+deployment installed with Baton, lives in it and must not load the server (Flask,
+SQLAlchemy, config). The factory is in app.factory.
+"""
 from __future__ import annotations
 
-import logging
+from typing import TYPE_CHECKING
 from typing import Any
 
-from flask import Flask
-from flask import Request
-from flask import Response
-from flask.sessions import SessionInterface
-from werkzeug.middleware.proxy_fix import ProxyFix
-
-import config as baton_config
-from app.extensions import db
-from app.extensions import migrate
-from app.metrics import init_metrics
-from app.runtime import init_runtime
-from app.services.tenancy.lookup import init_tenant_cache
-
-MIGRATIONS_DIR = str(baton_config.BASE_DIR / "migrations")
-
-
-class NoCookieSessions(SessionInterface):
-    """Flask's `session` is never used: no cookie is read or written."""
-
-    def open_session(self, app: Flask, request: Request) -> None:
-        return None  # Flask falls back to a NullSession
-
-    def save_session(self, app: Flask, session: Any, response: Response) -> None:
-        return None
+if TYPE_CHECKING:
+    from flask import Flask
 
 
 def create_app(config_class: type | None = None, overrides: dict[str, Any] | None = None) -> Flask:
-    """Build the application: load and check config, then wire extensions, blueprints, CLI."""
-    config_class = config_class or baton_config.select_config()
-    # Read, typed and range-checked once; a bad value raises ConfigurationError (one line).
-    settings = baton_config.load_settings(config_class, overrides)
-    app = Flask(__name__, instance_path=str(baton_config.BASE_DIR / "instance"))
-    app.config.from_object(config_class)
-    app.config.update(overrides or {})  # keys that are not Settings (TESTING, ...) pass through
-    app.config.update(settings.flask_config())
-    app.extensions["baton_settings"] = settings
-    # An API without cookies: skip Flask's signed-cookie session (it builds a signer per
-    # request), so a refresh does not pay for it (docs/performance.md).
-    app.session_interface = NoCookieSessions()
-    register_logging(app)
-    register_database(app)
-    warn_development(app)  # after the last configuration check: a config error stays one line
-    register_proxy(app)
-    register_framing(app)
-    init_runtime(app)
-    init_tenant_cache(app, settings.tenant_cache_s)
-    init_metrics(app)
-    register_blueprints(app)
-    register_errors(app)
-    register_cli(app)
-    return app
+    """Build the application (app.factory.create_app)."""
+    from app.factory import create_app as build
 
-
-def register_database(app: Flask) -> None:
-    if not app.config.get("SQLALCHEMY_DATABASE_URI") and app.config["ALLOW_EMBEDDED_DATABASE"]:
-        from app.embedded_db import embedded_database_url
-
-        app.config["SQLALCHEMY_DATABASE_URI"] = embedded_database_url(app.config["EMBEDDED_PGDATA"])
-    app.config.setdefault("SQLALCHEMY_ENGINE_OPTIONS", baton_config.engine_options(app.config))
-    db.init_app(app)
-    migrate.init_app(app, db, directory=MIGRATIONS_DIR)
-
-
-def register_logging(app: Flask) -> None:
-    from app.logs import configure_logging
-
-    configure_logging(app)
-
-
-def warn_development(app: Flask) -> None:
-    """Never silent: development's defaults (a public secret) are not for production. Said
-    once the app is built, so a configuration error stays the only line."""
-    if app.config["ENV_NAME"] == "development":
-        logging.getLogger("app").warning(
-            "BATON_ENV=development: development defaults in use; never run it in production",
-            extra={"event": "development_mode"})
-
-
-def register_proxy(app: Flask) -> None:
-    """Trust X-Forwarded-For/Proto only from the configured number of proxies, and
-    X-Forwarded-Host/Port/Prefix only when BATON_TRUST_FORWARDED_HOST says so too."""
-    hops = app.config["TRUSTED_PROXIES"]
-    host_hops = hops if app.config["TRUST_FORWARDED_HOST"] else 0
-    if hops > 0:
-        app.wsgi_app = ProxyFix(app.wsgi_app, x_for=hops, x_proto=hops, x_host=host_hops,  # type: ignore[method-assign]
-                                x_port=host_hops, x_prefix=host_hops)
-
-
-def register_framing(app: Flask) -> None:
-    from app.framing import init_framing
-
-    init_framing(app)
-
-
-def register_blueprints(app: Flask) -> None:
-    from app.admin import bp as admin_bp
-    from app.health import bp as health_bp
-    from app.oauth import bp as oauth_bp
-    from app.oauth import wellknown_bp
-    from app.openapi import bp as openapi_bp
-
-    app.register_blueprint(health_bp)
-    app.register_blueprint(openapi_bp)
-    app.register_blueprint(oauth_bp)
-    app.register_blueprint(wellknown_bp)
-    app.register_blueprint(admin_bp)
-
-
-def register_errors(app: Flask) -> None:
-    from app.errors import register_error_handlers
-
-    register_error_handlers(app)
-
-
-def register_cli(app: Flask) -> None:
-    from app.cli import register_commands
-
-    register_commands(app)
+    return build(config_class, overrides)

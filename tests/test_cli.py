@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from app import cli
+from app.cli import support
 from app.extensions import db
 from app.services.signin import password_grant
 from tests.helpers import utcnow
@@ -21,7 +21,7 @@ def assert_one_error_line(result, *fragments: str) -> None:
 @pytest.fixture
 def terminal(monkeypatch):
     """The CLI runner's stdin stands in for a terminal (the prompt is simulated by click)."""
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(support, "stdin_is_terminal", lambda: True)
 
 
 def test_tenants_create_and_list(runner):
@@ -92,6 +92,15 @@ def test_users_create_duplicate(runner, user, tenant):
     result = runner.invoke(args=["users", "create", tenant, "alice", "--password-stdin"],
                            input="hunter2hunter2\n")
     assert_one_error_line(result, "already exists")
+
+
+def test_users_create_existing_user_is_refused_before_the_prompt(runner, user, tenant,
+                                                                terminal):
+    """Said at once, like an unknown tenant: no password typed twice for nothing."""
+    result = runner.invoke(args=["users", "create", tenant, "ALICE"],
+                           input="a long password\na long password\n")
+    assert "Password" not in result.output
+    assert_one_error_line(result, "user 'alice' already exists in tenant 'acme'")
 
 
 def test_demo_refused_outside_development(runner):

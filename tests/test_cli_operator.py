@@ -11,6 +11,7 @@ import sqlalchemy as sa
 
 import config
 from app import create_app
+from app.database.faults import driver_reason
 from app.database.faults import server_address
 from tests.helpers import PROJECT_ROOT
 from tests.plugins.live_server import free_port
@@ -116,3 +117,78 @@ def test_db_upgrade_against_missing_database_is_one_line(database_url) -> None:
     lines = result.stderr.strip().splitlines()
     assert lines == [f"Error: cannot use database 'baton_no_such_database' at "
                      f"{server_address(url)}: database \"baton_no_such_database\" does not exist"]
+
+
+# -- a real `flask --app wsgi` run: stderr is exactly one line, whatever the database URL --
+
+URL_PASSWORD = "url-password-7f3a"  # must never be echoed
+PRODUCTION = {"BATON_ENV": "production", "SECRET_KEY": "operator-test-secret-" + "9" * 24,
+              "BATON_BASE_URL": "https://auth.example.com"}
+
+
+def _stderr_line(result: subprocess.CompletedProcess, prefix: str) -> str:
+    """The one line on stderr of a failed command (and no password in it)."""
+    assert result.returncode != 0, result.stdout
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1 and lines[0].startswith(prefix), result.stderr
+    assert URL_PASSWORD not in result.stderr + result.stdout
+    return lines[0]
+
+
+@pytest.mark.parametrize("settings", [{"BATON_ENV": "test"}, PRODUCTION],
+                         ids=["test", "production"])
+def test_refused_connection_is_one_line_in_a_real_run(settings) -> None:
+    """The reason only: the unit of work's JSON log line about the outage stays out."""
+    url = f"postgresql://baton:{URL_PASSWORD}@127.0.0.1:{free_port()}/baton"
+    result = run_flask(["tenants", "list"], clean_env(**settings, DATABASE_URL=url))
+    line = _stderr_line(result, "Error: ")
+    assert result.returncode == 1
+    assert "127.0.0.1" in line and "connection refused" in line
+
+
+@pytest.mark.parametrize("url, reason", [
+    (f"mysql://baton:{URL_PASSWORD}@db.internal/baton",
+     "DATABASE_URL must start with postgresql:// (Baton runs on PostgreSQL through "
+     "psycopg2), not mysql://"),
+    (f"baton:{URL_PASSWORD}@db.internal/baton", "DATABASE_URL must be a URL like "
+     "postgresql://user:password@host:5432/dbname: it has no scheme"),
+    ("db.internal/baton", "it has no scheme"),
+    (f"postgresql://baton:{URL_PASSWORD}@db.internal:port/baton", "is the port a number"),
+    (f"postgresql://baton:{URL_PASSWORD}@db.internal/baton?ssl_mode=require",
+     'invalid connection option "ssl_mode"'),
+], ids=["mysql", "no-scheme-password", "no-scheme", "bad-port", "unknown-option"])
+@pytest.mark.parametrize("settings", [{"BATON_ENV": "test"}, PRODUCTION],
+                         ids=["test", "production"])
+def test_unusable_database_url_is_one_configuration_line(url, reason, settings) -> None:
+    result = run_flask(["tenants", "list"], clean_env(**settings, DATABASE_URL=url))
+    line = _stderr_line(result, "baton: configuration error: DATABASE_URL")
+    assert result.returncode == 3
+    assert reason in line
+
+
+@pytest.mark.parametrize("command", [["tenants", "list"], ["db", "upgrade"]],
+                         ids=["tenants-list", "db-upgrade"])
+def test_bad_connection_option_value_is_named(database_url, command) -> None:
+    """libpq's own reason (here an sslmode it does not know), not just `OperationalError`."""
+    url = sa.engine.make_url(database_url).update_query_dict({"sslmode": "bogus"})
+    env = clean_env(BATON_ENV="test", DATABASE_URL=url.render_as_string(hide_password=False))
+    line = _stderr_line(run_flask(command, env), "Error: ")
+    assert line.endswith('invalid sslmode value: "bogus"'), line
+
+
+def test_driver_reason_never_holds_the_password() -> None:
+    text = ('connection to server at "db" (10.0.0.5), port 5432 failed: missing "=" after '
+            f'"{URL_PASSWORD}" in connection info string\n\tmore detail\n')
+    assert driver_reason(text, URL_PASSWORD) == ('missing "=" after "***" in connection info '
+                                                 'string')
+
+
+@pytest.mark.slow
+def test_deliverer_daemon_still_logs_that_it_waits_for_the_database() -> None:
+    """`events deliver` without --once waits out an outage: its log is the only trace."""
+    url = f"postgresql://baton@127.0.0.1:{free_port()}/baton"
+    with pytest.raises(subprocess.TimeoutExpired) as ran:
+        subprocess.run([*FLASK, "events", "deliver"], cwd=PROJECT_ROOT, capture_output=True,
+                       env=clean_env(BATON_ENV="test", DATABASE_URL=url), timeout=10)
+    stderr = (ran.value.stderr or b"").decode()
+    assert '"msg": "database unavailable' in stderr, stderr

@@ -21,7 +21,7 @@ from app.extensions import db
 from tests import test_rotation_concurrency as races
 from tests.helpers import chain_violations
 from tests.helpers import http_refresh
-from tests.parallel import _CTX
+from tests.parallel import CONTEXT
 from tests.parallel import run_together
 from tests.plugins.database import make_app
 from tests.topology import Cluster
@@ -103,7 +103,7 @@ def test_failover_loses_no_acknowledged_rotation(replicated, tmp_path_factory, c
     races.make_tenant(app, TENANT, reuse_interval=10, n_users=CLIENTS)
     with gunicorn(url, tmp_path_factory.mktemp("failover")) as base:
         starts = [races.login(base, TENANT, f"user{i}")["refresh_token"] for i in range(CLIENTS)]
-        stop = _CTX.Event()
+        stop = CONTEXT.Event()
         outcome: dict = {}
         clients = threading.Thread(target=lambda: outcome.update(results=run_together(
             chain_until, [(base, token, stop) for token in starts], timeout=180)))

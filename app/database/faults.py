@@ -2,6 +2,8 @@
 operator can act on (SPEC §5: 503, never a hang)."""
 from __future__ import annotations
 
+import re
+
 from sqlalchemy import event
 from sqlalchemy.engine import URL
 from sqlalchemy.engine import Engine
@@ -79,12 +81,30 @@ def describe_database_problem(exc: BaseException | None) -> str | None:
         return None
     if isinstance(exc, PoolTimeout):
         return "no database connection became free in time"
-    where = f"database {db.engine.url.database!r} at {server_address(db.engine.url)}"
+    url = db.engine.url
+    where = f"database {url.database!r} at {server_address(url)}"
     text = str(getattr(exc, "orig", exc))
     for needle, explanation in CONNECTION_PROBLEMS:
         if needle in text.lower():
             # The server's FATAL line names the database or role; it never holds the password.
-            detail = explanation or text.split("FATAL:", 1)[-1].strip().splitlines()[0]
-            return f"cannot use {where}: {detail}"
+            return f"cannot use {where}: {explanation or driver_reason(text, url.password)}"
+    # Anything else (a bad sslmode, SSL refused, a timeout): the driver's own words.
     code = getattr(getattr(exc, "orig", None), "pgcode", None)
-    return f"cannot use {where}: {type(exc).__name__} (SQLSTATE {code or 'none'})"
+    reason = driver_reason(text, url.password) or type(exc).__name__
+    return f"cannot use {where}: {reason}" + (f" (SQLSTATE {code})" if code else "")
+
+
+# libpq names the server it tried; the line this module writes names it already.
+_SERVER_PREFIX = re.compile(r"^connection to server (?:at|on) .*? failed: ")
+
+
+def driver_reason(text: str, password: str | None = None) -> str:
+    """The first line of a driver message: after `FATAL:` if the server said it, without
+    libpq's `connection to server at ... failed:`, and never the password."""
+    if "FATAL:" in text:
+        text = text.split("FATAL:", 1)[1]
+    line = next((part.strip() for part in text.splitlines() if part.strip()), "")
+    line = _SERVER_PREFIX.sub("", line)
+    if password and len(password) >= 4:  # shorter: every such letter would go
+        line = line.replace(password, "***")
+    return line

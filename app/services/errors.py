@@ -2,7 +2,7 @@
 
 The blueprints translate them to the SPEC's HTTP errors in one place
 (app.errors.http_error, used by the app's error handler) and the CLI to one
-`Error: <message>` line (app.cli.service_errors).
+`Error: <message>` line (app.cli.support.service_errors).
 """
 from __future__ import annotations
 

@@ -1,15 +1,23 @@
 # Shared by the example scripts: where the server is and who logs in.
 # Defaults fit `make run`, from any directory; override any of them with BATON_* variables.
 ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
-BASE_URL="${BATON_BASE_URL:-http://127.0.0.1:8000}"
+
+json_field() {  # json_field FILE FIELD [DEFAULT]: one field of a JSON object (or DEFAULT)
+  python3 -c 'import json, sys
+try:
+    print(json.load(open(sys.argv[1]))[sys.argv[2]])
+except (OSError, KeyError):
+    if len(sys.argv) < 4:
+        raise
+    print(sys.argv[3])' "$@"
+}
+
 TENANT="${BATON_TENANT:-demo}"
 STATE="${BATON_CURL_STATE:-$ROOT/instance/curl-tokens.json}"   # the last token response
 CREDENTIALS="${BATON_CREDENTIALS:-$ROOT/instance/demo-credentials.json}"
+# The server `make run` serves (it saves its URL with the demo credentials: BIND=...).
+BASE_URL="${BATON_BASE_URL:-$(json_field "$CREDENTIALS" base_url http://127.0.0.1:8000)}"
 API="$BASE_URL/v1/tenants/$TENANT"
-
-json_field() {  # json_field FILE FIELD: print one field of a JSON object
-  python3 -c 'import json, sys; print(json.load(open(sys.argv[1]))[sys.argv[2]])' "$1" "$2"
-}
 
 require_state() {
   [ -f "$STATE" ] || { echo "No $STATE yet: run examples/curl/login.sh first." >&2; exit 1; }

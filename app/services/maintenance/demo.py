@@ -14,8 +14,11 @@ DEMO_USER = "demo"
 CREDENTIALS_FILE = "demo-credentials.json"
 
 
-def ensure_demo(instance_path: str, now: datetime) -> tuple[str, str, Path]:
-    """Create what is missing; returns (username, password, file the password is kept in)."""
+def ensure_demo(instance_path: str, now: datetime, base_url: str) -> tuple[str, str, Path]:
+    """Create what is missing; returns (username, password, file the password is kept in).
+
+    The file also names the server (`base_url`), so the curl examples and the README's
+    Python client follow `make run BIND=...` to another port."""
     path = Path(instance_path) / CREDENTIALS_FILE
     saved = json.loads(path.read_text()) if path.exists() else {}
     password = saved.get("password") or secrets.token_urlsafe(12)
@@ -28,7 +31,7 @@ def ensure_demo(instance_path: str, now: datetime) -> tuple[str, str, Path]:
         users.set_password(DEMO_TENANT, DEMO_USER, password, now)
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps({"tenant": DEMO_TENANT, "username": DEMO_USER,
-                                "password": password}))
+                                "password": password, "base_url": base_url}))
     path.chmod(0o600)
     return DEMO_USER, password, path
 

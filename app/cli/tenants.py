@@ -1,0 +1,109 @@
+"""`flask tenants`: create, update, list, and set-webhook (SPEC §7, §10)."""
+from __future__ import annotations
+
+from typing import Any
+
+import click
+from flask import current_app
+
+from app.cli.support import BatonGroup
+from app.cli.support import service_errors
+from app.cli.support import utcnow
+
+from app.services.tenancy import tenants
+from app.services.tenancy import webhook_endpoints
+
+tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
+
+
+@tenants_cli.command("create")
+@click.argument("slug")
+@click.option("--name", help="Display name (defaults to the slug).")
+@click.option("--reuse-interval", type=click.IntRange(0, 300),
+              default=tenants.DEFAULT_REUSE_INTERVAL, show_default=True,
+              help="Seconds a rotated token may be presented again for the same successor.")
+@click.option("--access-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_ACCESS_TTL,
+              show_default=True, help="Access token lifetime, seconds.")
+@click.option("--refresh-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_REFRESH_TTL,
+              show_default=True, help="Refresh token idle lifetime, seconds.")
+@click.option("--session-ttl", type=click.IntRange(min=1), default=tenants.DEFAULT_SESSION_TTL,
+              show_default=True, help="Absolute session lifetime, seconds.")
+@click.option("--password-min-length", type=click.IntRange(1, 1024),
+              default=tenants.DEFAULT_PASSWORD_MIN_LENGTH, show_default=True,
+              help="Shortest password accepted (characters after NFC).")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
+              help="A browser origin allowed to call the token endpoints (repeatable).")
+@service_errors
+def create_tenant(slug: str, name: str | None, reuse_interval: int, access_ttl: int,
+                  refresh_ttl: int, session_ttl: int, password_min_length: int,
+                  cors_origins: tuple[str, ...]) -> None:
+    """Create a tenant and its first signing key."""
+    settings = tenants.TenantSettings(slug, name or slug, access_ttl, refresh_ttl, session_ttl,
+                                      reuse_interval, password_min_length, tuple(cors_origins))
+    tenants.create_tenant(settings, utcnow())
+    click.echo(f"Created tenant {slug!r}.")
+
+
+@tenants_cli.command("update")
+@click.argument("slug")
+@click.option("--name", help="Display name.")
+@click.option("--reuse-interval", type=click.IntRange(0, 300), help="Seconds (0-300).")
+@click.option("--access-ttl", type=click.IntRange(min=1), help="Access token lifetime, seconds.")
+@click.option("--refresh-ttl", type=click.IntRange(min=1), help="Refresh idle lifetime, seconds.")
+@click.option("--session-ttl", type=click.IntRange(min=1), help="Absolute session lifetime, s.")
+@click.option("--password-min-length", type=click.IntRange(1, 1024),
+              help="Shortest password accepted from now on.")
+@click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
+              help="Replace the allowed browser origins with these (repeatable).")
+@click.option("--no-cors-origins", is_flag=True, help="Allow no browser origin.")
+@service_errors
+def update_tenant(slug: str, cors_origins: tuple[str, ...], no_cors_origins: bool,
+                  **options: Any) -> None:
+    """Change settings of a tenant; every node applies them within the tenant cache window."""
+    changes = {name: value for name, value in options.items() if value is not None}
+    if cors_origins and no_cors_origins:
+        raise click.ClickException("use either --cors-origin or --no-cors-origins, not both")
+    if cors_origins or no_cors_origins:
+        changes["cors_origins"] = tuple(cors_origins)
+    if not changes:
+        raise click.ClickException("nothing to change: give at least one option (see --help)")
+    tenants.update_tenant(slug, **changes)
+    window = current_app.config["TENANT_CACHE_S"]
+    click.echo(f"Updated tenant {slug!r} ({', '.join(sorted(changes))}); "
+               f"every node applies it within {window} s.")
+
+
+@tenants_cli.command("list")
+@service_errors
+def list_tenants() -> None:
+    """List tenants and their lifetimes."""
+    rows = tenants.list_tenants()
+    if not rows:
+        click.echo("No tenants.")
+        return
+    click.echo(f"{'slug':<24} {'access':>7} {'refresh':>8} {'session':>8} {'reuse':>5}  name")
+    for t in rows:
+        click.echo(f"{t.slug:<24} {t.access_ttl:>7} {t.refresh_ttl:>8} {t.session_ttl:>8} "
+                   f"{t.reuse_interval:>5}  {t.name}")
+
+
+@tenants_cli.command("set-webhook")
+@click.argument("tenant")
+@click.argument("url", required=False)
+@click.option("--disable", is_flag=True, help="Remove the tenant's webhook.")
+@service_errors
+def set_webhook(tenant: str, url: str | None, disable: bool) -> None:
+    """Send the tenant's security events to URL; prints the signing secret once."""
+    if disable:
+        if url:
+            raise click.ClickException("give either a URL or --disable, not both")
+        dropped = webhook_endpoints.disable_webhook(tenant)
+        click.echo(f"Webhook of tenant {tenant!r} removed; {dropped} undelivered event(s) "
+                   "will not be sent.")
+        return
+    if not url:
+        raise click.ClickException("a webhook URL is required (or --disable)")
+    secret = webhook_endpoints.set_webhook(tenant, url, utcnow())
+    click.echo(f"Webhook of tenant {tenant!r} set to {url}. Its signing secret (shown only "
+               "now; verify deliveries with a Standard Webhooks library):")
+    click.echo(secret)

@@ -1,0 +1,4 @@
+"""`python -m app.conformance`: the same as the `baton-conformance` console script."""
+from app.conformance.command import main
+
+main()
