@@ -274,3 +274,44 @@ def test_webhook_secret_follows_fallbacks_and_reencrypt(database_url, old_app):
     assert result.exit_code == 0, result.output
     assert "Re-encrypted 1 webhook secret(s)" in result.output
     assert _webhook_secret_readable(make_app(database_url, SECRET_KEY=NEW))
+
+
+def test_totp_secrets_follow_fallbacks_and_reencrypt(database_url, old_app):
+    """TOTP secrets are encrypted with the service secret like signing keys (SPEC §13.1): a
+    fallback keeps them usable and `keys reencrypt` moves them to the new secret."""
+    from datetime import timedelta
+
+    import pyotp
+
+    from app.services.accounts import factors
+    from app.services.audit import events
+    from app.services.tenancy.lookup import lookup_tenant
+    from app.services.unit_of_work import transaction
+
+    now = utcnow()
+    with old_app.app_context():
+        with transaction():
+            tenant = lookup_tenant("acme")
+            enrolment = factors.start_totp(tenant, 1, "alice", None, now)
+            assert factors.finish_totp(tenant, 1, enrolment.id,
+                                       pyotp.TOTP(enrolment.secret).at(now - timedelta(seconds=30)),
+                                       now, events.CLI)
+        db.session.remove()
+
+    def accepted(app, steps: int) -> bool:
+        with app.app_context():
+            with transaction():
+                tenant = lookup_tenant("acme")
+                code = pyotp.TOTP(enrolment.secret).at(now + timedelta(seconds=30 * steps))
+                found = factors.verify_totp(tenant, 1, code,
+                                            now + timedelta(seconds=30 * steps))
+            db.session.remove()
+        return found is not None
+
+    assert not accepted(make_app(database_url, SECRET_KEY=NEW), 0)
+    switched = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=OLD)
+    assert accepted(switched, 0)
+    result = switched.test_cli_runner().invoke(args=["keys", "reencrypt"])
+    assert result.exit_code == 0, result.output
+    assert "1 TOTP secret(s)" in result.output
+    assert accepted(make_app(database_url, SECRET_KEY=NEW), 1)

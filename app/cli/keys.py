@@ -23,23 +23,28 @@ def rotate_key(tenant: str) -> None:
 @keys_cli.command("reencrypt")
 @service_errors
 def reencrypt_keys() -> None:
-    """Re-encrypt every private signing key under the current SECRET_KEY.
+    """Re-encrypt every private signing key (and webhook and TOTP secret) under the current
+    SECRET_KEY.
 
     Run after adding the previous secret to SECRET_KEY_FALLBACKS and deploying the new
     SECRET_KEY (docs/operations.md); safe while serving, and safe to run again.
     """
+    from app.services.accounts import factors
     from app.services.tenancy import webhook_endpoints
 
     report = signing_keys.reencrypt_keys()
     hooks_moved, hooks_failed = webhook_endpoints.reencrypt_secrets()
+    totp_moved, totp_failed = factors.reencrypt_secrets()
     click.echo(f"Re-encrypted {report.reencrypted} signing key(s); "
                f"{report.current} already under the current secret. "
-               f"Re-encrypted {hooks_moved} webhook secret(s).")
+               f"Re-encrypted {hooks_moved} webhook secret(s) and {totp_moved} TOTP secret(s).")
     problems = []
     if report.undecryptable:
         problems.append(f"{len(report.undecryptable)} signing key(s) no configured secret "
                         "decrypts: " + " ".join(report.undecryptable))
     if hooks_failed:
         problems.append(f"{hooks_failed} webhook secret(s) no configured secret decrypts")
+    if totp_failed:
+        problems.append(f"{totp_failed} TOTP secret(s) no configured secret decrypts")
     if problems:
         raise click.ClickException("; ".join(problems))

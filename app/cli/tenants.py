@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from typing import Any
+from typing import Callable
 
 import click
 from flask import current_app
@@ -9,11 +10,41 @@ from flask import current_app
 from app.cli.support import BatonGroup
 from app.cli.support import service_errors
 from app.cli.support import utcnow
-
 from app.services.tenancy import tenants
 from app.services.tenancy import webhook_endpoints
 
 tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
+
+
+def _sign_in_options(create: bool) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """SPEC §13.4's tenant options; `create` gives them their defaults, `update` none."""
+    def default(value: Any) -> dict[str, Any]:
+        return {"default": value, "show_default": True} if create else {"default": None}
+
+    options = [
+        click.option("--mfa", type=click.Choice(tenants.MFA_POLICIES), **default("optional"),
+                     help="required: every sign-in uses a second factor (enrolled in the "
+                          "flow when missing)."),
+        click.option("--password-grant/--no-password-grant", **default(True),
+                     help="Offer the password grant at the token endpoint (off: only the "
+                          "challenge flow signs users in)."),
+        click.option("--step-up-max-age", type=click.IntRange(1, 86_400),
+                     **default(tenants.DEFAULT_STEP_UP_MAX_AGE),
+                     help="Seconds a sign-in stays recent enough to change second factors."),
+        click.option("--webauthn-rp-id", metavar="HOST",
+                     help="The passkeys' relying party ID (default: the host of "
+                          "BATON_BASE_URL" + ("" if create else "; '' goes back to it") + ")."),
+        click.option("--webauthn-origin", "webauthn_origins", multiple=True, metavar="URL",
+                     help="An app origin allowed to use passkeys (repeatable" +
+                          ("" if create else "; replaces the list") + ")."),
+    ]
+
+    def decorate(command: Callable[..., Any]) -> Callable[..., Any]:
+        for option in reversed(options):
+            command = option(command)
+        return command
+
+    return decorate
 
 
 @tenants_cli.command("create")
@@ -33,13 +64,16 @@ tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
               help="Shortest password accepted (characters after NFC).")
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
               help="A browser origin allowed to call the token endpoints (repeatable).")
+@_sign_in_options(create=True)
 @service_errors
-def create_tenant(slug: str, name: str | None, reuse_interval: int, access_ttl: int,
-                  refresh_ttl: int, session_ttl: int, password_min_length: int,
-                  cors_origins: tuple[str, ...]) -> None:
+def create_tenant(slug: str, name: str | None, cors_origins: tuple[str, ...],
+                  webauthn_origins: tuple[str, ...], webauthn_rp_id: str | None,
+                  **options: Any) -> None:
     """Create a tenant and its first signing key."""
-    settings = tenants.TenantSettings(slug, name or slug, access_ttl, refresh_ttl, session_ttl,
-                                      reuse_interval, password_min_length, tuple(cors_origins))
+    settings = tenants.TenantSettings(
+        slug, name or slug, cors_origins=tuple(cors_origins),
+        webauthn_origins=tuple(webauthn_origins), webauthn_rp_id=webauthn_rp_id or None,
+        **options)
     tenants.create_tenant(settings, utcnow())
     click.echo(f"Created tenant {slug!r}.")
 
@@ -56,15 +90,23 @@ def create_tenant(slug: str, name: str | None, reuse_interval: int, access_ttl: 
 @click.option("--cors-origin", "cors_origins", multiple=True, metavar="URL",
               help="Replace the allowed browser origins with these (repeatable).")
 @click.option("--no-cors-origins", is_flag=True, help="Allow no browser origin.")
+@_sign_in_options(create=False)
+@click.option("--no-webauthn-origins", is_flag=True, help="Allow no passkey origin.")
 @service_errors
 def update_tenant(slug: str, cors_origins: tuple[str, ...], no_cors_origins: bool,
+                  webauthn_origins: tuple[str, ...], no_webauthn_origins: bool,
                   **options: Any) -> None:
     """Change settings of a tenant; every node applies them within the tenant cache window."""
     changes = {name: value for name, value in options.items() if value is not None}
-    if cors_origins and no_cors_origins:
-        raise click.ClickException("use either --cors-origin or --no-cors-origins, not both")
-    if cors_origins or no_cors_origins:
-        changes["cors_origins"] = tuple(cors_origins)
+    for name, given, none in (("cors_origins", cors_origins, no_cors_origins),
+                              ("webauthn_origins", webauthn_origins, no_webauthn_origins)):
+        flag = name.replace("_", "-")
+        if given and none:
+            raise click.ClickException(f"use either --{flag[:-1]} or --no-{flag}, not both")
+        if given or none:
+            changes[name] = tuple(given)
+    if changes.get("webauthn_rp_id") == "":
+        changes["webauthn_rp_id"] = None  # back to the host of BATON_BASE_URL
     if not changes:
         raise click.ClickException("nothing to change: give at least one option (see --help)")
     tenants.update_tenant(slug, **changes)
@@ -76,15 +118,17 @@ def update_tenant(slug: str, cors_origins: tuple[str, ...], no_cors_origins: boo
 @tenants_cli.command("list")
 @service_errors
 def list_tenants() -> None:
-    """List tenants and their lifetimes."""
+    """List tenants, their lifetimes and sign-in policy."""
     rows = tenants.list_tenants()
     if not rows:
         click.echo("No tenants.")
         return
-    click.echo(f"{'slug':<24} {'access':>7} {'refresh':>8} {'session':>8} {'reuse':>5}  name")
+    click.echo(f"{'slug':<24} {'access':>7} {'refresh':>8} {'session':>8} {'reuse':>5} "
+               f"{'mfa':<8} {'password':<8}  name")
     for t in rows:
         click.echo(f"{t.slug:<24} {t.access_ttl:>7} {t.refresh_ttl:>8} {t.session_ttl:>8} "
-                   f"{t.reuse_interval:>5}  {t.name}")
+                   f"{t.reuse_interval:>5} {t.mfa:<8} {'on' if t.password_grant else 'off':<8}"
+                   f"  {t.name}")
 
 
 @tenants_cli.command("set-webhook")

@@ -1,0 +1,67 @@
+"""The tenant options of SPEC §13.4 on the CLI, and `keys reencrypt` for TOTP secrets."""
+from __future__ import annotations
+
+import pytest
+
+from app.services.tenancy import tenants
+from tests.test_cli import assert_one_error_line
+
+
+def settings(app, slug: str = "acme") -> tenants.TenantSettings:
+    with app.app_context():
+        return next(t for t in tenants.list_tenants() if t.slug == slug)
+
+
+def test_create_with_the_sign_in_policy(app, runner):
+    result = runner.invoke(args=[
+        "tenants", "create", "acme", "--mfa", "required", "--no-password-grant",
+        "--step-up-max-age", "300", "--webauthn-rp-id", "Example.COM",
+        "--webauthn-origin", "https://app.example.com", "--webauthn-origin",
+        "https://example.com:8443"])
+    assert result.exit_code == 0, result.output
+    created = settings(app)
+    assert (created.mfa, created.password_grant, created.step_up_max_age) == \
+        ("required", False, 300)
+    assert created.webauthn_rp_id == "example.com"
+    assert created.webauthn_origins == ("https://app.example.com", "https://example.com:8443")
+    listing = runner.invoke(args=["tenants", "list"]).output
+    row = next(line for line in listing.splitlines() if line.startswith("acme"))
+    assert "required" in row and " off " in row
+
+
+def test_defaults_and_update(app, runner, tenant):
+    created = settings(app)
+    assert (created.mfa, created.password_grant, created.step_up_max_age,
+            created.webauthn_rp_id, created.webauthn_origins) == ("optional", True, 900, None, ())
+    result = runner.invoke(args=["tenants", "update", tenant, "--mfa", "required",
+                                 "--no-password-grant", "--webauthn-origin",
+                                 "http://localhost:5173"])
+    assert result.exit_code == 0, result.output
+    assert "mfa" in result.output and "password_grant" in result.output
+    updated = settings(app)
+    assert (updated.mfa, updated.password_grant, updated.webauthn_origins) == (
+        "required", False, ("http://localhost:5173",))
+    assert updated.step_up_max_age == 900  # untouched
+    runner.invoke(args=["tenants", "update", tenant, "--password-grant",
+                        "--no-webauthn-origins", "--webauthn-rp-id", "example.org"])
+    assert (settings(app).password_grant, settings(app).webauthn_origins) == (True, ())
+    runner.invoke(args=["tenants", "update", tenant, "--webauthn-rp-id", ""])
+    assert settings(app).webauthn_rp_id is None
+
+
+@pytest.mark.parametrize("args, fragment", [
+    (["--mfa", "always"], "--mfa"),
+    (["--step-up-max-age", "0"], "--step-up-max-age"),
+    (["--webauthn-rp-id", "https://example.com"], "rp id"),
+    (["--webauthn-rp-id", "example.com", "--webauthn-origin", "https://evil.test"],
+     "not on the rp id"),
+    (["--webauthn-origin", "example.com"], "webauthn origin"),
+])
+def test_bad_sign_in_options_are_one_line(runner, args, fragment):
+    assert_one_error_line(runner.invoke(args=["tenants", "create", "acme", *args]), fragment)
+
+
+def test_update_refuses_an_origin_list_and_none(runner, tenant):
+    assert_one_error_line(runner.invoke(args=[
+        "tenants", "update", tenant, "--webauthn-origin", "https://a.example",
+        "--no-webauthn-origins"]), "--no-webauthn-origins")
