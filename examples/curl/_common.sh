@@ -14,6 +14,7 @@ except (OSError, KeyError):
 
 TENANT="${BATON_TENANT:-demo}"
 STATE="${BATON_CURL_STATE:-$ROOT/instance/curl-tokens.json}"   # the last token response
+TOTP_STATE="${BATON_CURL_TOTP:-$ROOT/instance/curl-totp.json}"  # mfa-enrol.sh's factor
 CREDENTIALS="${BATON_CREDENTIALS:-$ROOT/instance/demo-credentials.json}"
 # The server `make run` serves (it saves its URL with the demo credentials: BIND=...).
 BASE_URL="${BATON_BASE_URL:-$(json_field "$CREDENTIALS" base_url http://127.0.0.1:8000)}"
