@@ -22,7 +22,8 @@ def test_sound_deployment_passes(app, live_server):
     make_tenant(app, "conform", reuse_interval=10)
     result = conformance(live_server, "conform", "user0", "hunter2hunter2", "--processes", "8")
     assert result.returncode == 0, result.stdout + result.stderr
-    assert "4 of 4 checks held" in result.stdout
+    assert "5 of 5 checks held" in result.stdout
+    assert "parallel redemptions of one authorization code  ok" in result.stdout
     assert "BROKEN" not in result.stdout
 
 
@@ -35,15 +36,18 @@ def test_sound_deployment_passes_in_strict_mode(app, live_server):
 
 
 class ForkingTokenServer(BaseHTTPRequestHandler):
-    """Answers every grant with fresh tokens: chains fork, replays go unnoticed."""
+    """Answers every grant with fresh tokens: chains fork, replays go unnoticed, a code
+    redeems any number of times."""
 
     def do_POST(self):
         fields = parse_qs(self.rfile.read(int(self.headers["Content-Length"])).decode())
         if self.path.endswith("/token") and fields.get("password") not in (None, ["pw"]):
             status, body = 400, {"error": "invalid_grant"}
-        elif self.path.endswith("/token"):
+        elif self.path.endswith("/token"):  # codes too: every redemption works
             status, body = 200, {"access_token": secrets.token_urlsafe(),
                                  "refresh_token": secrets.token_urlsafe()}
+        elif self.path.endswith("/authorize-challenge"):
+            status, body = 200, {"authorization_code": secrets.token_urlsafe()}
         else:
             status, body = 200, {}
         payload = json.dumps(body).encode()
@@ -71,7 +75,7 @@ def test_broken_deployment_exits_1(broken_server):
     result = conformance(broken_server, "t", "u", "pw", "--processes", "4")
     assert result.returncode == 1, result.stdout + result.stderr
     assert "BROKEN" in result.stdout
-    assert "0 of 4 checks held" in result.stdout
+    assert "0 of 5 checks held" in result.stdout
 
 
 def test_wrong_password_exits_2(broken_server):
@@ -102,3 +106,16 @@ def test_bad_url_exits_2():
     result = conformance("ftp://example", "t", "u", "pw")
     assert result.returncode == 2
     assert "http://" in result.stderr
+
+
+def test_a_tenant_without_the_password_grant_is_checked_through_codes(app, live_server):
+    """The test user signs in through the challenge flow when the password grant is off."""
+    from tests import factories
+
+    with app.app_context():
+        factories.make_tenant("conform-codes", password_grant=False)
+        factories.make_user("conform-codes", "user0", "hunter2hunter2")
+    result = conformance(live_server, "conform-codes", "user0", "hunter2hunter2",
+                         "--processes", "4")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "5 of 5 checks held" in result.stdout

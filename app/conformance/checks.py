@@ -7,7 +7,10 @@ a revoke races refreshes. Nothing here prints a token or the password.
 """
 from __future__ import annotations
 
+import base64
+import hashlib
 import json
+import secrets
 import socket
 import urllib.error
 import urllib.parse
@@ -20,7 +23,25 @@ from app.conformance.racer import RaceFailed
 from app.conformance.racer import RaceTimeout
 from app.conformance.racer import race
 
-Login = Callable[[], dict]
+
+class Login:
+    """A test user's sign-ins: a token response (`login()`: the password grant, or the
+    challenge flow where the tenant turned the grant off), and an authorization code with
+    its PKCE verifier (SPEC §13.3). Subclasses say how to reach the deployment."""
+
+    def __call__(self) -> dict:
+        raise NotImplementedError
+
+    def authorization_code(self) -> tuple[str, str] | None:
+        """(code, code_verifier), or None if the user needs a second factor."""
+        raise NotImplementedError
+
+
+def pkce_pair() -> tuple[str, str]:
+    """(code_verifier, S256 code_challenge) of RFC 7636."""
+    verifier = secrets.token_urlsafe(48)
+    digest = hashlib.sha256(verifier.encode("ascii")).digest()
+    return verifier, base64.urlsafe_b64encode(digest).rstrip(b"=").decode("ascii")
 
 
 class ConnectionProblem(Exception):
@@ -185,13 +206,35 @@ def check_revoke_racing_refresh(target: Target, login: Login, processes: int,
     return Result(name, True, "no successor outlived the revocation")
 
 
+def check_code_single_use(target: Target, login: Login, processes: int) -> Result:
+    """SPEC §13.3: one authorization code redeemed by N parallel requests gives exactly one
+    token response; the others are replays, which revoke the session it started."""
+    name = f"{processes} parallel redemptions of one authorization code"
+    signed_in = login.authorization_code()
+    if signed_in is None:
+        return Result(name, True, "skipped: no code without a second factor (or no "
+                                  "authorization challenge endpoint)")
+    code, verifier = signed_in
+    fields = {"grant_type": "authorization_code", "code": code, "code_verifier": verifier}
+    results = _race(target, [(target.post, ("token", fields))] * processes)
+    winners = [body for status, body in results if status == 200]
+    losers = [body for status, body in results
+              if status == 400 and body.get("error") == "invalid_grant"]
+    if len(winners) != 1 or len(losers) != processes - 1:
+        return Result(name, False, _statuses(results))
+    if _dead(target, [winners[0].get("refresh_token", "")]):
+        return Result(name, False, "the session of the replayed code survived")
+    return Result(name, True, f"1 x 200, {processes - 1} x 400, session revoked")
+
+
 Check = Callable[[Target, Login, int], Result]
 
 
 def checks_for(reuse_interval: int) -> list[Check]:
     """Every check, the first one by the tenant's mode (0: strict)."""
     return [check_strict if reuse_interval == 0 else check_duplicates,
-            check_replay, check_replay_racing_refresh, check_revoke_racing_refresh]
+            check_replay, check_replay_racing_refresh, check_revoke_racing_refresh,
+            check_code_single_use]
 
 
 def run_check(check: Check, target: Target, login: Login, processes: int) -> Result:

@@ -14,6 +14,7 @@ from app.conformance.checks import Login
 from app.conformance.checks import Result
 from app.conformance.checks import Target
 from app.conformance.checks import checks_for
+from app.conformance.checks import pkce_pair
 from app.conformance.checks import run_check
 
 EXIT_OK, EXIT_BROKEN, EXIT_USAGE = 0, 1, 2
@@ -37,7 +38,8 @@ class _Parser(argparse.ArgumentParser):
 def _parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog=PROG,
-        description="Race a live Baton deployment and check the rotation guarantees.")
+        description="Race a live Baton deployment and check the rotation guarantees "
+                    "(and that an authorization code is single use).")
     parser.add_argument("url", help="base URL of the deployment, e.g. https://auth.example.com")
     required = parser.add_argument_group("required options")
     required.add_argument("--tenant", required=True, help="tenant slug")
@@ -53,17 +55,50 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _login_function(target: Target, username: str, password: str) -> Login:
-    def login() -> dict:
-        status, body = target.post("token", {"grant_type": "password", "username": username,
-                                             "password": password})
+class _Credentials(Login):
+    """The test user's password, used over HTTP only: the password grant, or where the
+    tenant turned it off, the challenge flow and its code (SPEC §13.3)."""
+
+    def __init__(self, target: Target, username: str, password: str) -> None:
+        self.target, self.username, self.password = target, username, password
+
+    def __call__(self) -> dict:
+        status, body = self.target.post("token", {
+            "grant_type": "password", "username": self.username, "password": self.password})
+        if status == 400 and "second factor" in body.get("error_description", ""):
+            raise UsageProblem("the test user has a second factor: use one without")
+        if status == 400 and body.get("error") == "unsupported_grant_type":
+            signed_in = self.authorization_code()  # the tenant turned the password grant off
+            if signed_in is None:
+                raise UsageProblem("the tenant offers neither the password grant nor a sign-in "
+                                   "without a second factor for this user")
+            status, body = self.target.post("token", {
+                "grant_type": "authorization_code", "code": signed_in[0],
+                "code_verifier": signed_in[1]})
         if status == 200 and isinstance(body.get("refresh_token"), str):
             return body
+        raise self._problem("login", status, body)
+
+    def authorization_code(self) -> tuple[str, str] | None:
+        verifier, challenge = pkce_pair()
+        status, body = self.target.post("authorize-challenge", {
+            "username": self.username, "password": self.password, "code_challenge": challenge,
+            "code_challenge_method": "S256"})
+        if status == 200 and isinstance(body.get("authorization_code"), str):
+            return body["authorization_code"], verifier
+        if status in (400, 404, 405) and body.get("error") in (
+                "invalid_grant", "invalid_request", "unsupported_grant_type"):
+            raise self._problem("sign-in", status, body)
+        # A second factor needed, or a deployment without the challenge endpoint (before
+        # SPEC §13): there is no code to race.
+        return None
+
+    @staticmethod
+    def _problem(what: str, status: int, body: dict) -> Exception:
         if status in (400, 404):
-            raise UsageProblem(f"login failed ({status} {body.get('error', '')}): "
-                               "check the URL, tenant, username and password")
-        raise ConnectionProblem(f"login answered {status} {body.get('error', '')}".rstrip())
-    return login
+            return UsageProblem(f"{what} failed ({status} {body.get('error', '')}): "
+                                "check the URL, tenant, username and password")
+        return ConnectionProblem(f"{what} answered {status} {body.get('error', '')}".rstrip())
 
 
 def run(argv: Sequence[str] | None = None, stdin: TextIO | None = None,
@@ -108,7 +143,7 @@ def _setup(args: argparse.Namespace, stdin: TextIO) -> tuple[Target, Login]:
     if not password:
         raise UsageProblem("no password on stdin")
     target = Target(args.url.rstrip("/"), args.tenant, args.timeout)
-    return target, _login_function(target, args.username, password)
+    return target, _Credentials(target, args.username, password)
 
 
 def main() -> None:
