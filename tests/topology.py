@@ -17,6 +17,7 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+from typing import NoReturn
 
 import psycopg2
 import pytest
@@ -27,14 +28,19 @@ from tests.plugins.live_server import gunicorn  # noqa: F401  (the topology test
 from tests.plugins.secret_leaks import SERVER_LOGS
 
 
+def missing(package: str) -> NoReturn:
+    """A skip on a developer's machine; in CI (CI=true) a failure."""
+    reason = f"{package} is not installed (CI installs it; apt-get install -y {package})"
+    if os.environ.get("CI", "").lower() == "true":
+        pytest.fail(reason)
+    pytest.skip(reason)
+
+
 def require_binary(path: str | None, what: str) -> str:
     """The binary, or a skip on a developer's machine; in CI (CI=true) a missing one fails."""
     if path and os.access(path, os.X_OK):
         return path
-    reason = f"{what} is not installed (CI installs it; apt-get install -y {what})"
-    if os.environ.get("CI", "").lower() == "true":
-        pytest.fail(reason)
-    pytest.skip(reason)
+    missing(what)
 
 
 def wait_for_port(port: int, proc: subprocess.Popen, log: Path, what: str,
