@@ -41,6 +41,10 @@ MONITOR_SETTINGS = {
     "pgautofailover.primary_demote_timeout": 5000,
 }
 KEEPER_SETTINGS = {"timeout.network_partition_timeout": "3"}
+# pg_autoctl sizes memory for a dedicated machine (a quarter of its RAM as shared_buffers);
+# postgresql.auto.conf is read last, so these win. Three servers share the test machine.
+SERVER_SETTINGS = "shared_buffers = '32MB'\neffective_cache_size = '256MB'\n" \
+    "maintenance_work_mem = '32MB'\nwork_mem = '4MB'\n"
 WRITABLE = ("primary", "wait_primary", "single")
 
 
@@ -97,6 +101,10 @@ class AutoFailover:
             raise RuntimeError(f"pg_autoctl {' '.join(args)} failed:\n{out}")
         return out
 
+    def _small(self, node: Node) -> None:
+        with open(node.pgdata / "postgresql.auto.conf", "a") as conf:
+            conf.write(SERVER_SETTINGS)
+
     def _run(self, node: Node) -> None:
         """`pg_autoctl run` of a node: its keeper, which starts and supervises postgres."""
         with open(self.ws.root / f"{node.name}.log", "ab") as log:
@@ -104,11 +112,13 @@ class AutoFailover:
                                          env=self.env, stdout=log, stderr=subprocess.STDOUT)
         log = self.ws.root / f"{node.name}.log"
         wait_for_port(node.port, node.process, log, f"pg_autoctl run ({node.name})", timeout=60)
-        wait_until(lambda: self._answers(node), 60, f"postgres of {node.name} to accept queries")
+        wait_until(lambda: self.answers(node.name), 60,
+                   f"postgres of {node.name} to accept queries")
 
-    def _answers(self, node: Node) -> bool:
+    def answers(self, name: str) -> bool:
+        """True if the node's postgres accepts a query (as a primary or a hot standby)."""
         try:
-            self.execute(node.port, "postgres", "SELECT 1")
+            self.execute(self.nodes.get(name, self.monitor).port, "postgres", "SELECT 1")
         except psycopg2.OperationalError:  # starting up, or in crash recovery
             return False
         return True
@@ -125,6 +135,7 @@ class AutoFailover:
                      "--no-ssl", "--pgctl", str(self.bindir / "pg_ctl"))
         self.autoctl("config", "set", "--pgdata", pgdata, "postgresql.listen_addresses",
                      "127.0.0.1")
+        self._small(self.monitor)
         self._run(self.monitor)
         for name, value in MONITOR_SETTINGS.items():
             self.execute(self.monitor.port, "pg_auto_failover",
@@ -141,6 +152,7 @@ class AutoFailover:
         for key, value in KEEPER_SETTINGS.items():
             self.autoctl("config", "set", "--pgdata", str(node.pgdata), key, value)
         self.nodes[name] = node
+        self._small(node)
         self._run(node)
         return node
 
@@ -194,8 +206,9 @@ class AutoFailover:
 
     def kill(self, name: str) -> None:
         """The node dies at once, as when its machine does: SIGKILL to its keeper and its
-        postgres (one process group). Killing only postgres would not fail over: the keeper
-        restarts it within a second (crash recovery in place)."""
+        postgres (one process group), so only the monitor can act. (Killing only postgres
+        is `kill_postgres`: the keeper restarts it within a second or two, and the monitor,
+        told by the keeper that postgres is down, may fail over all the same.)"""
         node = self.nodes[name]
         assert node.process is not None
         postmaster = int((node.pgdata / "postmaster.pid").read_text().split()[0])

@@ -110,26 +110,28 @@ def test_switchover_by_the_manager_loses_nothing(formation, capsys):
            f"`pg_autoctl perform failover` took {took:.1f} s", capsys)
 
 
-def test_primary_postgres_killed_its_keeper_restarts_it_in_place(formation, capsys):
-    """Only postgres dies: the keeper restarts it (crash recovery) before the monitor
-    would act; the same node stays primary, and every acknowledged commit is there."""
+def test_primary_postgres_killed_its_keeper_restarts_it(formation, capsys):
+    """Only postgres dies: its keeper restarts it (crash recovery in place). Usually the
+    node stays primary; if the restart outlasts the monitor's patience (a loaded machine,
+    with the short timeouts of MONITOR_SETTINGS) the monitor fails over instead. Either
+    way every acknowledged rotation is there."""
     ha, app, base = formation
-    primary, secondary = healthy(ha)
+    primary, _ = healthy(ha)
     starts = [races.login(base, TENANT, f"user{i}")["refresh_token"]
               for i in range(2 * CLIENTS, 3 * CLIENTS)]
 
     def crash() -> float:
         killed = time.monotonic()
         ha.kill_postgres(primary)
-        wait_until(lambda: ha._answers(ha.nodes[primary]), 60, "postgres to be restarted")
+        wait_until(lambda: ha.answers(primary), 60, "postgres to be restarted")
         return time.monotonic() - killed
 
     results, restarted_after = race(base, TENANT, starts, crash)
-    assert healthy(ha) == (primary, secondary)
+    stayed = healthy(ha)[0] == primary
     acknowledged = check_nothing_lost(app, base, TENANT, results)
     report("postgres killed", outage(results), acknowledged,
-           f"the keeper had postgres answering again {restarted_after:.1f} s after the kill",
-           capsys)
+           f"postgres answering again {restarted_after:.1f} s after the kill, "
+           + ("still the primary" if stayed else "but the monitor had failed over"), capsys)
 
 
 def test_primary_killed_the_monitor_promotes_and_nothing_is_lost(formation, capsys):
