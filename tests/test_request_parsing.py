@@ -1,4 +1,4 @@
-"""Body and query parsing on their own (app/oauth/params.py, app/admin/params.py): the strict
+"""Body and query parsing on their own (app/http/wire.py): the strict
 rules of SPEC §4 and §9, without a database or a server."""
 from __future__ import annotations
 
@@ -9,13 +9,13 @@ from flask import Request
 from werkzeug.exceptions import UnsupportedMediaType
 from werkzeug.test import EnvironBuilder
 
-from app.admin.params import int_arg
-from app.admin.params import json_body
-from app.admin.params import query_args
 from app.errors import InvalidRequest
-from app.oauth.params import MAX_PARAM_LENGTH
-from app.oauth.params import body_params
-from app.oauth.params import require
+from app.http.wire import MAX_PARAM_LENGTH
+from app.http.wire import body_params
+from app.http.wire import int_arg
+from app.http.wire import json_body
+from app.http.wire import query_args
+from app.http.wire import require
 
 FORM = "application/x-www-form-urlencoded"
 

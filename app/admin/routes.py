@@ -3,28 +3,27 @@ from __future__ import annotations
 
 import re
 
-from flask import Response
 from flask import current_app
 from flask import g
-from flask import jsonify
 from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
 from app.admin import bp
-from app.admin.auth import authenticate
-from app.admin.params import int_arg
-from app.admin.params import json_body
-from app.admin.params import query_args
 from app.errors import NotFound
-from app.oauth.responses import NO_STORE
+from app.http.answers import json_answer
+from app.http.answers import no_content
+from app.http.auth import authenticate
+from app.http.web import check_tenant_slug
+from app.http.web import utcnow
+from app.http.wire import int_arg
+from app.http.wire import json_body
+from app.http.wire import query_args
 from app.services.accounts import password_reset
 from app.services.accounts import users
 from app.services.accounts.users import UserView
 from app.services.audit import events
 from app.services.tokens import sessions
-from app.web import check_tenant_slug
-from app.web import utcnow
 
 _USER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
 
@@ -42,17 +41,6 @@ def require_admin_scope() -> None:
 def _actor() -> events.Actor:
     """The admin key this request authenticated with, as the actor of its events."""
     return events.admin_key_actor(g.admin_key.key_id)
-
-
-def _answer(body: dict, status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers.update(NO_STORE)
-    return response
-
-
-def _no_content() -> Response:
-    return Response(status=204, headers=NO_STORE)
 
 
 def user_json(user: UserView) -> dict:
@@ -76,7 +64,7 @@ def create_user(tenant: str) -> ResponseReturnValue:
     body = json_body(request, {"username": str, "password": str}, ("username", "password"))
     user = users.create_user(tenant, body["username"], body["password"], utcnow(),
                              actor=_actor())
-    response = _answer(user_json(user), 201)
+    response = json_answer(user_json(user), 201)
     response.headers["Location"] = url_for("admin.get_user", tenant=tenant, user_id=user.id)
     return response
 
@@ -88,14 +76,14 @@ def list_users(tenant: str) -> ResponseReturnValue:
     limit = int_arg(args, "limit", 50, 1, 200)
     if "username" in args:
         found = users.find_user(tenant, args["username"])
-        return _answer({"users": [user_json(found)] if found else [], "next_cursor": None})
+        return json_answer({"users": [user_json(found)] if found else [], "next_cursor": None})
     page, next_cursor = users.list_users(tenant, limit, args.get("cursor") or None)
-    return _answer({"users": [user_json(u) for u in page], "next_cursor": next_cursor})
+    return json_answer({"users": [user_json(u) for u in page], "next_cursor": next_cursor})
 
 
 @bp.get("/users/<user_id>")
 def get_user(tenant: str, user_id: str) -> ResponseReturnValue:
-    return _answer(user_json(users.get_user(tenant, _user_id(user_id))))
+    return json_answer(user_json(users.get_user(tenant, _user_id(user_id))))
 
 
 @bp.patch("/users/<user_id>")
@@ -104,7 +92,7 @@ def update_user(tenant: str, user_id: str) -> ResponseReturnValue:
     who = _user_id(user_id)
     body = json_body(request, {"disabled": bool}, ("disabled",))
     user, _ = users.set_disabled(tenant, who, body["disabled"], utcnow(), _actor())
-    return _answer(user_json(user))
+    return json_answer(user_json(user))
 
 
 @bp.put("/users/<user_id>/password")
@@ -112,7 +100,7 @@ def set_password(tenant: str, user_id: str) -> ResponseReturnValue:
     who = _user_id(user_id)
     body = json_body(request, {"password": str}, ("password",))
     users.set_password(tenant, who, body["password"], utcnow(), actor=_actor())
-    return _no_content()
+    return no_content()
 
 
 @bp.post("/users/<user_id>/reset-link")
@@ -121,13 +109,13 @@ def reset_link(tenant: str, user_id: str) -> ResponseReturnValue:
     who = _user_id(user_id)
     json_body(request, {})
     token = password_reset.issue_reset_token(tenant, who)
-    return _answer({"token": token, "expires_in": current_app.config["RESET_TOKEN_TTL_S"]})
+    return json_answer({"token": token, "expires_in": current_app.config["RESET_TOKEN_TTL_S"]})
 
 
 @bp.get("/users/<user_id>/sessions")
 def user_sessions(tenant: str, user_id: str) -> ResponseReturnValue:
     found = users.user_sessions(tenant, _user_id(user_id), utcnow())
-    return _answer({"sessions": [{
+    return json_answer({"sessions": [{
         "id": s.id,
         "created_at": s.created_at.isoformat(),
         "last_used_at": s.last_used_at.isoformat(),
@@ -139,13 +127,13 @@ def user_sessions(tenant: str, user_id: str) -> ResponseReturnValue:
 @bp.delete("/users/<user_id>/sessions")
 def logout_everywhere(tenant: str, user_id: str) -> ResponseReturnValue:
     users.logout_everywhere(tenant, _user_id(user_id), utcnow(), actor=_actor())
-    return _no_content()
+    return no_content()
 
 
 @bp.delete("/sessions/<session_id>")
 def delete_session(tenant: str, session_id: str) -> ResponseReturnValue:
     sessions.admin_delete_session(tenant, session_id, utcnow(), actor=_actor())
-    return _no_content()
+    return no_content()
 
 
 @bp.get("/events")
@@ -154,4 +142,4 @@ def list_events(tenant: str) -> ResponseReturnValue:
     args = query_args(request, ("after", "limit"))
     limit = int_arg(args, "limit", events.DEFAULT_LIMIT, 1, events.MAX_LIMIT)
     after = int_arg(args, "after", 0, 0, 2**63 - 1) if "after" in args else None
-    return _answer(events.list_events(g.admin_key.tenant_id, after, limit).as_json())
+    return json_answer(events.list_events(g.admin_key.tenant_id, after, limit).as_json())

@@ -6,20 +6,21 @@ from flask import jsonify
 from flask import request
 from flask.typing import ResponseReturnValue
 
-from app.admin.auth import require_admin_key
-from app.errors import InvalidToken
+from app.http.answers import json_answer
+from app.http.auth import bearer_credential
+from app.http.auth import require_admin_key
+from app.http.web import check_tenant_slug
+from app.http.web import utcnow
+from app.http.wire import MAX_TOKEN_LENGTH
+from app.http.wire import body_params
+from app.http.wire import bounded
+from app.http.wire import require
 from app.oauth import bp
 from app.oauth import wellknown_bp
 from app.oauth.params import GRANT_TYPES
-from app.oauth.params import MAX_TOKEN_LENGTH
 from app.oauth.params import PasswordGrant
 from app.oauth.params import RefreshGrant
-from app.oauth.params import body_params
-from app.oauth.params import bounded
 from app.oauth.params import parse_grant
-from app.oauth.params import require
-from app.oauth.responses import NO_STORE
-from app.oauth.responses import token_response
 from app.services.accounts import password_reset as password_reset_service
 from app.services.signin import password_grant
 from app.services.tenancy import signing_keys
@@ -28,8 +29,6 @@ from app.services.tokens import introspection
 from app.services.tokens import rotation
 from app.services.tokens import sessions
 from app.services.tokens.issuing import IssuedTokens
-from app.web import check_tenant_slug
-from app.web import utcnow
 
 bp.url_value_preprocessor(check_tenant_slug)
 
@@ -44,12 +43,20 @@ def _grant(tenant: str, grant: PasswordGrant | RefreshGrant) -> IssuedTokens:
 
 
 def bearer_token() -> str:
-    """The RFC 6750 §2.1 bearer token of the request, or InvalidToken (401)."""
-    scheme, _, token = request.headers.get("Authorization", "").partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token or len(token) > 4 * MAX_TOKEN_LENGTH:
-        raise InvalidToken()
-    return token
+    """The user's access token (RFC 6750 §2.1), or InvalidToken (401)."""
+    return bearer_credential(4 * MAX_TOKEN_LENGTH)
+
+
+def token_response(issued: IssuedTokens) -> Response:
+    """RFC 6749 §5.1 success body with the no-store headers (SPEC §4)."""
+    return json_answer({
+        "access_token": issued.access_token,
+        "token_type": "Bearer",
+        "expires_in": issued.expires_in,
+        "refresh_token": issued.refresh_token,
+        "refresh_expires_in": issued.refresh_expires_in,
+        "session_id": issued.session_id,
+    })
 
 
 @bp.post("/token")
@@ -77,9 +84,7 @@ def revoke(tenant: str) -> ResponseReturnValue:
         # RFC 7009 §2.2.1: an unknown hint is not an error; search every kind.
         hint = None
     sessions.revoke(tenant, token, hint, utcnow())
-    response = jsonify({})
-    response.headers.update(NO_STORE)
-    return response
+    return json_answer({})
 
 
 @bp.post("/introspect")
@@ -90,9 +95,7 @@ def introspect(tenant: str) -> ResponseReturnValue:
     token = bounded(require(params, "token"), "token", 4 * MAX_TOKEN_LENGTH)
     answer = introspection.introspect(tenant, token, params.get("token_type_hint"),
                                       now=utcnow())
-    response = jsonify(answer)
-    response.headers.update(NO_STORE)
-    return response
+    return json_answer(answer)
 
 
 # SPEC §4: the endpoints a browser client calls; never the admin API or introspection.
@@ -122,15 +125,13 @@ def add_cors_headers(response: Response) -> Response:
 
 @bp.get("/userinfo")
 def userinfo(tenant: str) -> ResponseReturnValue:
-    response = jsonify(sessions.userinfo(tenant, bearer_token(), utcnow()))
-    response.headers.update(NO_STORE)
-    return response
+    return json_answer(sessions.userinfo(tenant, bearer_token(), utcnow()))
 
 
 @bp.get("/sessions")
 def list_sessions(tenant: str) -> ResponseReturnValue:
     found = sessions.list_sessions(tenant, bearer_token(), utcnow())
-    response = jsonify({"sessions": [{
+    return json_answer({"sessions": [{
         "id": s.id,
         "created_at": s.created_at.isoformat(),
         "last_used_at": s.last_used_at.isoformat(),
@@ -138,8 +139,6 @@ def list_sessions(tenant: str) -> ResponseReturnValue:
         "user_agent": s.user_agent,
         "current": s.current,
     } for s in found]})
-    response.headers.update(NO_STORE)
-    return response
 
 
 @bp.delete("/sessions/<session_id>")
@@ -184,6 +183,4 @@ def password_reset(tenant: str) -> ResponseReturnValue:
     params = body_params(request)
     token = bounded(require(params, "token"), "token")
     password_reset_service.reset_password(tenant, token, require(params, "new_password"), utcnow())
-    response = jsonify({"status": "password_reset"})
-    response.headers.update(NO_STORE)
-    return response
+    return json_answer({"status": "password_reset"})
