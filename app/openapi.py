@@ -14,8 +14,8 @@ from flask import Blueprint
 from flask import jsonify
 from flask.typing import ResponseReturnValue
 
-from app.http.wire import MAX_PARAM_LENGTH
-from app.http.wire import MAX_TOKEN_LENGTH
+from app.http.models import MAX_PARAM_LENGTH
+from app.http.models import MAX_TOKEN_LENGTH
 from app.models.tenant import SLUG_PATTERN
 from app.models.user import MAX_USERNAME_LENGTH
 from app.services.accounts.users import MAX_PASSWORD_LENGTH
