@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import logging
+from typing import Any
 from typing import Mapping
 
 from flask import Flask
@@ -16,12 +17,14 @@ log = logging.getLogger(__name__)
 
 
 class OAuthError(Exception):
-    """An error with an RFC 6749 code; subclasses only set data."""
+    """An error with an RFC 6749 code; subclasses only set data. `fields` are members the
+    body carries besides `error` and `error_description` (e.g. a challenge's `auth_session`)."""
 
     error = "invalid_request"
     status_code = 400
     description = "The request is missing a parameter or is otherwise malformed."
     headers: dict[str, str] = {}
+    fields: Mapping[str, Any] = {}
 
     def __init__(self, description: str | None = None) -> None:
         super().__init__(description or self.description)
@@ -137,9 +140,10 @@ def http_error(exc: domain.ServiceError) -> OAuthError:
 
 
 def error_response(error: str, description: str, status: int,
-                   headers: Mapping[str, str] | None = None) -> Response:
+                   headers: Mapping[str, str] | None = None,
+                   fields: Mapping[str, Any] | None = None) -> Response:
     """The JSON body of every error."""
-    response = jsonify({"error": error, "error_description": description})
+    response = jsonify({**(fields or {}), "error": error, "error_description": description})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
@@ -152,7 +156,8 @@ def register_error_handlers(app: Flask) -> None:
 
     @app.errorhandler(OAuthError)
     def handle_oauth_error(exc: OAuthError) -> Response:
-        return error_response(exc.error, exc.description, exc.status_code, exc.headers)
+        return error_response(exc.error, exc.description, exc.status_code, exc.headers,
+                              exc.fields)
 
     @app.errorhandler(domain.ServiceError)
     def handle_service_error(exc: domain.ServiceError) -> Response:

@@ -25,13 +25,15 @@ from schemathesis.config import SchemathesisConfig
 from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
-from app.errors import InvalidRequest
+from app.errors import OAuthError
+from app.errors import register_error_handlers
 from app.extensions import db
 from app.http.answers import json_answer
 from app.http.answers import ok
 from app.http.answers import refused
 from app.http.inputs import FormOrJson
 from app.http.models import AnswerModel
+from app.http.models import Error
 from app.http.models import Parameters
 from app.http.models import Required
 from app.http.operations import BEARER
@@ -173,20 +175,48 @@ class Greeted(AnswerModel):
     greeting: str
 
 
-def test_a_model_and_a_decorator_make_an_operation() -> None:
-    """What docs/design.md promises: a new endpoint is a model and @operation, and the
-    document gets its body (form and JSON), answer, refusals and security."""
+class Unfinished(OAuthError):
+    """An error whose body carries more than `error` and `error_description`."""
+
+    error = "insufficient_authorization"
+    description = "A second factor is required."
+
+    def __init__(self, auth_session: str) -> None:
+        super().__init__()
+        self.fields = {"auth_session": auth_session, "factors": ["totp"]}
+
+
+class UnfinishedBody(Error):
+    """The body of Unfinished."""
+
+    auth_session: str
+    factors: list[str]
+
+
+def _greetings() -> Flask:
     greetings = Blueprint("greetings", __name__, url_prefix="/v1/tenants/<tenant>")
 
     @greetings.post("/greet")
     @operation("Greet someone.", tag="demo", body=FormOrJson(Greeting), security=BEARER,
                returns=ok(Greeted, "The greeting."),
-               refusals=(refused(429, "slow_down", "Too many greetings."),))
+               refusals=(refused(400, "insufficient_authorization", "A malformed request, or "
+                                 "one more step to take.", model=UnfinishedBody | Error),
+                         refused(429, "slow_down", "Too many greetings.")))
     def greet(tenant: str, body: Greeting) -> ResponseReturnValue:
+        if body.name == "mallory":
+            raise Unfinished("as-1")
         return json_answer(Greeted(greeting=f"hello {body.name}"))
 
     described = Flask(__name__, static_folder=None)
     described.register_blueprint(greetings)
+    register_error_handlers(described)
+    return described
+
+
+def test_a_model_and_a_decorator_make_an_operation() -> None:
+    """What docs/design.md promises: a new endpoint is a model and @operation, and the
+    document gets its body (form and JSON), answers, refusals and security."""
+    described = _greetings()
     spec = build(described.url_map, described.view_functions)
     validate(spec)
     op = spec["paths"]["/v1/tenants/{tenant}/greet"]["post"]
@@ -196,13 +226,19 @@ def test_a_model_and_a_decorator_make_an_operation() -> None:
     assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Greeting"}
     assert content["application/x-www-form-urlencoded"]["example"] == {"name": "alice"}
     assert spec["components"]["schemas"]["Greeting"]["required"] == ["name"]
-    with described.test_request_context("/v1/tenants/acme/greet", method="POST",
-                                        data={"name": "bob"}):
-        answer = described.dispatch_request()
-        assert answer.get_json() == {"greeting": "hello bob"}
-    with described.test_request_context("/v1/tenants/acme/greet", method="POST", data={}):
-        with pytest.raises(InvalidRequest, match=r"^Missing parameter 'name'\.$"):
-            described.dispatch_request()
+    refusal = op["responses"]["400"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/UnfinishedBody"} in refusal["anyOf"]
+
+    client = described.test_client()
+    assert client.post("/v1/tenants/acme/greet", data={"name": "bob"}).get_json() == {
+        "greeting": "hello bob"}
+    missing = client.post("/v1/tenants/acme/greet", json={})
+    assert missing.get_json()["error_description"] == "Missing parameter 'name'."
+    unfinished = client.post("/v1/tenants/acme/greet", json={"name": "mallory"})
+    assert unfinished.status_code == 400
+    assert unfinished.get_json() == {"error": "insufficient_authorization",
+                                     "error_description": "A second factor is required.",
+                                     "auth_session": "as-1", "factors": ["totp"]}
 
 
 # Each operation with valid input; those with a path parameter or a body with invalid too.
