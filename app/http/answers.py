@@ -22,8 +22,12 @@ NO_STORE = {"Cache-Control": "no-store", "Pragma": "no-cache"}
 def json_answer(body: BaseModel, status: int = 200,
                 headers: Mapping[str, str] = NO_STORE) -> Response:
     """The answer model as JSON; a field the view left unset is left out."""
-    response = jsonify(body.model_dump(mode="json", exclude_unset=True))
-    response.status_code = status
+    # The model's serializer itself: model_dump() adds half a microsecond of Python around
+    # it, on every refresh. jsonify keeps the bytes Flask has always sent (sorted keys).
+    data = type(body).__pydantic_serializer__.to_python(body, mode="json", exclude_unset=True)
+    response = jsonify(data)
+    if status != 200:
+        response.status_code = status
     response.headers.update(headers)
     return response
 
