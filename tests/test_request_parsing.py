@@ -173,6 +173,8 @@ def test_json_body_checks_names_and_types() -> None:
     ('{"username": "a", "username": "b"}', "username is repeated"),
     ('{"username": "a\\u0000"}', "username must be at most 4096 characters, no NUL"),
     ('{"username": "\\ud800"}', "username is not valid Unicode"),
+    ('{"username": "a", "\\ud800": 1}',
+     "\ud800 is not a known field (known: username, disabled, limit)"),
     ('{"disabled": true}', "username is required"),
     ('{"limit": "x", "nickname": 1}', "limit must be an integer"),
     ("not json", "body is not valid JSON"),

@@ -108,7 +108,8 @@ class JsonFields(Body[M]):
     )
 
     def parse(self, request: Request) -> M:
-        return validate(self.model, admin_fields(request), FIELD_FIRST)
+        return validate(self.model, admin_fields(request, self.model.model_fields),
+                        FIELD_FIRST)
 
 
 class Query(Generic[M]):

@@ -1,7 +1,8 @@
 """The one translation of a model's ValidationError into 400 `invalid_request`.
 
 A body with several faults gets the first one in the order the client wrote them (missing
-parameters last), worded for its API: RFC 6749's sentences for the OAuth endpoints
+parameters last; what wire.py refuses while reading, such as a name given twice, comes
+first), worded for its API: RFC 6749's sentences for the OAuth endpoints
 (`Missing parameter 'refresh_token'.`), the field name first for the admin API (SPEC §9:
 `disabled must be a boolean`).
 """

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 from typing import Any
+from typing import Iterable
 from urllib.parse import unquote
 
 from flask import Request
@@ -41,7 +42,7 @@ def oauth_fields(request: Request) -> dict[str, Any]:
         pairs = _form_pairs(text)
     else:
         pairs = json_object_pairs(text)
-        _check_json_names(pairs)
+        _check_json_names(pairs, "Parameter {!r} is not valid Unicode.")
     fields: dict[str, Any] = {}
     for name, value in pairs:
         if name in fields:
@@ -93,18 +94,20 @@ def json_object_pairs(text: str, malformed: str = "The JSON body is malformed.",
     return pairs
 
 
-def _check_json_names(pairs: list[tuple]) -> None:
+def _check_json_names(pairs: list[tuple], refusal: str) -> None:
+    """Names are no model's fields, so no model sees them: lone surrogates (JSON escapes can
+    smuggle them in) are refused here."""
     for name, _ in pairs:
         if not name.isascii():
             try:
-                name.encode("utf-8")  # JSON escapes can smuggle in lone surrogates
+                name.encode("utf-8")
             except UnicodeEncodeError:
-                raise InvalidRequest(f"Parameter {name!r} is not valid Unicode.") from None
+                raise InvalidRequest(refusal.format(name[:SHOWN_NAME])) from None
 
 
-def admin_fields(request: Request) -> dict[str, Any]:
+def admin_fields(request: Request, known: Iterable[str]) -> dict[str, Any]:
     """An admin API body: a JSON object, each field named once (SPEC §9: errors start with
-    the field name); no body at all is an empty object."""
+    the field name); no body at all is an empty object. `known`: the model's fields."""
     raw = request.get_data(cache=True)  # bounded: 413 past the limit
     if not raw and not request.mimetype:
         return {}
@@ -114,9 +117,11 @@ def admin_fields(request: Request) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError:
         raise InvalidRequest("body is not valid UTF-8") from None
+    pairs = json_object_pairs(text, "body is not valid JSON", "body must be a JSON object")
+    # A name that is not valid Unicode is no field of any model.
+    _check_json_names(pairs, "{} is not a known field (known: " + ", ".join(known) + ")")
     fields: dict[str, Any] = {}
-    for name, value in json_object_pairs(text, "body is not valid JSON",
-                                         "body must be a JSON object"):
+    for name, value in pairs:
         if name in fields:
             raise InvalidRequest(f"{name[:SHOWN_NAME]} is repeated")
         fields[name] = value
