@@ -64,10 +64,10 @@ class _Schemas(GenerateJsonSchema):
 class _Models:
     """Every model the operations name, turned into schemas in one pass (shared components)."""
 
-    def __init__(self, operations: Iterable[Operation]) -> None:
+    def __init__(self, routes: Iterable[tuple[Rule, Operation]]) -> None:
         wanted: dict[tuple[Any, JsonSchemaMode], TypeAdapter] = {}
-        for spec in operations:
-            for model, mode in _models_of(spec):
+        for rule, spec in routes:
+            for model, mode in _models_of(rule, spec):
                 wanted.setdefault((model, mode), TypeAdapter(model))
         inputs = [(key, key[1], adapter) for key, adapter in wanted.items()]
         self.refs, definitions = TypeAdapter.json_schemas(
@@ -101,17 +101,22 @@ class _Models:
         return {"$ref": COMPONENTS + name + "Form"}
 
 
-def _models_of(spec: Operation) -> Iterable[tuple[Any, JsonSchemaMode]]:
+def _models_of(rule: Rule, spec: Operation) -> Iterable[tuple[Any, JsonSchemaMode]]:
     if spec.body is not None:
         yield spec.body.model, "validation"
     if spec.query is not None:
         yield spec.query.model, "validation"
-    for answer in _answers(spec, None, None):
+    for answer in _answers(spec, rule, _defaults(rule)):
         if answer.model is not None:
             yield answer.model, "serialization"
 
 
-def _answers(spec: Operation, rule: Rule | None, defaults: BlueprintDoc | None) -> list[Answer]:
+def _defaults(rule: Rule) -> BlueprintDoc | None:
+    """What the route's blueprint declares for all its operations, if anything."""
+    return BLUEPRINTS.get(rule.endpoint.rpartition(".")[0])
+
+
+def _answers(spec: Operation, rule: Rule, defaults: BlueprintDoc | None) -> list[Answer]:
     """Every answer of the operation; a later one replaces an earlier one of its status."""
     found: list[Answer] = []
     for name in _arguments(rule):
@@ -129,9 +134,9 @@ def _security(spec: Operation, defaults: BlueprintDoc | None) -> Security | None
     return spec.security or (defaults.security if defaults else None)
 
 
-def _arguments(rule: Rule | None) -> list[str]:
+def _arguments(rule: Rule) -> list[str]:
     """The rule's path parameters in the order they appear."""
-    return _ARGUMENT.findall(rule.rule) if rule is not None else []
+    return _ARGUMENT.findall(rule.rule)
 
 
 def _answer(answer: Answer, models: _Models) -> dict:
@@ -183,8 +188,8 @@ def _query_parameters(query: Query, models: _Models) -> list[dict]:
 
 
 def _operation(spec: Operation, rule: Rule, models: _Models) -> dict:
-    blueprint, _, view_name = rule.endpoint.rpartition(".")
-    defaults = BLUEPRINTS.get(blueprint)
+    view_name = rule.endpoint.rpartition(".")[2]
+    defaults = _defaults(rule)
     prefix = defaults.operation_prefix if defaults else ""
     described: dict[str, Any] = {
         "summary": spec.summary,
@@ -229,7 +234,7 @@ def build(url_map: Map, views: dict[str, Any]) -> dict:
         if spec is None:
             raise LookupError(f"{rule.endpoint} ({rule.rule}) declares no @operation")
         routes.append((rule, spec))
-    models = _Models(spec for _, spec in routes)
+    models = _Models(routes)
     paths: dict[str, dict] = {}
     schemes: dict[str, Any] = {}
     for rule, spec in routes:
@@ -238,7 +243,7 @@ def build(url_map: Map, views: dict[str, Any]) -> dict:
             item["parameters"] = [_path_parameter(name) for name in _arguments(rule)]
         for method in sorted((rule.methods or set()) - {"HEAD", "OPTIONS"}):
             item[method.lower()] = _operation(spec, rule, models)
-        security = _security(spec, BLUEPRINTS.get(rule.endpoint.rpartition(".")[0]))
+        security = _security(spec, _defaults(rule))
         if security is not None:
             schemes[security.name] = dict(security.scheme)
     schemas = _referenced(paths, models.components)
