@@ -95,8 +95,9 @@ class _Models:
                            for value, ref in target["discriminator"]["mapping"].items()}
                 variant["discriminator"] = {**target["discriminator"], "mapping": mapping}
         else:  # a copy: generators flatten an `allOf` of one `$ref` back into its target
+            described = target.get("description", name).rstrip(".")
             variant = {**target, "title": name + "Form",
-                       "description": f"{name}, sent as a form."}
+                       "description": f"{described}; sent as a form."}
         self.components[name + "Form"] = variant
         return {"$ref": COMPONENTS + name + "Form"}
 
@@ -218,9 +219,7 @@ def _camel(name: str) -> str:
 
 
 def _path_parameter(name: str) -> dict:
-    parameter = PATH_PARAMETERS.get(name)
-    if parameter is None:
-        raise LookupError(f"path parameter <{name}> is not declared (path_parameter)")
+    parameter = PATH_PARAMETERS[name]
     return {"name": name, "in": "path", "required": True,
             "description": parameter.description, "schema": dict(parameter.schema),
             "example": parameter.example}
@@ -233,6 +232,10 @@ def build(url_map: Map, views: dict[str, Any]) -> dict:
         spec = operation_of(views[rule.endpoint])
         if spec is None:
             raise LookupError(f"{rule.endpoint} ({rule.rule}) declares no @operation")
+        for name in _arguments(rule):
+            if name not in PATH_PARAMETERS:
+                raise LookupError(f"path parameter <{name}> of {rule.rule} is not declared "
+                                  "(path_parameter)")
         routes.append((rule, spec))
     models = _Models(routes)
     paths: dict[str, dict] = {}

@@ -28,6 +28,7 @@ from schemathesis.specs.openapi.checks import positive_data_acceptance
 from app.errors import OAuthError
 from app.errors import register_error_handlers
 from app.extensions import db
+from app.http.answers import NO_CONTENT
 from app.http.answers import json_answer
 from app.http.answers import ok
 from app.http.answers import refused
@@ -158,6 +159,14 @@ def test_a_route_without_an_operation_stops_the_build() -> None:
     described = Flask(__name__, static_folder=None)
     described.add_url_rule("/v1/tenants/<tenant>/new", "undeclared", lambda tenant: "")
     with pytest.raises(LookupError, match="undeclared"):
+        build(described.url_map, described.view_functions)
+
+
+def test_an_undeclared_path_parameter_stops_the_build() -> None:
+    described = Flask(__name__, static_folder=None)
+    view = operation("New.", returns=NO_CONTENT)(lambda tenant, thing: "")
+    described.add_url_rule("/v1/tenants/<tenant>/things/<thing>", "things", view)
+    with pytest.raises(LookupError, match="<thing>"):
         build(described.url_map, described.view_functions)
 
 
