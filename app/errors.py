@@ -18,12 +18,14 @@ log = logging.getLogger(__name__)
 
 
 class OAuthError(Exception):
-    """An error with an RFC 6749 code; subclasses only set data."""
+    """An error with an RFC 6749 code; subclasses only set data. `fields` are members the
+    body carries besides `error` and `error_description` (e.g. a challenge's `auth_session`)."""
 
     error = "invalid_request"
     status_code = 400
     description = "The request is missing a parameter or is otherwise malformed."
     headers: dict[str, str] = {}
+    fields: Mapping[str, Any] = {}
 
     def __init__(self, description: str | None = None) -> None:
         super().__init__(description or self.description)
@@ -70,9 +72,9 @@ class InsufficientAuthorization(OAuthError):
     error = "insufficient_authorization"
     description = "A second factor is required."
 
-    def __init__(self, extra: dict) -> None:
+    def __init__(self, fields: dict) -> None:
         super().__init__()
-        self.extra = extra
+        self.fields = fields
 
 
 class InvalidSession(OAuthError):
@@ -187,9 +189,9 @@ def _challenge_body(exc: domain.InsufficientAuthorization) -> dict:
 
 def error_response(error: str, description: str, status: int,
                    headers: Mapping[str, str] | None = None,
-                   extra: Mapping[str, object] | None = None) -> Response:
-    """The JSON body of every error (RFC 6749 §5.2), with a few more members for some."""
-    response = jsonify({"error": error, "error_description": description, **(extra or {})})
+                   fields: Mapping[str, Any] | None = None) -> Response:
+    """The JSON body of every error."""
+    response = jsonify({**(fields or {}), "error": error, "error_description": description})
     response.status_code = status
     response.headers["Cache-Control"] = "no-store"
     for name, value in (headers or {}).items():
@@ -203,7 +205,7 @@ def register_error_handlers(app: Flask) -> None:
     @app.errorhandler(OAuthError)
     def handle_oauth_error(exc: OAuthError) -> Response:
         return error_response(exc.error, exc.description, exc.status_code, exc.headers,
-                              getattr(exc, "extra", None))
+                              exc.fields)
 
     @app.errorhandler(domain.ServiceError)
     def handle_service_error(exc: domain.ServiceError) -> Response:

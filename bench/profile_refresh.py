@@ -165,6 +165,7 @@ def split(app, refresh, n: int) -> None:
 
     import flask
 
+    from app.http import inputs
     from app.oauth import routes
     from app.services.tokens import family
     from app.services.tokens import rotation
@@ -182,7 +183,7 @@ def split(app, refresh, n: int) -> None:
                 spent[label] = spent.get(label, 0) + clock() - started
         return wrapper
 
-    for module, name in [(routes, "body_params"), (routes, "parse_grant"),
+    for module, name in [(inputs, "oauth_fields"), (inputs, "validate"),
                          (routes, "token_response"), (rotation, "private_key"),
                          (rotation, "decide"), (rotation, "_rotate"), (rotation, "issue"),
                          (rotation, "count_refresh"), (family, "lock_token"),
@@ -235,7 +236,7 @@ def main(n: int = 2000, cpu_only: bool = False, split_only: bool = False) -> Non
         print("  ", statement)
 
     in_rotate = [0.0]
-    rotate = routes.tokens.rotate
+    rotate = routes.rotation.rotate
 
     def timed_rotate(*args, **kwargs):
         started = time.process_time()
@@ -244,7 +245,7 @@ def main(n: int = 2000, cpu_only: bool = False, split_only: bool = False) -> Non
         finally:
             in_rotate[0] += time.process_time() - started
 
-    routes.tokens.rotate = timed_rotate
+    routes.rotation.rotate = timed_rotate
     for _ in range(200):
         refresh()
     in_rotate[0] = 0.0
@@ -259,7 +260,7 @@ def main(n: int = 2000, cpu_only: bool = False, split_only: bool = False) -> Non
           f"the rest of the request {total - rotating:.3f} ms")
     print(f"Database per refresh: {db_cpu.seconds / n * 1000:.3f} ms CPU (every postgres "
           f"process); {database.report(n)}")
-    routes.tokens.rotate = rotate
+    routes.rotation.rotate = rotate
     if cpu_only:
         return
     print(f"The yardstick's whole request, measured the same way: {yardstick_cpu(n):.3f} ms")

@@ -173,23 +173,34 @@ def test_replay_is_a_security_event(tokens, caplog):
     assert len(events) == 1 and str(events[0].session_id) == first["session_id"]
 
 
-def test_an_outage_cuts_only_this_runs_connections(app, database, database_url):
+def test_an_outage_cuts_only_this_runs_connections(database):
     """On a PostgreSQL server (TEST_DATABASE_URL) the simulated outage terminates this test
-    run's own connections, not another client's of the same database."""
+    run's own connections, not another client's of the same database. (On a database of its
+    own, so that the run's gunicorn keeps its connections.)"""
+    import uuid
+
     from tests.plugins.database import ServerDatabase
 
     if not isinstance(database, ServerDatabase):
         pytest.skip("the embedded database is this run's alone: its outage stops the server")
-    engine = sa.create_engine(database_url, poolclass=sa.pool.NullPool,
+    name = f"baton_outage_{uuid.uuid4().hex[:8]}"
+    with database.admin.connect() as conn:
+        conn.execute(sa.text(f'CREATE DATABASE "{name}"'))
+    url = sa.engine.make_url(database.url).set(database=name)
+    scratch = ServerDatabase(url.render_as_string(hide_password=False))
+    ours = sa.create_engine(url, poolclass=sa.pool.NullPool)  # the run's PGAPPNAME
+    theirs = sa.create_engine(url, poolclass=sa.pool.NullPool,
                               connect_args={"application_name": "someone-else"})
-    with engine.connect() as bystander, app.app_context():
-        ours = db.session.execute(sa.text("SELECT pg_backend_pid()")).scalar_one()
-        db.session.rollback()
-        database.stop()
-        database.start()
-        alive = {row.pid for row in bystander.execute(sa.text(
-            "SELECT pid FROM pg_stat_activity WHERE datname = current_database()"))}
-        assert bystander.execute(sa.text("SELECT 1")).scalar_one() == 1
-        assert ours not in alive
-        db.session.remove()
-    engine.dispose()
+    try:
+        with ours.connect() as mine, theirs.connect() as bystander:
+            scratch.stop()
+            scratch.start()
+            assert bystander.execute(sa.text("SELECT 1")).scalar_one() == 1
+            with pytest.raises(sa.exc.OperationalError):
+                mine.execute(sa.text("SELECT 1"))
+    finally:
+        ours.dispose()
+        theirs.dispose()
+        scratch.admin.dispose()
+        with database.admin.connect() as conn:
+            conn.execute(sa.text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))

@@ -2,20 +2,44 @@
 from __future__ import annotations
 
 import hashlib
+import json
+import uuid
 
 import pytest
 import requests
 import schemathesis
+from flask import Blueprint
+from flask import Flask
+from flask.typing import ResponseReturnValue
 from hypothesis import HealthCheck
 from hypothesis import given
 from hypothesis import settings
+from jsonschema import Draft202012Validator
 from openapi_spec_validator import validate
+from pydantic import ConfigDict
+from referencing import Registry
+from referencing import Resource
+from referencing.jsonschema import DRAFT202012
 from schemathesis import GenerationMode
 from schemathesis.config import SchemathesisConfig
 from schemathesis.config._checks import NEGATIVE_DATA_REJECTION_EXPECTED_STATUSES
 from schemathesis.specs.openapi.checks import positive_data_acceptance
 
+from app.errors import OAuthError
+from app.errors import register_error_handlers
 from app.extensions import db
+from app.http.answers import NO_CONTENT
+from app.http.answers import json_answer
+from app.http.answers import ok
+from app.http.answers import refused
+from app.http.inputs import FormOrJson
+from app.http.models import AnswerModel
+from app.http.models import Error
+from app.http.models import Parameters
+from app.http.models import Required
+from app.http.operations import BEARER
+from app.http.operations import operation
+from app.openapi import build
 from app.openapi import document
 from app.services.accounts import users
 from app.services.tenancy import admin_keys
@@ -63,13 +87,167 @@ def test_admin_key_operations_declare_scheme_challenges_and_examples(client) -> 
     keyed = [(path, method, op) for path, item in spec["paths"].items()
              for method, op in item.items() if method != "parameters"
              if "/admin/" in path or path.endswith("/introspect")]
-    assert len(keyed) == 11
+    assert len(keyed) == 13
     for path, method, op in keyed:
         assert op["security"] == [{"adminKey": []}], (path, method)
         for status in ("401", "403"):
             assert "WWW-Authenticate" in op["responses"][status]["headers"], (path, status)
         for media in op.get("requestBody", {}).get("content", {}).values():
             assert "example" in media, (path, method)
+
+
+def _resolved(schema: dict) -> dict:
+    """A schema whose `$ref`s point into the document resource (urn:baton)."""
+    text = json.dumps(schema).replace('"#/components/', '"urn:baton#/components/')
+    return json.loads(text)
+
+
+def _operation_examples(where: str, op: dict):
+    for parameter in op.get("parameters", []):
+        yield f"{where} {parameter['name']}", parameter["example"], parameter["schema"]
+    contents = [(status, answer.get("content", {})) for status, answer in op["responses"].items()]
+    contents.append(("body", op.get("requestBody", {}).get("content", {})))
+    for status, content in contents:
+        for media, described in content.items():
+            if "example" in described and media.endswith("json"):
+                yield f"{where} {status} {media}", described["example"], described["schema"]
+
+
+def _examples(spec: dict):
+    """(where, example, schema) of every example the document gives."""
+    for path, item in spec["paths"].items():
+        for parameter in item.get("parameters", []):
+            yield f"{path} {parameter['name']}", parameter["example"], parameter["schema"]
+        for method, op in item.items():
+            if method != "parameters":
+                yield from _operation_examples(f"{path} {method}", op)
+    for name, schema in spec["components"]["schemas"].items():
+        for example in schema.get("examples", []):
+            yield name, example, {"$ref": f"#/components/schemas/{name}"}
+
+
+def test_examples_match_their_schemas() -> None:
+    """Every example has the shape its schema states, formats included (ids are UUIDs)."""
+    spec = document()
+    registry = Registry().with_resource("urn:baton", Resource(spec, DRAFT202012))
+    checked = 0
+    for where, example, schema in _examples(spec):
+        validator = Draft202012Validator(_resolved(schema), registry=registry,
+                                         format_checker=Draft202012Validator.FORMAT_CHECKER)
+        errors = [error.message for error in validator.iter_errors(example)]
+        assert not errors, (where, example, errors)
+        checked += 1
+    assert checked > 40
+
+
+def test_session_ids_are_uuids() -> None:
+    """The session id of a path, a token answer and introspection is a UUID (the example
+    once said "7")."""
+    spec = document()
+    schemas = spec["components"]["schemas"]
+    for path in ("/v1/tenants/{tenant}/sessions/{session_id}",
+                 "/v1/tenants/{tenant}/admin/sessions/{session_id}"):
+        session_id = spec["paths"][path]["parameters"][1]
+        assert session_id["schema"]["format"] == "uuid"
+        assert uuid.UUID(session_id["example"])
+    assert schemas["TokenResponse"]["properties"]["session_id"]["format"] == "uuid"
+    assert schemas["Introspection"]["properties"]["sid"]["format"] == "uuid"
+    assert schemas["Session"]["properties"]["id"]["format"] == "uuid"
+
+
+def test_a_route_without_an_operation_stops_the_build() -> None:
+    described = Flask(__name__, static_folder=None)
+    described.add_url_rule("/v1/tenants/<tenant>/new", "undeclared", lambda tenant: "")
+    with pytest.raises(LookupError, match="undeclared"):
+        build(described.url_map, described.view_functions)
+
+
+def test_an_undeclared_path_parameter_stops_the_build() -> None:
+    described = Flask(__name__, static_folder=None)
+    view = operation("New.", returns=NO_CONTENT)(lambda tenant, thing: "")
+    described.add_url_rule("/v1/tenants/<tenant>/things/<thing>", "things", view)
+    with pytest.raises(LookupError, match="<thing>"):
+        build(described.url_map, described.view_functions)
+
+
+class Greeting(Parameters):
+    """A new RFC 6749-style request."""
+
+    model_config = ConfigDict(json_schema_extra={"examples": [{"name": "alice"}]})
+
+    name: Required
+
+
+class Greeted(AnswerModel):
+    """Its answer."""
+
+    greeting: str
+
+
+class Unfinished(OAuthError):
+    """An error whose body carries more than `error` and `error_description`."""
+
+    error = "insufficient_authorization"
+    description = "A second factor is required."
+
+    def __init__(self, auth_session: str) -> None:
+        super().__init__()
+        self.fields = {"auth_session": auth_session, "factors": ["totp"]}
+
+
+class UnfinishedBody(Error):
+    """The body of Unfinished."""
+
+    auth_session: str
+    factors: list[str]
+
+
+def _greetings() -> Flask:
+    greetings = Blueprint("greetings", __name__, url_prefix="/v1/tenants/<tenant>")
+
+    @greetings.post("/greet")
+    @operation("Greet someone.", tag="demo", body=FormOrJson(Greeting), security=BEARER,
+               returns=ok(Greeted, "The greeting."),
+               refusals=(refused(400, "insufficient_authorization", "A malformed request, or "
+                                 "one more step to take.", model=UnfinishedBody | Error),
+                         refused(429, "slow_down", "Too many greetings.")))
+    def greet(tenant: str, body: Greeting) -> ResponseReturnValue:
+        if body.name == "mallory":
+            raise Unfinished("as-1")
+        return json_answer(Greeted(greeting=f"hello {body.name}"))
+
+    described = Flask(__name__, static_folder=None)
+    described.register_blueprint(greetings)
+    register_error_handlers(described)
+    return described
+
+
+def test_a_model_and_a_decorator_make_an_operation() -> None:
+    """What docs/design.md promises: a new endpoint is a model and @operation, and the
+    document gets its body (form and JSON), answers, refusals and security."""
+    described = _greetings()
+    spec = build(described.url_map, described.view_functions)
+    validate(spec)
+    op = spec["paths"]["/v1/tenants/{tenant}/greet"]["post"]
+    assert op["operationId"] == "greet" and op["security"] == [{"bearerAuth": []}]
+    assert sorted(op["responses"]) == ["200", "400", "401", "404", "413", "415", "429", "503"]
+    content = op["requestBody"]["content"]
+    assert content["application/json"]["schema"] == {"$ref": "#/components/schemas/Greeting"}
+    assert content["application/x-www-form-urlencoded"]["example"] == {"name": "alice"}
+    assert spec["components"]["schemas"]["Greeting"]["required"] == ["name"]
+    refusal = op["responses"]["400"]["content"]["application/json"]["schema"]
+    assert {"$ref": "#/components/schemas/UnfinishedBody"} in refusal["anyOf"]
+
+    client = described.test_client()
+    assert client.post("/v1/tenants/acme/greet", data={"name": "bob"}).get_json() == {
+        "greeting": "hello bob"}
+    missing = client.post("/v1/tenants/acme/greet", json={})
+    assert missing.get_json()["error_description"] == "Missing parameter 'name'."
+    unfinished = client.post("/v1/tenants/acme/greet", json={"name": "mallory"})
+    assert unfinished.status_code == 400
+    assert unfinished.get_json() == {"error": "insufficient_authorization",
+                                     "error_description": "A second factor is required.",
+                                     "auth_session": "as-1", "factors": ["totp"]}
 
 
 # Each operation with valid input; those with a path parameter or a body with invalid too.

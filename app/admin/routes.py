@@ -1,39 +1,53 @@
-"""Admin views (SPEC §9): parse strictly, call one service, shape the answer."""
+"""Admin views (SPEC §9): parse strictly, call one service, shape the answer.
+
+Every operation is declared with its models (app/admin/models.py); the blueprint's admin key
+and tag are declared once, below, as its authentication is (`require_admin_scope`).
+"""
 from __future__ import annotations
 
-import re
-
-from flask import Response
 from flask import current_app
 from flask import g
-from flask import jsonify
-from flask import request
 from flask import url_for
 from flask.typing import ResponseReturnValue
 
 from app.admin import bp
-from app.admin.auth import authenticate
-from app.admin.params import int_arg
-from app.admin.params import json_body
-from app.admin.params import query_args
-from app.errors import NotFound
-from app.oauth.responses import NO_STORE
-from app.oauth.responses import factors_json
-from app.oauth.responses import session_json
+from app.admin.models import AdminCreateUser
+from app.admin.models import AdminSession
+from app.admin.models import AdminSessionList
+from app.admin.models import AdminSetPassword
+from app.admin.models import AdminUpdateUser
+from app.admin.models import AdminUser
+from app.admin.models import AdminUserPage
+from app.admin.models import EventPage
+from app.admin.models import EventQuery
+from app.admin.models import ResetLink
+from app.admin.models import ResetLinkRequest
+from app.admin.models import UserListQuery
+from app.http.answers import NO_CONTENT
+from app.http.answers import json_answer
+from app.http.answers import no_content
+from app.http.answers import ok
+from app.http.answers import refused
+from app.http.auth import authenticate
+from app.http.inputs import JsonFields
+from app.http.inputs import Query
+from app.http.operations import ADMIN_KEY
+from app.http.operations import BlueprintDoc
+from app.http.operations import describe_blueprint
+from app.http.operations import operation
+from app.http.shared import FactorList
+from app.http.shared import factor_list
+from app.http.web import check_tenant_slug
+from app.http.web import utcnow
 from app.services.accounts import factors
 from app.services.accounts import password_reset
 from app.services.accounts import users
 from app.services.accounts.users import UserView
 from app.services.audit import events
 from app.services.tokens import sessions
-from app.web import check_tenant_slug
-from app.web import utcnow
-
-_USER_ID = re.compile(r"^[1-9][0-9]{0,17}$")
-
-
 
 bp.url_value_preprocessor(check_tenant_slug)
+describe_blueprint(bp, BlueprintDoc(tag="admin", security=ADMIN_KEY, operation_prefix="admin"))
 
 
 @bp.before_request
@@ -47,122 +61,119 @@ def _actor() -> events.Actor:
     return events.admin_key_actor(g.admin_key.key_id)
 
 
-def _answer(body: dict, status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers.update(NO_STORE)
-    return response
+def user_answer(user: UserView) -> AdminUser:
+    return AdminUser(id=str(user.id), username=user.username, created_at=user.created_at,
+                     disabled=user.disabled_at is not None, disabled_at=user.disabled_at,
+                     mfa=user.mfa)
 
 
-def _no_content() -> Response:
-    return Response(status=204, headers=NO_STORE)
-
-
-def user_json(user: UserView) -> dict:
-    return {
-        "id": str(user.id),
-        "username": user.username,
-        "created_at": user.created_at.isoformat(),
-        "disabled": user.disabled_at is not None,
-        "disabled_at": user.disabled_at.isoformat() if user.disabled_at else None,
-        "mfa": user.mfa,
-    }
-
-
-def _user_id(raw: str) -> int:
-    if not _USER_ID.match(raw):
-        raise NotFound("No such user.")
-    return int(raw)
+USER = ok(AdminUser, "The user.")
 
 
 @bp.post("/users")
-def create_user(tenant: str) -> ResponseReturnValue:
-    body = json_body(request, {"username": str, "password": str}, ("username", "password"))
-    user = users.create_user(tenant, body["username"], body["password"], utcnow(),
-                             actor=_actor())
-    response = _answer(user_json(user), 201)
+@operation("Create a user (username normalised: NFC, case-folded).",
+           body=JsonFields(AdminCreateUser),
+           returns=ok(AdminUser, "The user.", status=201,
+                      headers={"Location": "The new user's URL."}),
+           refusals=(refused(409, "conflict", "The username exists (after normalisation)."),))
+def create_user(tenant: str, body: AdminCreateUser) -> ResponseReturnValue:
+    user = users.create_user(tenant, body.username, body.password, utcnow(), actor=_actor())
+    response = json_answer(user_answer(user), 201)
     response.headers["Location"] = url_for("admin.get_user", tenant=tenant, user_id=user.id)
     return response
 
 
 @bp.get("/users")
-def list_users(tenant: str) -> ResponseReturnValue:
+@operation("Users in username order, keyset-paginated (stable under inserts), or the one "
+           "user named by `username`.", query=Query(UserListQuery),
+           returns=ok(AdminUserPage, "A page of users."))
+def list_users(tenant: str, query: UserListQuery) -> ResponseReturnValue:
     """Keyset-paginated users in username order, or the one user named by `?username=`."""
-    args = query_args(request, ("limit", "cursor", "username"))
-    limit = int_arg(args, "limit", 50, 1, 200)
-    if "username" in args:
-        found = users.find_user(tenant, args["username"])
-        return _answer({"users": [user_json(found)] if found else [], "next_cursor": None})
-    page, next_cursor = users.list_users(tenant, limit, args.get("cursor") or None)
-    return _answer({"users": [user_json(u) for u in page], "next_cursor": next_cursor})
+    if query.username is not None:
+        found = users.find_user(tenant, query.username)
+        return json_answer(AdminUserPage(users=[user_answer(found)] if found else [],
+                                         next_cursor=None))
+    page, next_cursor = users.list_users(tenant, query.limit, query.cursor or None)
+    return json_answer(AdminUserPage(users=[user_answer(u) for u in page],
+                                     next_cursor=next_cursor))
 
 
 @bp.get("/users/<user_id>")
-def get_user(tenant: str, user_id: str) -> ResponseReturnValue:
-    return _answer(user_json(users.get_user(tenant, _user_id(user_id))))
+@operation("One user.", returns=USER)
+def get_user(tenant: str, user_id: int) -> ResponseReturnValue:
+    return json_answer(user_answer(users.get_user(tenant, user_id)))
 
 
 @bp.patch("/users/<user_id>")
-def update_user(tenant: str, user_id: str) -> ResponseReturnValue:
+@operation("Disable or enable a user; disabling revokes every session in the same "
+           "transaction.", body=JsonFields(AdminUpdateUser), returns=USER)
+def update_user(tenant: str, user_id: int, body: AdminUpdateUser) -> ResponseReturnValue:
     """`{"disabled": true|false}`; disabling revokes every session in the same transaction."""
-    who = _user_id(user_id)
-    body = json_body(request, {"disabled": bool}, ("disabled",))
-    user, _ = users.set_disabled(tenant, who, body["disabled"], utcnow(), _actor())
-    return _answer(user_json(user))
+    user, _ = users.set_disabled(tenant, user_id, body.disabled, utcnow(), _actor())
+    return json_answer(user_answer(user))
 
 
 @bp.put("/users/<user_id>/password")
-def set_password(tenant: str, user_id: str) -> ResponseReturnValue:
-    who = _user_id(user_id)
-    body = json_body(request, {"password": str}, ("password",))
-    users.set_password(tenant, who, body["password"], utcnow(), actor=_actor())
-    return _no_content()
+@operation("Set the user's password (tenant policy applies); revokes every session.",
+           body=JsonFields(AdminSetPassword), returns=NO_CONTENT)
+def set_password(tenant: str, user_id: int, body: AdminSetPassword) -> ResponseReturnValue:
+    users.set_password(tenant, user_id, body.password, utcnow(), actor=_actor())
+    return no_content()
 
 
 @bp.post("/users/<user_id>/reset-link")
-def reset_link(tenant: str, user_id: str) -> ResponseReturnValue:
+@operation("A single-use token for `POST …/password/reset` (the application mails it).",
+           body=JsonFields(ResetLinkRequest, required=False),
+           returns=ok(ResetLink, "The reset token."))
+def reset_link(tenant: str, user_id: int, body: ResetLinkRequest) -> ResponseReturnValue:
     """A token for `POST …/password/reset` (the application mails it to the user)."""
-    who = _user_id(user_id)
-    json_body(request, {})
-    token = password_reset.issue_reset_token(tenant, who)
-    return _answer({"token": token, "expires_in": current_app.config["RESET_TOKEN_TTL_S"]})
+    token = password_reset.issue_reset_token(tenant, user_id)
+    return json_answer(ResetLink(token=token,
+                                 expires_in=current_app.config["RESET_TOKEN_TTL_S"]))
 
 
 @bp.get("/users/<user_id>/sessions")
-def user_sessions(tenant: str, user_id: str) -> ResponseReturnValue:
-    found = users.user_sessions(tenant, _user_id(user_id), utcnow())
-    return _answer({"sessions": [session_json(s) for s in found]})
+@operation("The user's live sessions.", returns=ok(AdminSessionList, "Live sessions."))
+def user_sessions(tenant: str, user_id: int) -> ResponseReturnValue:
+    found = users.user_sessions(tenant, user_id, utcnow())
+    return json_answer(AdminSessionList(
+        sessions=[AdminSession.model_validate(s) for s in found]))
 
 
 @bp.delete("/users/<user_id>/sessions")
-def logout_everywhere(tenant: str, user_id: str) -> ResponseReturnValue:
-    users.logout_everywhere(tenant, _user_id(user_id), utcnow(), actor=_actor())
-    return _no_content()
+@operation("Log the user out everywhere (revokes every session).", returns=NO_CONTENT)
+def logout_everywhere(tenant: str, user_id: int) -> ResponseReturnValue:
+    users.logout_everywhere(tenant, user_id, utcnow(), actor=_actor())
+    return no_content()
 
 
 @bp.get("/users/<user_id>/factors")
-def user_factors(tenant: str, user_id: str) -> ResponseReturnValue:
-    """The user's second factors and recovery codes left (SPEC §13.4); never a secret."""
-    return _answer(factors_json(factors.user_factors(tenant, _user_id(user_id))))
+@operation("The user's second factors and recovery codes left (SPEC §13.4); never a secret.",
+           returns=ok(FactorList, "The factors."))
+def user_factors(tenant: str, user_id: int) -> ResponseReturnValue:
+    return json_answer(factor_list(factors.user_factors(tenant, user_id)))
 
 
 @bp.delete("/users/<user_id>/factors")
-def remove_factors(tenant: str, user_id: str) -> ResponseReturnValue:
-    """A lost phone: every second factor and the recovery codes go, every session too."""
-    factors.remove_all(tenant, _user_id(user_id), utcnow(), _actor())
-    return _no_content()
+@operation("A lost phone: remove every second factor and the recovery codes, and revoke "
+           "every session of the user.", returns=NO_CONTENT)
+def remove_factors(tenant: str, user_id: int) -> ResponseReturnValue:
+    factors.remove_all(tenant, user_id, utcnow(), _actor())
+    return no_content()
 
 
 @bp.delete("/sessions/<session_id>")
+@operation("Revoke one session of the tenant.", returns=NO_CONTENT)
 def delete_session(tenant: str, session_id: str) -> ResponseReturnValue:
     sessions.admin_delete_session(tenant, session_id, utcnow(), actor=_actor())
-    return _no_content()
+    return no_content()
 
 
 @bp.get("/events")
-def list_events(tenant: str) -> ResponseReturnValue:
+@operation("Security events after `after`, in commit-safe order (transaction, then id); "
+           "never skips one that commits later with a smaller id (SPEC §10).",
+           query=Query(EventQuery), returns=ok(EventPage, "A page of events."))
+def list_events(tenant: str, query: EventQuery) -> ResponseReturnValue:
     """Security events after `?after=` in id order, commit-order safe (SPEC §10)."""
-    args = query_args(request, ("after", "limit"))
-    limit = int_arg(args, "limit", events.DEFAULT_LIMIT, 1, events.MAX_LIMIT)
-    after = int_arg(args, "after", 0, 0, 2**63 - 1) if "after" in args else None
-    return _answer(events.list_events(g.admin_key.tenant_id, after, limit).as_json())
+    page = events.list_events(g.admin_key.tenant_id, query.after, query.limit)
+    return json_answer(EventPage.model_validate(page.as_json()))

@@ -2,84 +2,52 @@
 user's own second factors. Views parse strictly, call one service, shape the answer."""
 from __future__ import annotations
 
-from flask import Response
-from flask import jsonify
-from flask import request
+from dataclasses import replace
+
 from flask.typing import ResponseReturnValue
 
 from app.errors import InvalidRequest
+from app.http.answers import NO_CONTENT
+from app.http.answers import RETRY_AFTER
+from app.http.answers import json_answer
+from app.http.answers import no_content
+from app.http.answers import ok
+from app.http.answers import refused
+from app.http.inputs import FormOrJson
+from app.http.inputs import model_example
+from app.http.models import Error
+from app.http.operations import BEARER
+from app.http.operations import PathParameter
+from app.http.operations import operation
+from app.http.operations import path_parameter
+from app.http.shared import FactorList
+from app.http.shared import factor_list
+from app.http.web import client_address
+from app.http.web import utcnow
 from app.oauth import bp
-from app.oauth.params import MAX_TOKEN_LENGTH
-from app.oauth.params import body_params
-from app.oauth.params import bounded
-from app.oauth.params import client_id
-from app.oauth.params import pkce_value
-from app.oauth.params import require
-from app.oauth.responses import NO_STORE
-from app.oauth.responses import factors_json
+from app.oauth.models import PKCE_VALUE
 from app.oauth.routes import bearer_token
+from app.oauth.signin_models import ChallengeDone
+from app.oauth.signin_models import ChallengeRequest
+from app.oauth.signin_models import EnrolmentOffered
+from app.oauth.signin_models import FactorConfirmed
+from app.oauth.signin_models import InsufficientAuthorization
+from app.oauth.signin_models import NoParameters
+from app.oauth.signin_models import RecoveryCodes
+from app.oauth.signin_models import TotpConfirmRequest
+from app.oauth.signin_models import TotpEnrolment
+from app.oauth.signin_models import TotpEnrolRequest
 from app.services.accounts import factors
-from app.services.accounts.users import validate_credentials
 from app.services.signin import challenge
-from app.web import client_address
-from app.web import utcnow
 
 ANSWERS = ("otp", "recovery_code", "webauthn_response", "enroll")
-MAX_ANSWER_LENGTH = 64  # an otp, a recovery code or "totp"
 MAX_FACTOR_ID = 2**63 - 1
+STEP_UP = refused(401, "insufficient_user_authentication",
+                  "The access token's sign-in (`auth_time`) is older than the tenant's "
+                  "step_up_max_age (RFC 9470): sign in again.",
+                  {"WWW-Authenticate": 'Bearer error="insufficient_user_authentication", '
+                                       'error_description="…", max_age=900'})
 
-
-def _answer(body: dict, status: int = 200) -> Response:
-    response = jsonify(body)
-    response.status_code = status
-    response.headers.update(NO_STORE)
-    return response
-
-
-@bp.post("/authorize-challenge")
-def authorize_challenge(tenant: str) -> ResponseReturnValue:
-    """draft-ietf-oauth-first-party-apps §5: a first request (password and the PKCE
-    challenge) or a follow-up (auth_session and one answer)."""
-    params = body_params(request)
-    if "auth_session" in params:
-        result = challenge.answer(tenant, _follow_up(params), now=utcnow(),
-                                  client_address=client_address())
-    else:
-        result = challenge.start(tenant, _first_request(params), now=utcnow(),
-                                 client_address=client_address())
-    if isinstance(result, challenge.EnrolmentOffered):
-        return _answer({"auth_session": result.auth_session, "secret": result.secret,
-                        "otpauth_uri": result.otpauth_uri})
-    body: dict = {"authorization_code": result.authorization_code}
-    if result.recovery_codes is not None:
-        body["recovery_codes"] = result.recovery_codes
-    return _answer(body)
-
-
-def _first_request(params: dict[str, str]) -> challenge.FirstRequest:
-    username, password = require(params, "username"), require(params, "password")
-    code_challenge = pkce_value(params, "code_challenge")
-    method = params.get("code_challenge_method")
-    if method != "S256":  # RFC 7636 §4.4.1: a missing method means `plain`, refused too
-        raise InvalidRequest("Parameter 'code_challenge_method' must be S256.")
-    validate_credentials(username, password)  # length limits before any hashing
-    return challenge.FirstRequest(username, password, code_challenge, client_id(params))
-
-
-def _follow_up(params: dict[str, str]) -> challenge.Answer:
-    auth_session = bounded(require(params, "auth_session"), "auth_session", MAX_TOKEN_LENGTH)
-    given = [name for name in ANSWERS if name in params]
-    if len(given) != 1:
-        raise InvalidRequest("Give exactly one of 'otp', 'recovery_code', 'webauthn_response' "
-                             "and 'enroll' with 'auth_session'.")
-    name = given[0]
-    value = bounded(require(params, name), name, MAX_ANSWER_LENGTH)
-    if name == "webauthn_response":
-        raise InvalidRequest("This tenant has no passkeys to answer with.")
-    return challenge.Answer(auth_session, **{name: value})
-
-
-# -- the user's own factors (SPEC §13.2): a Bearer access token ------------------------------
 
 def _factor_id(raw: str) -> int:
     """A factor id from the path; 0 (which names no factor) for anything malformed, so that
@@ -89,42 +57,121 @@ def _factor_id(raw: str) -> int:
     return int(raw)
 
 
+path_parameter(PathParameter(
+    "factor_id", "A second factor's id (from `GET …/mfa`).",
+    {"type": "string", "pattern": r"^[1-9][0-9]{0,18}$"}, "7",
+    (refused(404, "not_found", "No such factor of the caller."),), convert=_factor_id))
+
+
+@bp.post("/authorize-challenge")
+@operation(
+    "Sign in step by step (OAuth 2.0 for First-Party Applications): the password and a PKCE "
+    "challenge, then a second factor if needed; ends with an authorization code.",
+    tag="sign-in", body=FormOrJson(ChallengeRequest),
+    returns=(ok(ChallengeDone, "Signed in: redeem the code at the token endpoint "
+                               "(`grant_type=authorization_code`)."),
+             ok(EnrolmentOffered, "`enroll=totp`: the factor to enrol; answer with its code.",
+                status=200)),
+    refusals=(
+        replace(refused(400, "insufficient_authorization",
+                        "A second factor is needed (or must be enrolled: `enroll`); also "
+                        "invalid_grant (wrong password or answer: one body), invalid_session "
+                        "(unknown, used, ended or expired auth_session) and invalid_request.",
+                        model=InsufficientAuthorization | Error),
+                example=model_example(InsufficientAuthorization)),
+        refused(429, "slow_down", "Too many failed logins, or wrong second-factor answers of "
+                                  "the user, in the window.", RETRY_AFTER)))
+def authorize_challenge(tenant: str, body: ChallengeRequest) -> ResponseReturnValue:
+    """draft-ietf-oauth-first-party-apps §5: a first request (password and the PKCE
+    challenge) or a follow-up (auth_session and one answer)."""
+    if body.auth_session is not None:
+        result = challenge.answer(tenant, _follow_up(body), now=utcnow(),
+                                  client_address=client_address())
+    else:
+        result = challenge.start(tenant, _first_request(body), now=utcnow(),
+                                 client_address=client_address())
+    if isinstance(result, challenge.EnrolmentOffered):
+        return json_answer(EnrolmentOffered(auth_session=result.auth_session,
+                                            secret=result.secret,
+                                            otpauth_uri=result.otpauth_uri))
+    done: dict = {"authorization_code": result.authorization_code}
+    if result.recovery_codes is not None:
+        done["recovery_codes"] = result.recovery_codes
+    return json_answer(ChallengeDone.model_validate(done))
+
+
+def _first_request(body: ChallengeRequest) -> challenge.FirstRequest:
+    for name in ("username", "password", "code_challenge"):
+        if not getattr(body, name):
+            raise InvalidRequest(f"Missing parameter {name!r}.")
+    assert body.username and body.password and body.code_challenge
+    if not PKCE_VALUE.fullmatch(body.code_challenge):
+        raise InvalidRequest("Parameter 'code_challenge' must be 43-128 characters of A-Z, "
+                             "a-z, 0-9, '-', '.', '_' and '~' (RFC 7636).")
+    if body.code_challenge_method != "S256":  # RFC 7636 §4.4.1: none means `plain`: refused
+        raise InvalidRequest("Parameter 'code_challenge_method' must be S256.")
+    return challenge.FirstRequest(body.username, body.password, body.code_challenge,
+                                  body.client_id)
+
+
+def _follow_up(body: ChallengeRequest) -> challenge.Answer:
+    given = [name for name in ANSWERS if getattr(body, name) is not None]
+    if len(given) != 1:
+        raise InvalidRequest("Give exactly one of 'otp', 'recovery_code', 'webauthn_response' "
+                             "and 'enroll' with 'auth_session'.")
+    assert body.auth_session is not None
+    if given[0] == "webauthn_response":
+        raise InvalidRequest("This tenant has no passkeys to answer with.")
+    return challenge.Answer(body.auth_session, **{given[0]: getattr(body, given[0])})
+
+
+# -- the user's own factors (SPEC §13.2): a Bearer access token ------------------------------
+
 @bp.get("/mfa")
+@operation("The caller's second factors and recovery codes left (never a secret).",
+           tag="mfa", security=BEARER, returns=ok(FactorList, "The factors."))
 def list_factors(tenant: str) -> ResponseReturnValue:
-    return _answer(factors_json(factors.list_own(tenant, bearer_token(), utcnow())))
+    return json_answer(factor_list(factors.list_own(tenant, bearer_token(), utcnow())))
 
 
 @bp.post("/mfa/totp")
-def enrol_totp(tenant: str) -> ResponseReturnValue:
-    """A pending TOTP factor: confirm it with a code within 10 minutes."""
-    token = bearer_token()
-    name = body_params(request).get("name")
-    enrolment = factors.enrol_totp(tenant, token, name, utcnow())
-    return _answer({"id": str(enrolment.id), "secret": enrolment.secret,
-                    "otpauth_uri": enrolment.otpauth_uri}, 201)
+@operation("Enrol a TOTP factor (pending until confirmed; gone after 10 minutes). Needs a "
+           "recent sign-in.", tag="mfa", security=BEARER, body=FormOrJson(TotpEnrolRequest),
+           returns=ok(TotpEnrolment, "The pending factor.", status=201), refusals=(STEP_UP,))
+def enrol_totp(tenant: str, body: TotpEnrolRequest) -> ResponseReturnValue:
+    enrolment = factors.enrol_totp(tenant, bearer_token(), body.name, utcnow())
+    return json_answer(TotpEnrolment(id=str(enrolment.id), secret=enrolment.secret,
+                                     otpauth_uri=enrolment.otpauth_uri), 201)
 
 
 @bp.post("/mfa/totp/<factor_id>/confirm")
-def confirm_totp(tenant: str, factor_id: str) -> ResponseReturnValue:
-    token = bearer_token()
-    code = bounded(require(body_params(request), "code"), "code", MAX_ANSWER_LENGTH)
-    confirmed = factors.confirm_totp(tenant, token, _factor_id(factor_id), code, utcnow())
-    body: dict = {"id": str(confirmed.id)}
+@operation("Confirm a pending TOTP factor with a code; the first second factor brings 10 "
+           "recovery codes. Needs a recent sign-in.", tag="mfa", security=BEARER,
+           body=FormOrJson(TotpConfirmRequest),
+           returns=ok(FactorConfirmed, "The factor is usable."),
+           refusals=(STEP_UP, refused(400, "invalid_grant", "A wrong code.")))
+def confirm_totp(tenant: str, factor_id: int, body: TotpConfirmRequest) -> ResponseReturnValue:
+    confirmed = factors.confirm_totp(tenant, bearer_token(), factor_id, body.code, utcnow())
+    answer: dict = {"id": str(confirmed.id)}
     if confirmed.recovery_codes is not None:
-        body["recovery_codes"] = confirmed.recovery_codes
-    return _answer(body)
+        answer["recovery_codes"] = confirmed.recovery_codes
+    return json_answer(FactorConfirmed.model_validate(answer))
 
 
 @bp.delete("/mfa/<factor_id>")
-def delete_factor(tenant: str, factor_id: str) -> ResponseReturnValue:
-    token = bearer_token()
-    factors.delete_own(tenant, token, _factor_id(factor_id), utcnow())
-    return Response(status=204, headers=NO_STORE)
+@operation("Remove one of the caller's factors; the last one takes the recovery codes. "
+           "Needs a recent sign-in.", tag="mfa", security=BEARER, returns=NO_CONTENT,
+           refusals=(STEP_UP,))
+def delete_factor(tenant: str, factor_id: int) -> ResponseReturnValue:
+    factors.delete_own(tenant, bearer_token(), factor_id, utcnow())
+    return no_content()
 
 
 @bp.post("/mfa/recovery-codes")
-def regenerate_recovery_codes(tenant: str) -> ResponseReturnValue:
-    token = bearer_token()
-    body_params(request)  # a body, if any, must still be well-formed
-    return _answer({"recovery_codes": factors.regenerate_recovery_codes(tenant, token,
-                                                                        utcnow())})
+@operation("A new set of recovery codes (the old set dies). Needs a recent sign-in and a "
+           "second factor.", tag="mfa", security=BEARER,
+           body=FormOrJson(NoParameters),
+           returns=ok(RecoveryCodes, "10 codes, shown once."), refusals=(STEP_UP,))
+def regenerate_recovery_codes(tenant: str, body: NoParameters) -> ResponseReturnValue:
+    codes = factors.regenerate_recovery_codes(tenant, bearer_token(), utcnow())
+    return json_answer(RecoveryCodes(recovery_codes=codes))
