@@ -98,6 +98,10 @@ class Settings(BaseSettings):
     # Pre-ping costs a round trip per request. Without it a connection that died (database
     # restart) fails one request with 503, and SQLAlchemy then recycles the whole pool.
     db_pre_ping: bool = _env("BATON_DB_PRE_PING", False)
+    # The refresh's two statements as server-side prepared statements (SQL PREPARE, one per
+    # connection: planned once). Off behind a pooler in transaction mode (PgBouncer), which
+    # runs each transaction on whichever server connection is free.
+    db_prepared_statements: bool = _env("BATON_DB_PREPARED_STATEMENTS", True)
     retry_after_s: int = _env("BATON_RETRY_AFTER_S", 1, ge=1, le=3600)
     # How long a worker may use cached tenant settings and signing key (tenancy/lookup.py).
     tenant_cache_s: int = _env("BATON_TENANT_CACHE_S", 5, ge=0, le=300)

@@ -35,7 +35,8 @@ def test_the_locked_row_has_the_types_the_services_read(ctx, user):
 
 
 def test_an_error_is_wrapped_without_its_parameters(ctx, tenant):
-    divide = HotStatement(sa.select(sa.literal_column("1") / sa.bindparam("divisor")))
+    divide = HotStatement(sa.select(sa.literal_column("1") / sa.bindparam("divisor")),
+                          "test_divide", {"divisor": "numeric"})
     with pytest.raises(DBAPIError) as raised:
         with transaction():
             lookup_tenant("acme")
@@ -84,7 +85,7 @@ def test_query_recording_listeners_see_the_hot_statements(database_url, tenant, 
         statements = [query.statement for query in get_recorded_queries()]
         db.session.remove()
     assert any("FOR UPDATE" in s for s in statements)
-    assert any(s.startswith("WITH rotated") for s in statements)
+    assert any("WITH rotated" in s for s in statements)
 
 
 def test_a_lock_timeout_is_a_503_and_keeps_the_connection(database_url, tenant, user):
@@ -120,7 +121,8 @@ def test_a_statement_timeout_is_a_503(database_url, tenant):
     from tests.plugins.database import make_app
 
     quick = make_app(database_url, LOCK_TIMEOUT_MS=100, STATEMENT_TIMEOUT_MS=150)
-    sleep = HotStatement(sa.select(sa.func.pg_sleep(sa.bindparam("seconds"))))
+    sleep = HotStatement(sa.select(sa.func.pg_sleep(sa.bindparam("seconds"))), "test_sleep",
+                         {"seconds": "float8"})
     with quick.app_context():
         with pytest.raises(DBAPIError) as raised:
             with db.session.begin():
@@ -135,3 +137,85 @@ def test_a_statement_timeout_is_a_503(database_url, tenant):
 
 def lookup_id(slug: str) -> int:
     return lookup_tenant(slug).id
+
+
+def _without_timeouts(text: str) -> str:
+    while text.startswith("SET LOCAL "):
+        text = text.split("; ", 1)[1]
+    return text
+
+
+def _sent(app):
+    """The texts psycopg2 sent, recorded on the app's engine."""
+    from sqlalchemy import event
+
+    texts: list[str] = []
+
+    def record(conn, cursor, *args):
+        texts.append(cursor.query.decode())
+
+    with app.app_context():
+        event.listen(db.engine, "after_cursor_execute", record)
+    return texts
+
+
+def test_a_connection_prepares_each_statement_once(database_url, tenant, user):
+    """SPEC §12: the first refresh on a connection sends PREPARE and EXECUTE in one message,
+    later ones EXECUTE only; a new connection (after an invalidation) prepares again."""
+    from app.services.tokens.rotation import rotate
+    from tests.plugins.database import make_app
+
+    fresh = make_app(database_url)
+    texts = _sent(fresh)
+    with fresh.app_context():
+        token = login("acme", "alice", "correct horse", now=utcnow()).refresh_token
+        del texts[:]
+        for _ in range(2):
+            token = rotate("acme", token, now=utcnow()).refresh_token
+        hot = [_without_timeouts(t) for t in texts]
+        assert hot[0].startswith("PREPARE baton_lock_token (bigint, bytea) AS SELECT")
+        assert "; EXECUTE baton_lock_token(" in hot[0]
+        assert hot[1].startswith("PREPARE baton_rotate ") and "EXECUTE baton_rotate(" in hot[1]
+        assert hot[2].startswith("EXECUTE baton_lock_token(") and "PREPARE" not in hot[2]
+        assert hot[3].startswith("EXECUTE baton_rotate(")
+        db.session.connection().invalidate()  # as a lost connection does
+        db.session.remove()
+        del texts[:]
+        token = rotate("acme", token, now=utcnow()).refresh_token
+        assert "PREPARE baton_lock_token" in texts[0]
+        db.session.remove()
+
+
+def test_without_prepared_statements_the_text_is_sent(database_url, tenant, user):
+    """BATON_DB_PREPARED_STATEMENTS=0 (a pooler in transaction mode): the statement itself."""
+    from app.services.tokens.rotation import rotate
+    from tests.plugins.database import make_app
+
+    plain = make_app(database_url, DB_PREPARED_STATEMENTS=False)
+    texts = _sent(plain)
+    with plain.app_context():
+        token = login("acme", "alice", "correct horse", now=utcnow()).refresh_token
+        del texts[:]
+        rotate("acme", token, now=utcnow())
+        db.session.remove()
+    assert "FOR UPDATE" in texts[0] and "WITH rotated" in texts[1]
+    assert not any("PREPARE" in t or "EXECUTE" in t for t in texts)
+
+
+def test_a_statement_the_server_lost_is_a_503_then_prepared_again(database_url, tenant, user):
+    """A connection whose prepared statement disappeared (DISCARD ALL, a pooler's other
+    server connection): one 503, and the next transaction prepares it again."""
+    from app.services.errors import DatabaseUnavailable
+    from app.services.tokens.rotation import rotate
+    from tests.plugins.database import make_app
+
+    fresh = make_app(database_url)
+    with fresh.app_context():
+        token = login("acme", "alice", "correct horse", now=utcnow()).refresh_token
+        token = rotate("acme", token, now=utcnow()).refresh_token  # prepared now
+        with db.session.begin():
+            db.session.execute(sa.text("DEALLOCATE ALL"))
+        with pytest.raises(DatabaseUnavailable):
+            rotate("acme", token, now=utcnow())
+        assert rotate("acme", token, now=utcnow()).refresh_token
+        db.session.remove()

@@ -41,12 +41,15 @@ def bounced(tmp_path_factory):
         cluster.init()
         cluster.start()
         cluster.execute(f"CREATE DATABASE {DB}")
-        app = make_app(cluster.url(DB))
+        app = make_app(cluster.url(DB), DB_PREPARED_STATEMENTS=False)
         with app.app_context():
             upgrade()
             db.session.remove()
         bouncer.start()
-        with gunicorn(bouncer.url(DB), tmp_path_factory.mktemp("bounced")) as base:
+        # Transaction pooling: SQL-level prepared statements cannot follow a client from one
+        # server connection to the next, so the setting that turns them off is on (SPEC §12).
+        with gunicorn(bouncer.url(DB), tmp_path_factory.mktemp("bounced"),
+                      env={"BATON_DB_PREPARED_STATEMENTS": "0"}) as base:
             CLUSTERS[base] = cluster
             yield app, bouncer.url(DB), base
         with app.app_context():
@@ -60,7 +63,7 @@ def bounced(tmp_path_factory):
 
 def test_timeouts_hold_inside_transactions_through_pgbouncer(bounced):
     _, bouncer_url, _ = bounced
-    app = make_app(bouncer_url)
+    app = make_app(bouncer_url, DB_PREPARED_STATEMENTS=False)
     with app.app_context():
         for _ in range(3):
             with db.session.begin():

@@ -16,7 +16,11 @@ from app.extensions import db
 
 # lock_not_available, query_canceled (statement_timeout), deadlock_detected,
 # serialization_failure, admin_shutdown, crash_shutdown, cannot_connect_now
-TRANSIENT_SQLSTATES = {"55P03", "57014", "40P01", "40001", "57P01", "57P02", "57P03"}
+TRANSIENT_SQLSTATES = {"55P03", "57014", "40P01", "40001", "57P01", "57P02", "57P03",
+                       # a prepared statement this connection lost, or one that was there
+                       # already (a pooler's other server connection): prepared again next
+                       # time (app/database/statements.py)
+                       "26000", "42P05"}
 
 
 # read_only_sql_transaction: the server we are connected to no longer takes writes.

@@ -94,7 +94,8 @@ _LOCK_TOKEN = (
 )
 
 
-LOCK_TOKEN = HotStatement(_LOCK_TOKEN)
+LOCK_TOKEN = HotStatement(_LOCK_TOKEN, "baton_lock_token",
+                          {"tenant_id": "bigint", "digest": "bytea"})
 
 
 def lock_token(tenant_id: int, presented: str) -> LockedToken | None:

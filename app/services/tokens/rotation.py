@@ -145,7 +145,10 @@ ROTATE = HotStatement(
     sa.update(_sessions)
     .where(_sessions.c.id == _successor_row.c.session_id,
            _sessions.c.current_token_id == sa.bindparam("token_id"))
-    .values(last_used_at=sa.bindparam("now"), current_token_id=_successor_row.c.id)
+    .values(last_used_at=sa.bindparam("now"), current_token_id=_successor_row.c.id),
+    "baton_rotate",
+    {"now": "timestamptz", "successor_digest": "bytea", "successor_expires_at": "timestamptz",
+     "token_id": "bigint"},
 )
 
 
