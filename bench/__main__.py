@@ -1,8 +1,10 @@
 """Run every benchmark scenario and write a report: `python -m bench [--quick]`.
 
 Scenarios (docs/performance.md explains the targets):
-  yardstick   Baton vs the minimal Flask + psycopg2 app, 16 clients, side by side, in
-              --rounds alternating rounds (medians of the rounds' ratios)
+  yardstick   Baton vs the equal-work yardstick (bench/equal_work_app.py: SPEC §5's work,
+              Baton's SQL, no architecture) and vs the minimal Flask + psycopg2 app (the
+              floor), 16 clients, side by side, in --rounds rotating rounds (medians of the
+              rounds' ratios)
   ceiling     pgbench running the yardstick's SQL
   cpu         server + database CPU per Baton refresh (measured during `yardstick`)
   sequential  the same CPU figures with one client at a time: no contention for the two
@@ -10,18 +12,23 @@ Scenarios (docs/performance.md explains the targets):
   tabs        8 clients sharing one session inside the reuse interval vs 8 sessions
   table-size  refresh p50 with a small table and with --rows token rows
   purge       refresh p99 of 8 clients before and while purging --purge-rows rows
+  signin      full sign-ins (challenge with the password, TOTP, redeem) one at a time: CPU
+              per sign-in, and the share of argon2
 """
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import subprocess
 import sys
 import threading
 import time
 from datetime import datetime
+from datetime import timedelta
 from datetime import timezone
+from typing import Callable
 
 import sqlalchemy as sa
 
@@ -66,6 +73,11 @@ class Bench:
             "BATON_ENV": "production", "SECRET_KEY": self.secret, "DATABASE_URL": self.db_url,
             "BATON_BASE_URL": "http://bench.local"})
         self.mini = servers.Gunicorn("bench.minimal_app:app", {"MINI_DATABASE_URL": self.db_url})
+        self.equal = servers.Gunicorn("bench.equal_work_app:app", {
+            "EQUAL_DATABASE_URL": self.db_url, "EQUAL_SECRET_KEY": self.secret,
+            "EQUAL_TENANT": "bench", "EQUAL_ISSUER": "http://bench.local/v1/tenants/bench",
+            # prepared exactly when Baton prepares (BATON_DB_PREPARED_STATEMENTS)
+            "EQUAL_PREPARED": os.environ.get("BATON_DB_PREPARED_STATEMENTS", "1")})
 
     # -- setup ------------------------------------------------------------------------------
     def _app(self):
@@ -107,74 +119,79 @@ class Bench:
         target = loadgen.Target(self.mini.url, "/login", "/token")
         return [loadgen.login(target, {}) for _ in range(n)]
 
+    def equal_tokens(self, n: int) -> list[str]:
+        target = loadgen.Target(self.equal.url, "/login", "/token")
+        return [loadgen.login(target, {}) for _ in range(n)]
+
+    def apps(self) -> list[tuple[str, servers.Gunicorn, loadgen.Target, Callable[[int], list]]]:
+        """(name, server, target, logins) of the three apps the yardstick compares."""
+        return [("minimal", self.mini, loadgen.Target(self.mini.url, "/login", "/token"),
+                 self.mini_tokens),
+                ("equal", self.equal, loadgen.Target(self.equal.url, "/login", "/token"),
+                 self.equal_tokens),
+                ("baton", self.baton, self.baton_target(), self.baton_tokens)]
+
     def run_baton(self, clients: int, seconds: float | None = None) -> loadgen.RunResult:
         return loadgen.run(self.baton_target(), self.baton_tokens(clients),
                            seconds or self.args.seconds)
 
     # -- scenarios --------------------------------------------------------------------------
     def yardstick(self) -> None:
-        """Both apps under 16 clients, in alternating rounds (this shared VM drifts by tens
+        """The three apps under 16 clients, in rotating rounds (this shared VM drifts by tens
         of percent within minutes): each ratio is the median of the rounds' ratios."""
         n, seconds = self.args.clients, self.args.seconds
-        mini_target = loadgen.Target(self.mini.url, "/login", "/token")
-        loadgen.run(mini_target, self.mini_tokens(n), 2)  # warm up both
-        self.run_baton(n, 2)
+        apps = self.apps()
+        for _, _, target, logins in apps:  # warm every app up
+            loadgen.run(target, logins(n), 2)
         rounds = []
         for i in range(self.args.rounds):
             # Log in before the meters start: only refreshes are measured.
-            mini_tokens, baton_tokens = self.mini_tokens(n), self.baton_tokens(n)
+            tokens = {name: logins(n) for name, _, _, logins in apps}
             runs = {}
-            order = [("minimal", self.mini, mini_target, mini_tokens),
-                     ("baton", self.baton, self.baton_target(), baton_tokens)]
-            for name, server, target, tokens in (order if i % 2 == 0 else order[::-1]):
+            for name, server, target, _ in apps[i % 3:] + apps[:i % 3]:
                 with servers.CpuMeter(server.processes) as app, \
                         servers.CpuMeter(servers.postgres_processes) as db:
-                    run = loadgen.run(target, tokens, seconds)
+                    run = loadgen.run(target, tokens[name], seconds)
                 runs[name] = (run, app.seconds / run.ok * 1000, db.seconds / run.ok * 1000)
             rounds.append(runs)
         summaries = [self._yardstick_round(r) for r in rounds]
         middle = sorted(range(len(rounds)),
-                        key=lambda i: summaries[i]["throughput_ratio"])[len(rounds) // 2]
-        median = lambda key: round(statistics.median(r[key] for r in summaries), 3)  # noqa: E731
-        self.report["yardstick"] = {
-            "minimal": rounds[middle]["minimal"][0].summary(),  # the median round
-            "baton": rounds[middle]["baton"][0].summary(),
-            "throughput_ratio": median("throughput_ratio"),
-            "p99_ratio": median("p99_ratio"),
-            "rounds": summaries,
-        }
-        self.report["cpu"] = {
-            "baton_ms_per_refresh": median("baton_cpu_ms"),
-            "baton_app_ms": median("baton_app_ms"), "baton_db_ms": median("baton_db_ms"),
-            "minimal_ms_per_refresh": median("minimal_cpu_ms"),
-            "minimal_app_ms": median("minimal_app_ms"), "minimal_db_ms": median("minimal_db_ms"),
-            "cpu_ratio": median("cpu_ratio"),
-        }
+                        key=lambda i: summaries[i]["equal"]["throughput_ratio"])[len(rounds) // 2]
+        report: dict = {name: rounds[middle][name][0].summary() for name, *_ in apps}
+        for against in ("equal", "minimal"):
+            report[f"vs_{against}"] = {
+                key: round(statistics.median(r[against][key] for r in summaries), 3)
+                for key in ("throughput_ratio", "p99_ratio", "cpu_ratio")}
+        report["cpu_ms_per_refresh"] = {
+            name: {part: round(statistics.median(r["cpu"][name][part] for r in summaries), 3)
+                   for part in ("app", "db", "total")} for name, *_ in apps}
+        report["rounds"] = summaries
+        self.report["yardstick"] = report
 
     @staticmethod
     def _yardstick_round(runs: dict) -> dict:
-        (mini, mini_app, mini_db), (baton, baton_app, baton_db) = runs["minimal"], runs["baton"]
-        return {
-            "minimal_per_s": round(mini.throughput, 1), "baton_per_s": round(baton.throughput, 1),
-            "throughput_ratio": round(baton.throughput / mini.throughput, 3),
-            "p99_ratio": round(baton.percentile(99) / mini.percentile(99), 3),
-            "baton_errors": baton.errors, "minimal_errors": mini.errors,
-            "baton_app_ms": round(baton_app, 3), "baton_db_ms": round(baton_db, 3),
-            "baton_cpu_ms": round(baton_app + baton_db, 3),
-            "minimal_app_ms": round(mini_app, 3), "minimal_db_ms": round(mini_db, 3),
-            "minimal_cpu_ms": round(mini_app + mini_db, 3),
-            "cpu_ratio": round((baton_app + baton_db) / (mini_app + mini_db), 3),
-        }
+        baton, baton_app, baton_db = runs["baton"]
+        summary: dict = {"cpu": {name: {"app": round(a, 3), "db": round(d, 3),
+                                        "total": round(a + d, 3)}
+                                 for name, (_, a, d) in runs.items()},
+                         "per_s": {name: round(run.throughput, 1)
+                                   for name, (run, _, _) in runs.items()},
+                         "errors": {name: run.errors for name, (run, _, _) in runs.items()}}
+        for against in ("equal", "minimal"):
+            other, other_app, other_db = runs[against]
+            summary[against] = {
+                "throughput_ratio": round(baton.throughput / other.throughput, 3),
+                "p99_ratio": round(baton.percentile(99) / other.percentile(99), 3),
+                "cpu_ratio": round((baton_app + baton_db) / (other_app + other_db), 3)}
+        return summary
 
     def sequential(self) -> None:
         n, rounds = (500 if self.args.quick else 2000), 3
-        mini_target = loadgen.Target(self.mini.url, "/login", "/token")
-        runs: dict[str, list[tuple[float, float]]] = {"minimal": [], "baton": []}
-        for _ in range(rounds):  # alternating, so drift in the machine hits both alike
-            runs["minimal"].append(self._sequential_cpu(
-                self.mini, mini_target, self.mini_tokens(1)[0], n))
-            runs["baton"].append(self._sequential_cpu(
-                self.baton, self.baton_target(), self.baton_tokens(1)[0], n))
+        apps = self.apps()
+        runs: dict[str, list[tuple[float, float]]] = {name: [] for name, *_ in apps}
+        for _ in range(rounds):  # alternating, so drift in the machine hits all alike
+            for name, server, target, logins in apps:
+                runs[name].append(self._sequential_cpu(server, target, logins(1)[0], n))
         report: dict = {"refreshes_per_run": n, "runs": rounds}
         for name, results in runs.items():
             app = statistics.median(r[0] for r in results)
@@ -182,7 +199,9 @@ class Bench:
             report[name] = {"app_ms": round(app, 3), "db_ms": round(db, 3),
                             "total_ms": round(app + db, 3),
                             "totals": [round(a + d, 3) for a, d in results]}
-        report["cpu_ratio"] = round(report["baton"]["total_ms"] / report["minimal"]["total_ms"], 3)
+        for against in ("equal", "minimal"):
+            report[f"cpu_ratio_vs_{against}"] = round(
+                report["baton"]["total_ms"] / report[against]["total_ms"], 3)
         self.report["sequential"] = report
 
     @staticmethod
@@ -205,6 +224,96 @@ class Bench:
             for _ in range(n):
                 token = refresh(token)
         return app.seconds / n * 1000, db.seconds / n * 1000
+
+    def signin(self) -> None:
+        """Full sign-ins one at a time (SPEC §13: the password and a PKCE challenge, a TOTP
+        code, the code redeemed): server and database CPU per sign-in, and how much of it is
+        the argon2 hash of the password, timed alone with the same parameters."""
+        import pyotp
+
+        from app.crypto import Passwords
+        from app.services.signin.codes import s256
+
+        users = self._signin_users()
+        client = loadgen.Client(self.baton.url)
+        base = "/v1/tenants/signin"
+
+        def sign_in(username: str, secret: str) -> None:
+            verifier = servers.random_secret()
+            status, body = client.post(f"{base}/authorize-challenge", {
+                "username": username, "password": "bench password",
+                "code_challenge": s256(verifier), "code_challenge_method": "S256"})
+            if status != 400 or body.get("error") != "insufficient_authorization":
+                raise RuntimeError(f"challenge: {status} {body}")
+            status, body = client.post(f"{base}/authorize-challenge", {
+                "auth_session": body["auth_session"], "otp": pyotp.TOTP(secret).now()})
+            if status != 200:
+                raise RuntimeError(f"answer: {status} {body}")
+            status, body = client.post(f"{base}/token", {
+                "grant_type": "authorization_code", "code": body["authorization_code"],
+                "code_verifier": verifier})
+            if status != 200:
+                raise RuntimeError(f"redeem: {status} {body}")
+
+        sign_in(*users.pop())  # warm up
+        started = time.monotonic()
+        with servers.CpuMeter(self.baton.processes) as app, \
+                servers.CpuMeter(servers.postgres_processes) as db:
+            for username, secret in users:
+                sign_in(username, secret)
+        wall = time.monotonic() - started
+        n = len(users)
+        config = self._app().config
+        passwords = Passwords(config["ARGON2_TIME_COST"], config["ARGON2_MEMORY_KIB"],
+                              config["ARGON2_PARALLELISM"])
+        digest = passwords.hash("bench password")
+        cpu_started, wall_started = time.process_time(), time.perf_counter()
+        for _ in range(10):
+            passwords.verify(digest, "bench password")
+        argon2_cpu = (time.process_time() - cpu_started) / 10 * 1000
+        argon2_wall = (time.perf_counter() - wall_started) / 10 * 1000
+        app_ms, db_ms = app.seconds / n * 1000, db.seconds / n * 1000
+        self.report["signin"] = {
+            "sign_ins": n, "per_s_one_client": round(n / wall, 1),
+            "ms_per_sign_in": round(wall / n * 1000, 1),
+            "cpu_ms_per_sign_in": {"app": round(app_ms, 2), "db": round(db_ms, 2),
+                                   "total": round(app_ms + db_ms, 2)},
+            "argon2": {"time_cost": config["ARGON2_TIME_COST"],
+                       "memory_kib": config["ARGON2_MEMORY_KIB"],
+                       "parallelism": config["ARGON2_PARALLELISM"],
+                       "cpu_ms_per_verify": round(argon2_cpu, 2),
+                       "wall_ms_per_verify": round(argon2_wall, 2),
+                       "share_of_app_cpu": round(argon2_cpu / app_ms, 3)},
+        }
+
+    def _signin_users(self) -> list[tuple[str, str]]:
+        """Users of tenant `signin`, each with a confirmed TOTP factor; (username, secret)."""
+        import pyotp
+
+        from app.extensions import db
+        from app.services.accounts import factors
+        from app.services.accounts import users
+        from app.services.audit import events
+        from app.services.tenancy import tenants
+        from app.services.tenancy.lookup import lookup_tenant
+        from app.services.unit_of_work import transaction
+
+        n = 10 if self.args.quick else 40
+        app, now = self._app(), datetime.now(timezone.utc)
+        made = []
+        with app.app_context():
+            tenants.create_tenant(tenants.TenantSettings("signin", "Sign-in"), now)
+            for i in range(n + 1):
+                user = users.create_user("signin", f"s{i}", "bench password", now)
+                with transaction():
+                    tenant = lookup_tenant("signin")
+                    enrolment = factors.start_totp(tenant, user.id, f"s{i}", None, now)
+                    factors.finish_totp(tenant, user.id, enrolment.id,
+                                        pyotp.TOTP(enrolment.secret).at(now - timedelta(
+                                            seconds=30)), now, events.CLI)
+                made.append((f"s{i}", enrolment.secret))
+            db.session.remove()
+        return made
 
     def ceiling(self) -> None:
         rows = 100_000
@@ -332,10 +441,11 @@ class Bench:
     def close(self) -> None:
         self.baton.stop()
         self.mini.stop()
+        self.equal.stop()
         self.engine.dispose()
 
 
-SCENARIOS = ["yardstick", "sequential", "ceiling", "tabs", "purge", "table_size"]
+SCENARIOS = ["yardstick", "sequential", "signin", "ceiling", "tabs", "purge", "table_size"]
 
 
 def _describe(url: str) -> str:
@@ -346,7 +456,7 @@ def _describe(url: str) -> str:
 def render(report: dict) -> str:
     lines = [f"# Baton benchmark, {report['started']}", "",
              f"Database: {report['database']}; args: {json.dumps(report['args'])}", ""]
-    for name in ["yardstick", "cpu", "sequential", "ceiling", "tabs", "table_size", "purge"]:
+    for name in ["yardstick", "sequential", "signin", "ceiling", "tabs", "table_size", "purge"]:
         if name in report:
             lines += [f"## {name}", "", "```json", json.dumps(report[name], indent=2), "```", ""]
     return "\n".join(lines)
