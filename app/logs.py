@@ -5,6 +5,7 @@ or secret is ever passed to a logger: callers log ids (session, user) only.
 """
 from __future__ import annotations
 
+import json
 import logging
 import re
 import sys
@@ -70,7 +71,7 @@ def _log_request(response: Response) -> Response:
     started = g.get("request_started", time.perf_counter())
     req = request_ctx.request  # one proxy lookup, not eight
     route = req.url_rule.rule if req.url_rule else None
-    log.info("%s %s %s", req.method, route or "-", response.status_code, extra={
+    fields = {
         "event": "request",
         "method": req.method,
         "route": route,
@@ -78,8 +79,42 @@ def _log_request(response: Response) -> Response:
         "status": response.status_code,
         "duration_ms": round((time.perf_counter() - started) * 1000, 2),
         "client": req.remote_addr,
-    })
+    }
+    message = f"{req.method} {route or '-'} {response.status_code}"
+    stream = _only_stream()
+    if stream is None:
+        log.info(message, extra=fields)
+    else:
+        _write_line(stream, message, fields, request_id)
     return response
+
+
+# The request line is the one line every request writes: through the logging module it costs
+# about as much as the rest of the hooks together (docs/performance.md). When the JSON handler
+# that configure_logging installs is the only place the line would go (no handler of its own
+# on `app.request`, and none on the root: an operator's own logging config, pytest's capture),
+# the line is written to that handler's stream directly, with the same fields, in the same
+# order, under the handler's lock; anywhere else, through the logging module as every line.
+def _only_stream() -> Any:
+    if log.handlers or logging.root.handlers or not log.propagate:
+        return None
+    handlers = log.parent.handlers if log.parent is not None else []
+    if len(handlers) != 1:
+        return None
+    handler = handlers[0]
+    if type(handler) is not logging.StreamHandler or not isinstance(handler.formatter,
+                                                                     JsonFormatter) \
+            or handler.level > logging.INFO or handler.filters or log.filters:
+        return None
+    return handler
+
+
+def _write_line(handler: Any, message: str, fields: dict[str, Any], request_id: str) -> None:
+    line = json.dumps({"ts": datetime.now(timezone.utc).isoformat(), "level": "INFO",
+                       "logger": log.name, "msg": message, **fields, "request_id": request_id})
+    with handler.lock:
+        handler.stream.write(line + "\n")
+        handler.flush()
 
 
 _security = logging.getLogger("app.security")

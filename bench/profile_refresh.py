@@ -22,6 +22,7 @@ import cProfile
 import io
 import json
 import logging
+import os
 import pstats
 import sys
 import time
@@ -44,7 +45,8 @@ def make_app():
 
     url = servers.recreate_database(servers.server_url())
     app = create_app(config.ProductionConfig, {
-        "SECRET_KEY": servers.random_secret(), "BASE_URL": "http://bench.local",
+        "SECRET_KEY": os.environ.get("BENCH_SECRET") or servers.random_secret(),
+        "BASE_URL": "http://bench.local",
         "SQLALCHEMY_DATABASE_URI": config.psycopg2_url(url)})
     now = datetime.now(timezone.utc)
     with app.app_context():

@@ -78,3 +78,27 @@ def _post_from_a_child(url: str) -> int:
 def test_the_leak_check_sees_forked_clients_traffic() -> None:
     run_together(_post_from_a_child, [("http://127.0.0.1:9/token",)] * 2)
     assert "forked-client-password" in secret_registry.recorded()
+
+
+def test_the_request_line_is_the_same_whichever_way_it_is_written(app: Flask,
+                                                                  monkeypatch) -> None:
+    """In production (the JSON handler the only one) the request line is written to the
+    stream directly; with any other handler (pytest's capture, an operator's config)
+    through the logging module. Both write the same object, byte for byte but the clock."""
+    import io
+
+    handler = next(h for h in logging.getLogger("app").handlers
+                   if isinstance(h.formatter, JsonFormatter))
+    buffer = io.StringIO()
+    monkeypatch.setattr(handler, "stream", buffer)
+    client = app.test_client()
+    monkeypatch.setattr(logging.root, "handlers", [])  # as under gunicorn
+    client.get("/healthz", headers={"X-Request-ID": "same-id"})
+    monkeypatch.setattr(logging.root, "handlers", [logging.NullHandler()])
+    client.get("/healthz", headers={"X-Request-ID": "same-id"})
+    direct, through = [json.loads(line) for line in buffer.getvalue().splitlines()
+                       if '"event": "request"' in line]
+    for entry in (direct, through):
+        entry.pop("ts"), entry.pop("duration_ms")
+    assert list(direct.items()) == list(through.items())
+    assert direct["request_id"] == "same-id" and direct["msg"] == "GET /healthz 200"

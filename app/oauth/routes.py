@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from flask import Response
 from flask import request
+from flask.globals import request_ctx
 from flask.typing import ResponseReturnValue
 
 from app.http.answers import NO_CONTENT
@@ -146,11 +147,16 @@ CORS_MAX_AGE_S = 600
 @bp.after_request
 def add_cors_headers(response: Response) -> Response:
     """Allow the tenant's configured origins, preflights (OPTIONS) included."""
-    if request.endpoint not in CORS_ENDPOINTS:
+    req = request_ctx.request  # one context lookup (the token endpoint is the hot path)
+    if req.endpoint not in CORS_ENDPOINTS:
         return response
-    response.vary.add("Origin")
-    origin = request.headers.get("Origin")
-    if not origin or origin not in tenants.cors_origins((request.view_args or {})["tenant"]):
+    vary = response.headers.get("Vary")  # the header as is: response.vary re-parses it
+    if not vary:
+        response.headers["Vary"] = "Origin"
+    elif "origin" not in vary.lower():
+        response.headers["Vary"] = f"{vary}, Origin"
+    origin = req.headers.get("Origin")
+    if not origin or origin not in tenants.cors_origins((req.view_args or {})["tenant"]):
         return response
     response.headers["Access-Control-Allow-Origin"] = origin
     if request.method == "OPTIONS":
