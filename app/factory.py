@@ -111,6 +111,10 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(oauth_bp)
     app.register_blueprint(wellknown_bp)
     app.register_blueprint(admin_bp)
+    if app.config["CONSOLE_ENABLED"]:
+        from app.console import init_console
+
+        init_console(app)
 
 
 def register_errors(app: Flask) -> None:
