@@ -527,3 +527,27 @@ def test_cookie_names_follow_the_environment(app):
     with app.test_request_context():
         assert auth.session_cookie() == SESSION_COOKIE
         assert auth.sign_in_cookie() == SIGN_IN_COOKIE
+
+
+# -- accessibility habits -----------------------------------------------------------------
+
+@pytest.mark.parametrize("path", PAGES + ["/users/1/sessions/{session}/revoke", "/nope"])
+def test_every_field_has_a_label_and_every_page_one_heading(console, tokens, path):
+    session = tokens.login().get_json()["session_id"]
+    page = text(console.get(path.format(session=session)))
+    assert page.startswith("<!doctype html>") and '<html lang="en">' in page
+    assert len(re.findall(r"<h1[ >]", page)) == 1
+    labels = set(re.findall(r'<label for="([^"]+)">', page))
+    fields = re.findall(r"<(input|select|textarea)\b([^>]*)>", page)
+    for tag, attributes in fields:
+        if 'type="hidden"' in attributes:
+            continue
+        field_id = re.search(r'\bid="([^"]+)"', attributes)
+        assert field_id and field_id.group(1) in labels, (tag, attributes)
+    assert '<main id="main">' in page and 'href="#main"' in page  # a skip link
+
+
+def test_the_sign_in_page_labels_its_fields(client, tenant):
+    page = text(client.get("/console/sign-in"))
+    for field in re.findall(r'<input id="([^"]+)"', page):
+        assert f'<label for="{field}">' in page

@@ -19,7 +19,10 @@ import requests
 from flask import Flask
 from flask.testing import FlaskClient
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
+from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.ui import Select
+from selenium.webdriver.support.ui import WebDriverWait
 
 from app.extensions import db
 from app.services.tenancy import admin_keys
@@ -202,4 +205,36 @@ def test_a_revoked_key_closes_an_open_console(app, live_server, browser, operato
     assert "Your console session has ended" in browser.page_source
     assert requests.get(f"{base}/console/users", timeout=30,
                         allow_redirects=False).status_code == 303
+    assert console_errors(browser) == []
+
+
+def test_the_console_works_from_the_keyboard(live_server, browser, operator):
+    """Sign in and reach a user with Tab, typing and Enter only."""
+    base = live_server
+    browser.get(f"{base}/console/sign-in")
+
+    def tab_to(element_id: str) -> Any:
+        for _ in range(10):
+            browser.switch_to.active_element.send_keys(Keys.TAB)
+            active = browser.switch_to.active_element
+            if active.get_attribute("id") == element_id:
+                return active
+        raise AssertionError(f"Tab never reached #{element_id}")
+
+    tab_to("tenant").send_keys(operator["tenant"])
+    tab_to("admin_key").send_keys(operator["key"])
+    html = browser.find_element(By.TAG_NAME, "html")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(html))
+    assert browser.current_url == f"{base}/console/users"
+    tab_to("username").send_keys("bob" + Keys.ENTER)
+    WebDriverWait(browser, 15).until(expected_conditions.url_contains("username=bob"))
+    for _ in range(20):  # on to the user's link, then Enter
+        browser.switch_to.active_element.send_keys(Keys.TAB)
+        if browser.switch_to.active_element.text == "bob":
+            break
+    html = browser.find_element(By.TAG_NAME, "html")
+    browser.switch_to.active_element.send_keys(Keys.ENTER)
+    WebDriverWait(browser, 15).until(expected_conditions.staleness_of(html))
+    assert browser.find_element(By.TAG_NAME, "h1").text == "bob"
     assert console_errors(browser) == []
