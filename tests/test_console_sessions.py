@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import threading
 from datetime import timedelta
 
 import pytest
@@ -243,3 +244,30 @@ def test_a_filtered_listing_never_skips_an_event_that_commits_later(app, ctx, te
         held_tx.commit()
     page = settled(tid, expect=2, kind="user.disabled")
     assert [e["data"]["user_id"] for e in page.events] == ["held", "1"]
+
+
+def test_parallel_guesses_cannot_slip_under_the_limit(app, database_url):
+    """Eight sign-ins with wrong keys from one network at once, an allowance of 2: the
+    counter is taken in the sign-in's own transaction, so exactly 2 are judged and 6 are
+    throttled, however they interleave."""
+    racing = make_app(database_url, DB_POOL_SIZE=10, LOGIN_MAX_PER_USER_ADDRESS=2)
+    with racing.app_context():
+        make_tenant("acme")
+    barrier, outcomes = threading.Barrier(8), []
+
+    def guess() -> None:
+        with racing.app_context():
+            barrier.wait(30)
+            try:
+                console_sessions.sign_in("acme", "bat_guess-guess-guess", ADDRESS, utcnow())
+            except (AccessDenied, LoginThrottled) as refused:
+                outcomes.append(type(refused).__name__)
+            finally:
+                db.session.remove()
+
+    threads = [threading.Thread(target=guess) for _ in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert sorted(outcomes) == ["AccessDenied"] * 2 + ["LoginThrottled"] * 6
