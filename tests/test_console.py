@@ -155,6 +155,14 @@ def test_refused_sign_ins(app, client, admin_key, case):
     assert console.get("/users").status_code == 303
 
 
+def test_a_key_typed_into_the_tenant_field_is_never_logged(client, admin_key, caplog):
+    caplog.set_level("INFO", logger="app")
+    response = Console(client).sign_in(admin_key, admin_key)
+    assert is_page(response, 403) and admin_key not in text(response)
+    assert caplog.records and not any(admin_key in r.getMessage() or admin_key in str(vars(r))
+                                      for r in caplog.records)
+
+
 @pytest.mark.parametrize("fields, status", [
     ({"tenant": "", "admin_key": "bat_x"}, 400),
     ({"tenant": "acme", "admin_key": "  "}, 400),

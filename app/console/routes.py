@@ -20,6 +20,7 @@ from app.console.pages import NOTICES
 from app.console.pages import bad_input
 from app.console.pages import not_found
 from app.console.pages import page
+from app.models.tenant import valid_slug
 from app.services.audit import events
 from app.services.errors import AccessDenied
 from app.services.errors import LoginThrottled
@@ -39,7 +40,9 @@ INTROSPECT_ONLY = ("This key has the introspect scope only. The console needs a 
 
 def _sign_in_page(status: int = 200, error: str | None = None, tenant: str = "",
                   headers: dict[str, str] | None = None) -> Response:
-    """The sign-in form, bound to the nonce of the browser's sign-in cookie (made if absent)."""
+    """The sign-in form, bound to the nonce of the browser's sign-in cookie (made if absent).
+    The tenant typed is shown again only when it is a slug (not a key pasted there)."""
+    tenant = tenant if valid_slug(tenant) else ""
     nonce = request.cookies.get(sign_in_cookie(), "")
     fresh = not nonce
     nonce = nonce or console_sessions.new_token()

@@ -36,6 +36,7 @@ from app.crypto import token_digest
 from app.extensions import db
 from app.logs import security_event
 from app.models import ConsoleSession
+from app.models.tenant import valid_slug
 from app.runtime import runtime
 from app.services.audit import events
 from app.services.errors import AccessDenied
@@ -104,8 +105,10 @@ def sign_in(tenant_slug: str, presented_key: str, client_address: str | None,
                                       None, now)
         raise
     if key is None:
-        log.info("console sign-in refused", extra={"event": "console_sign_in_refused",
-                                                   "tenant": tenant_slug})
+        # The slug only when it is one: an operator may paste the key into the tenant field.
+        log.info("console sign-in refused", extra={
+            "event": "console_sign_in_refused",
+            "tenant": tenant_slug if valid_slug(tenant_slug) else None})
         raise AccessDenied()
     if session is None:
         raise ScopeMissing("admin")
