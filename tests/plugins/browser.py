@@ -22,6 +22,7 @@ import os
 import tempfile
 from collections.abc import Callable
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
@@ -57,11 +58,19 @@ def start_chromium(profile: Path, *arguments: str) -> Any:
 def click_and_wait(driver: Any, element: Any, timeout_s: float = 15) -> None:
     """Click something that loads a new page (a link, a form's button) and wait until the
     new page has loaded: selenium's click returns as soon as the event is dispatched."""
+    with new_page(driver, timeout_s):
+        element.click()
+
+
+@contextmanager
+def new_page(driver: Any, timeout_s: float = 15) -> Iterator[None]:
+    """Wait, after the block, until another page has replaced this one and has loaded (for a
+    key press that submits a form, say)."""
     from selenium.webdriver.support import expected_conditions
     from selenium.webdriver.support.ui import WebDriverWait
 
     html = driver.find_element("tag name", "html")
-    element.click()
+    yield
     wait = WebDriverWait(driver, timeout_s)
     wait.until(expected_conditions.staleness_of(html))
     wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
