@@ -64,16 +64,24 @@ def click_and_wait(driver: Any, element: Any, timeout_s: float = 15) -> None:
 
 @contextmanager
 def new_page(driver: Any, timeout_s: float = 15) -> Iterator[None]:
-    """Wait, after the block, until another page has replaced this one and has loaded (for a
-    key press that submits a form, say)."""
-    from selenium.webdriver.support import expected_conditions
+    """Wait, after the block, until another document has replaced this one and has loaded
+    (for a key press that submits a form, say)."""
+    from selenium.common.exceptions import WebDriverException
     from selenium.webdriver.support.ui import WebDriverWait
 
-    html = driver.find_element("tag name", "html")
+    old = driver.find_element("tag name", "html").id
+
+    def loaded(d: Any) -> bool:
+        try:
+            return bool(d.find_element("tag name", "html").id != old
+                        and d.execute_script("return document.readyState") == "complete")
+        except WebDriverException:
+            # Between two documents chromedriver may answer "stale element" or "node does
+            # not belong to the document": not loaded yet.
+            return False
+
     yield
-    wait = WebDriverWait(driver, timeout_s)
-    wait.until(expected_conditions.staleness_of(html))
-    wait.until(lambda d: d.execute_script("return document.readyState") == "complete")
+    WebDriverWait(driver, timeout_s).until(loaded)
 
 
 def console_errors(driver: Any) -> list[dict]:
