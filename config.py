@@ -142,6 +142,8 @@ class Settings(BaseSettings):
     reset_token_ttl_s: int = _env("BATON_RESET_TOKEN_TTL_S", 3600, ge=1, le=7 * 86_400)
     # Prometheus metrics at /metrics (SPEC §12); BATON_METRICS=0: no counting, /metrics 404.
     metrics_enabled: bool = _env("BATON_METRICS", True)
+    # The admin console at /console/ (SPEC §14); BATON_CONSOLE=0: not served, /console/ 404.
+    console_enabled: bool = _env("BATON_CONSOLE", True)
 
     @field_validator("*", mode="before")
     @classmethod

@@ -53,6 +53,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     init_tenant_cache(app, settings.tenant_cache_s)
     init_metrics(app)
     register_blueprints(app)
+    register_console(app)
     register_errors(app)
     register_cli(app)
     return app
@@ -111,6 +112,14 @@ def register_blueprints(app: Flask) -> None:
     app.register_blueprint(oauth_bp)
     app.register_blueprint(wellknown_bp)
     app.register_blueprint(admin_bp)
+
+
+def register_console(app: Flask) -> None:
+    """The admin console (SPEC §14): HTML, so not in the API's OpenAPI document."""
+    if app.config["CONSOLE_ENABLED"]:
+        from app.console import init_console
+
+        init_console(app)
 
 
 def register_errors(app: Flask) -> None:

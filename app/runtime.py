@@ -13,6 +13,7 @@ from config import Settings
 
 SUCCESSOR_PURPOSE = "baton refresh-token successor v1"
 KEY_ENCRYPTION_PURPOSE = "baton signing-key encryption v1"
+CONSOLE_FORM_PURPOSE = "baton console form token v1"
 
 
 @dataclass(frozen=True)
@@ -23,6 +24,8 @@ class Runtime:
     successor_keys: tuple[bytes, ...]
     # AES keys protecting signing keys at rest, in the same order; new keys use the first.
     key_encryption_keys: tuple[bytes, ...]
+    # HMAC keys of the console's form (CSRF) tokens, in the same order; new forms use the first.
+    console_form_keys: tuple[bytes, ...]
     lock_timeout_ms: int
     retry_after_s: int
     audience: str
@@ -47,6 +50,7 @@ def init_runtime(app: Flask) -> None:
         ),
         successor_keys=tuple(derive_key(s, SUCCESSOR_PURPOSE) for s in secrets),
         key_encryption_keys=tuple(derive_key(s, KEY_ENCRYPTION_PURPOSE) for s in secrets),
+        console_form_keys=tuple(derive_key(s, CONSOLE_FORM_PURPOSE) for s in secrets),
         lock_timeout_ms=settings.lock_timeout_ms,
         retry_after_s=settings.retry_after_s,
         audience=settings.access_token_audience,

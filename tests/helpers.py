@@ -137,7 +137,8 @@ def chain_violations() -> dict[str, int]:
     return {"tokens_with_two_successors": forks, "sessions_with_two_current": two_current}
 
 
-def settled(tenant_id: int, after: int | None = None, limit: int = 50, *, expect: int) -> Any:
+def settled(tenant_id: int, after: int | None = None, limit: int = 50, *, expect: int,
+            kind: str | None = None) -> Any:
     """events.list_events once `expect` events are listable (or after 30 s).
 
     The listing holds back events younger than the oldest transaction running anywhere on
@@ -147,7 +148,7 @@ def settled(tenant_id: int, after: int | None = None, limit: int = 50, *, expect
 
     deadline = time.monotonic() + 30
     while True:
-        page = events.list_events(tenant_id, after, limit)
+        page = events.list_events(tenant_id, after, limit, kind=kind)
         if len(page.events) >= expect or time.monotonic() > deadline:
             return page
         time.sleep(0.05)

@@ -3,6 +3,7 @@ from app.models.admin_key import AdminKey
 from app.models.base import Base
 from app.models.challenge import AuthorizationCode
 from app.models.challenge import ChallengeSession
+from app.models.console_session import ConsoleSession
 from app.models.event import Event
 from app.models.factor import Factor
 from app.models.factor import RecoveryCode
@@ -15,6 +16,6 @@ from app.models.tenant import Tenant
 from app.models.user import User
 from app.models.webhook import Webhook
 
-__all__ = ["AdminKey", "AuthSession", "AuthorizationCode", "Base", "ChallengeSession", "Event",
-           "Factor", "LoginAddressAttempts", "LoginAttempts", "RecoveryCode", "RefreshToken",
-           "SigningKey", "Tenant", "User", "Webhook"]
+__all__ = ["AdminKey", "AuthSession", "AuthorizationCode", "Base", "ChallengeSession",
+           "ConsoleSession", "Event", "Factor", "LoginAddressAttempts", "LoginAttempts",
+           "RecoveryCode", "RefreshToken", "SigningKey", "Tenant", "User", "Webhook"]

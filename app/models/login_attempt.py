@@ -2,7 +2,8 @@
 
 `LoginAttempts` counts per tenant: kind 'user' is keyed by the username, kind 'user_addr'
 by the username and the client's network, kind 'mfa' (wrong second-factor answers) by the
-user id. `LoginAddressAttempts` counts per client network
+user id; the console's sign-in (SPEC §14) counts kind 'console' (key '': the whole tenant)
+and 'console_addr' (keyed by the client's network). `LoginAddressAttempts` counts per client network
 across every tenant, so one address gets one allowance however many tenants it tries.
 """
 from __future__ import annotations
@@ -20,14 +21,15 @@ from app.models.base import timestamp
 class LoginAttempts(Base):
     __tablename__ = "login_attempts"
     __table_args__ = (
-        sa.CheckConstraint("kind IN ('user', 'user_addr', 'mfa')", name="kind_known"),
+        sa.CheckConstraint("kind IN ('user', 'user_addr', 'mfa', 'console', 'console_addr')",
+                           name="kind_known"),
         sa.Index("ix_login_attempts_window_start", "window_start"),
     )
 
     tenant_id: Mapped[int] = mapped_column(
         sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"), primary_key=True
     )
-    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # 'user', 'user_addr', 'mfa'
+    kind: Mapped[str] = mapped_column(sa.Text, primary_key=True)  # see the module docstring
     key: Mapped[str] = mapped_column(sa.Text, primary_key=True)
     window_start: Mapped[datetime] = timestamp()
     attempts: Mapped[int] = mapped_column(sa.Integer)

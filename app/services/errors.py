@@ -136,11 +136,12 @@ class ScopeMissing(ServiceError):
 
 
 class LoginThrottled(ServiceError):
-    """Too many failed logins; carries what the login.throttled event needs."""
+    """Too many failed logins; carries what the login.throttled event needs (`tenant_id`
+    None: a console sign-in that named no tenant, so no tenant's event)."""
 
     message = "Too many failed attempts; retry later."
 
-    def __init__(self, retry_after: int, tenant_id: int,
+    def __init__(self, retry_after: int, tenant_id: int | None,
                  limits: list[tuple[str, str, datetime]]) -> None:
         super().__init__()
         self.retry_after = retry_after

@@ -25,9 +25,9 @@ from app.services.tenancy import lookup as tenant_lookup
 from tests.plugins.secret_leaks import RecordingClient
 
 # Children before parents.
-TABLES = ("events", "webhooks", "admin_keys", "login_address_attempts", "login_attempts",
-          "authorization_codes", "challenge_sessions", "recovery_codes", "factors",
-          "refresh_tokens", "sessions", "signing_keys", "users", "tenants")
+TABLES = ("events", "webhooks", "console_sessions", "admin_keys", "login_address_attempts",
+          "login_attempts", "authorization_codes", "challenge_sessions", "recovery_codes",
+          "factors", "refresh_tokens", "sessions", "signing_keys", "users", "tenants")
 
 
 def pytest_configure(config: pytest.Config) -> None:

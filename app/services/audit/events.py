@@ -138,14 +138,17 @@ def session_revoked(tenant_id: int, session_ids: Iterable, reason: str, actor: A
             for sid in session_ids]
 
 
-def record_login_throttled(tenant_id: int, limits: Iterable[tuple[str, str, datetime]],
+def record_login_throttled(tenant_id: int | None, limits: Iterable[tuple[str, str, datetime]],
                            client_address: str | None, user_id: int | None,
                            now: datetime) -> int:
     """login.throttled, once per throttle key and window, in a transaction of its own.
 
     The throttled attempt itself rolls back (its count is not kept), so the event is the
-    only write. `limits` holds (kind, key, window_start) of each limit exceeded.
+    only write. `limits` holds (kind, key, window_start) of each limit exceeded. Without
+    a tenant (a console sign-in naming none) there is no feed to write to: nothing.
     """
+    if tenant_id is None:
+        return 0
     events = []
     for kind, key, window_start in limits:
         # The key (a username or an address) is hashed: the dedupe key only has to be unique.
@@ -165,6 +168,8 @@ def record_login_throttled(tenant_id: int, limits: Iterable[tuple[str, str, date
 # never skips it. `after` is still an event id; its row gives the cursor's transaction id.
 # An `after` naming no event of the tenant (say, purged) starts again from the oldest kept:
 # events may then repeat (receivers dedupe by id), never go missing.
+# A type filter only drops rows from the same walk: the cursor is still the last event
+# returned (its row gives the transaction id), so the rule above holds for a filtered page.
 _LIST = sa.text(
     """
     SELECT e.id, e.type, e.occurred_at, t.slug, e.actor_type, e.actor_id, e.data
@@ -174,6 +179,7 @@ _LIST = sa.text(
                                          WHERE c.id = :after AND c.tenant_id = :tenant_id),
                                         -1), :after)
       AND e.xact_id < pg_snapshot_xmin(pg_current_snapshot())::text::bigint
+      AND (CAST(:type AS text) IS NULL OR e.type = CAST(:type AS text))
     ORDER BY e.xact_id, e.id
     LIMIT :limit
     """
@@ -202,9 +208,9 @@ class EventPage:
 
 
 def list_events(tenant_id: int, after: int | None = None,
-                limit: int = DEFAULT_LIMIT) -> EventPage:
+                limit: int = DEFAULT_LIMIT, *, kind: str | None = None) -> EventPage:
     """Events of the tenant after `after` in commit-safe order (transaction, then id),
-    never skipping one that commits later.
+    never skipping one that commits later; only those of type `kind` when it is given.
 
     `next_after` is the last id returned, or `after` when the page is empty (SPEC §10).
     """
@@ -212,9 +218,11 @@ def list_events(tenant_id: int, after: int | None = None,
         raise InvalidInput(f"limit must be between 1 and {MAX_LIMIT}")
     if after is not None and after < 0:
         raise InvalidInput("after must be an event id")
+    if kind is not None and kind not in KINDS:
+        raise InvalidInput(f"type must be one of {', '.join(KINDS)}")
     with transaction():
-        rows = db.session.execute(
-            _LIST, {"tenant_id": tenant_id, "after": after or 0, "limit": limit}).all()
+        rows = db.session.execute(_LIST, {"tenant_id": tenant_id, "after": after or 0,
+                                          "limit": limit, "type": kind}).all()
     events = [event_body(row) for row in rows]
     next_after = events[-1]["id"] if events else (None if after is None else str(after))
     return EventPage(events, next_after)

@@ -38,6 +38,7 @@ from config import LoginLimits
 
 MAX_KEY_LENGTH = 300
 UNKNOWN_NETWORK = "unknown"
+CONSOLE_TENANT_KEY = ""  # the console's per-tenant counter: one for the whole tenant
 
 
 def client_network(address: str | None) -> str:
@@ -87,7 +88,7 @@ def reserve_attempt(tenant_id: int, username: str, address: str | None, now: dat
     tenant_columns = [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key]
     user, network = _user_key(username), client_network(address)
     pair = f"{network} {user}"
-    counted = [
+    _decide(tenant_id, network, now, window, [
         ("user", user, limits.per_user,
          _counted(per_tenant, tenant_columns,
                   {"tenant_id": tenant_id, "kind": "user", "key": user}, now, window)),
@@ -96,7 +97,36 @@ def reserve_attempt(tenant_id: int, username: str, address: str | None, now: dat
                   {"tenant_id": tenant_id, "kind": "user_addr", "key": pair}, now, window)),
         ("addr", network, limits.per_address,
          _counted(per_address, [per_address.c.address], {"address": network}, now, window)),
-    ]
+    ])
+
+
+def reserve_console_attempt(tenant_id: int | None, address: str | None, now: datetime,
+                            limits: LoginLimits) -> None:
+    """Count a sign-in to the admin console (SPEC §14) as a login is counted: the whole
+    tenant stands where the username stands (its allowance per_user), the tenant and the
+    client network where the pair stands (per_user_address), and the network's allowance
+    across every tenant is the one logins use, so keys and passwords share it. An unknown
+    tenant (`None`) counts against the network only. LoginThrottled past a limit."""
+    window = timedelta(seconds=limits.window_s)
+    per_tenant, per_address = _tables()
+    tenant_columns = [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key]
+    network = client_network(address)
+    counted = [("addr", network, limits.per_address,
+                _counted(per_address, [per_address.c.address], {"address": network}, now,
+                         window))]
+    if tenant_id is not None:
+        counted += [(kind, key, limit, _counted(
+            per_tenant, tenant_columns, {"tenant_id": tenant_id, "kind": kind, "key": key},
+            now, window)) for kind, key, limit in (
+                ("console", CONSOLE_TENANT_KEY, limits.per_user),
+                ("console_addr", network, limits.per_user_address))]
+    _decide(tenant_id, network, now, window, counted)
+
+
+def _decide(tenant_id: int | None, network: str, now: datetime, window: timedelta,
+            counted: list[tuple[str, str, int, sa.Row[Any]]]) -> None:
+    """LoginThrottled (after the wait of the longest exceeded window) if a count is over its
+    limit; `counted` holds (kind, key, limit, counter row) of each limit."""
     exceeded = [(kind, key, row.window_start)
                 for kind, key, limit, row in counted if row.attempts > limit]
     retry_after = max(((row.window_start + window - now).total_seconds()
@@ -115,6 +145,20 @@ def release_after_success(tenant_id: int, username: str, address: str | None) ->
     db.session.execute(sa.delete(per_tenant).where(
         per_tenant.c.tenant_id == tenant_id,
         sa.tuple_(per_tenant.c.kind, per_tenant.c.key).in_(keys)))
+    db.session.execute(sa.update(per_address).where(
+        per_address.c.address == network, per_address.c.attempts > 0,
+    ).values(attempts=per_address.c.attempts - 1))
+
+
+def release_console_after_success(tenant_id: int, address: str | None) -> None:
+    """A console sign-in with a live key: forget the tenant's failures (as a login forgets
+    the username's) and give back the network's count."""
+    per_tenant, per_address = _tables()
+    network = client_network(address)
+    db.session.execute(sa.delete(per_tenant).where(
+        per_tenant.c.tenant_id == tenant_id,
+        sa.tuple_(per_tenant.c.kind, per_tenant.c.key).in_(
+            [("console", CONSOLE_TENANT_KEY), ("console_addr", network)])))
     db.session.execute(sa.update(per_address).where(
         per_address.c.address == network, per_address.c.attempts > 0,
     ).values(attempts=per_address.c.attempts - 1))

@@ -140,26 +140,41 @@ _AUTHENTICATE = sa.text(
 )
 
 
+def live_key(tenant_id: int, presented: str, now: datetime) -> AdminPrincipal | None:
+    """The live key of this tenant that `presented` is, or None (inside the caller's
+    transaction); touches last_used_at at most once a minute. The one key check, shared by
+    the admin API and the console's sign-in."""
+    digest = token_digest(presented)
+    row = db.session.connection().execute(_AUTHENTICATE, {
+        "digest": digest, "tenant_id": tenant_id, "now": now,
+        "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),
+    }).one_or_none()
+    if row is None or not hmac.compare_digest(bytes(row.digest), digest):
+        return None
+    return AdminPrincipal(row.id, row.tenant_id, row.scope)
+
+
+def has_scope(key: AdminPrincipal, scope: str) -> bool:
+    """`admin` includes `introspect`."""
+    return key.scope == "admin" or key.scope == scope
+
+
 def authenticate(tenant_slug: str, presented: str, scope: str, now: datetime) -> AdminPrincipal:
     """The key's principal if it is a live key of this tenant with `scope`.
 
     AccessDenied for a missing, unknown, revoked or other tenant's key; ScopeMissing for a
     valid key without the scope (`admin` includes `introspect`).
     """
-    digest = token_digest(presented)
     try:
         with transaction():
             tenant = lookup_tenant(tenant_slug)
-            row = db.session.connection().execute(_AUTHENTICATE, {
-                "digest": digest, "tenant_id": tenant.id, "now": now,
-                "stale_before": now - timedelta(seconds=TOUCH_EVERY_S),
-            }).one_or_none()
+            key = live_key(tenant.id, presented, now)
     except UnknownTenant:
-        row = None  # no key belongs to it: 401 like any bad key, not a tenant oracle
-    if row is None or not hmac.compare_digest(bytes(row.digest), digest):
+        key = None  # no key belongs to it: 401 like any bad key, not a tenant oracle
+    if key is None:
         log.info("admin key rejected", extra={"event": "admin_key_rejected",
                                               "tenant": tenant_slug})
         raise AccessDenied()
-    if row.scope != "admin" and row.scope != scope:
+    if not has_scope(key, scope):
         raise ScopeMissing(scope)
-    return AdminPrincipal(row.id, row.tenant_id, row.scope)
+    return key

@@ -174,6 +174,14 @@ def update_tenant(slug: str, **changes: Any) -> TenantSettings:
     return updated
 
 
+def tenant_settings(slug: str) -> TenantSettings:
+    """The tenant's settings as stored (not the per-worker cache): the console shows them."""
+    with transaction():
+        found = lookup_tenant(slug)
+        tenant = db.session.execute(select(Tenant).where(Tenant.id == found.id)).scalar_one()
+        return TenantSettings.of(tenant)
+
+
 def tenant_exists(slug: str) -> bool:
     try:
         with transaction():
