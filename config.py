@@ -55,6 +55,7 @@ class LoginLimits:
     per_address: int  # per client address, across every tenant
     mfa_answers: int = 5  # wrong answers that end an auth_session (SPEC §13.3)
     mfa_per_user: int = 10  # wrong answers per user in the window, across auth_sessions
+    mfa_per_day: int = 30  # wrong answers per user per day
 
 
 def psycopg2_url(url: str | None) -> str | None:
@@ -132,6 +133,9 @@ class Settings(BaseSettings):
     mfa_max_answers: int = _env("BATON_MFA_MAX_ANSWERS", 5, ge=1, le=20)
     mfa_max_failures_per_user: int = _env("BATON_MFA_MAX_FAILURES_PER_USER", 10, ge=1,
                                           le=100_000)
+    # ... and per user per day, whatever the window says.
+    mfa_max_failures_per_day: int = _env("BATON_MFA_MAX_FAILURES_PER_DAY", 30, ge=1,
+                                         le=1_000_000)
 
     # The webhook deliverer (`flask events deliver`; its options override these): one POST
     # is cut off after this long; POSTs to this many endpoints run at once.
@@ -193,7 +197,8 @@ class Settings(BaseSettings):
     def login_limits(self) -> LoginLimits:
         return LoginLimits(self.login_window_s, self.login_max_per_user_address,
                            self.login_max_per_user, self.login_max_per_address,
-                           self.mfa_max_answers, self.mfa_max_failures_per_user)
+                           self.mfa_max_answers, self.mfa_max_failures_per_user,
+                           self.mfa_max_failures_per_day)
 
     @property
     def secrets(self) -> tuple[str, ...]:

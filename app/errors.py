@@ -58,8 +58,8 @@ class InsufficientUserAuthentication(OAuthError):
     status_code = 401
     description = "A more recent sign-in is required for this change."
 
-    def __init__(self, max_age: int) -> None:
-        super().__init__()
+    def __init__(self, max_age: int, description: str | None = None) -> None:
+        super().__init__(description)
         self.headers = {"WWW-Authenticate": (
             f'Bearer error="{self.error}", error_description="{self.description}", '
             f"max_age={int(max_age)}")}
@@ -159,7 +159,7 @@ _TRANSLATIONS: list[tuple[type[domain.ServiceError], Callable[[Any], OAuthError]
     (domain.GrantRejected, lambda e: InvalidGrant()),
     (domain.GrantDisabled, lambda e: UnsupportedGrantType()),
     (domain.AccessDenied, lambda e: InvalidToken()),
-    (domain.StepUpRequired, lambda e: InsufficientUserAuthentication(e.max_age)),
+    (domain.StepUpRequired, lambda e: InsufficientUserAuthentication(e.max_age, e.message)),
     (domain.ScopeMissing, lambda e: InsufficientScope(e.scope)),
     (domain.InsufficientAuthorization, lambda e: InsufficientAuthorization(_challenge_body(e))),
     (domain.InvalidSession, lambda e: InvalidSession()),

@@ -285,6 +285,7 @@ def test_totp_secrets_follow_fallbacks_and_reencrypt(database_url, old_app):
 
     from app.services.accounts import factors
     from app.services.audit import events
+    from app.services.errors import KeyUnavailable
     from app.services.tenancy.lookup import lookup_tenant
     from app.services.unit_of_work import transaction
 
@@ -308,7 +309,10 @@ def test_totp_secrets_follow_fallbacks_and_reencrypt(database_url, old_app):
             db.session.remove()
         return found is not None
 
-    assert not accepted(make_app(database_url, SECRET_KEY=NEW), 0)
+    # Without the old secret the factor is not "wrong code" but the operator's mistake:
+    # KeyUnavailable (503), the transaction rolled back, no answer counted against the user.
+    with pytest.raises(KeyUnavailable):
+        accepted(make_app(database_url, SECRET_KEY=NEW), 0)
     switched = make_app(database_url, SECRET_KEY=NEW, SECRET_KEY_FALLBACKS=OLD)
     assert accepted(switched, 0)
     result = switched.test_cli_runner().invoke(args=["keys", "reencrypt"])

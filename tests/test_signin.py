@@ -201,7 +201,14 @@ def test_enrolment_confirmation_and_listing(app, signin):
     assert [(f["id"], f["type"], f["name"]) for f in listing["factors"]] == [
         (body["id"], "totp", "phone")]
     assert "secret" not in json.dumps(listing)
-    # A second factor brings no second set of codes.
+    # The password-only session that enrolled the first factor cannot change factors now
+    # (the mfa step-up); a sign-in with the factor can, and a second factor brings no second
+    # set of codes.
+    refused = signin.mfa("POST", "/totp", token, data={})
+    assert refused.status_code == 401, refused.get_json()
+    assert refused.get_json()["error"] == "insufficient_user_authentication"
+    assert "second factor" in refused.get_json()["error_description"]
+    token = signin.sign_in(otp_secret=body["secret"])["access_token"]
     second = signin.mfa("POST", "/totp", token, data={})
     again = signin.mfa("POST", f"/totp/{second.get_json()['id']}/confirm", token,
                        data={"code": totp_code(second.get_json()["secret"])}).get_json()

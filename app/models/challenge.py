@@ -46,6 +46,10 @@ class ChallengeSession(Base):
     attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")  # wrong answers
     created_at: Mapped[datetime] = timestamp()
     expires_at: Mapped[datetime] = timestamp()
+    # The user's password hash, fingerprinted when the password was proven: a password
+    # change (or a disable) while the challenge is open ends it. NULL when no password was
+    # part of the start (a passkey alone).
+    password_fingerprint: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
     # mfa=required: the (pending) TOTP factor being enrolled inside this flow. No foreign
     # key: deleting a factor must not lock challenge rows (their answers lock the factor).
     enroll_factor_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
@@ -77,6 +81,7 @@ class AuthorizationCode(Base):
     created_at: Mapped[datetime] = timestamp()
     expires_at: Mapped[datetime] = timestamp()
     used_at: Mapped[datetime | None] = timestamp(nullable=True)
-    # The session its redemption started: revoked if the code is presented again.
-    session_id: Mapped[uuid.UUID | None] = mapped_column(
-        UUID(as_uuid=True), sa.ForeignKey("sessions.id", ondelete="SET NULL"), nullable=True)
+    # The session its redemption started: revoked if the code is presented again. No foreign
+    # key: purging a session must not lock code rows (a replay locks the code, then the
+    # session).
+    session_id: Mapped[uuid.UUID | None] = mapped_column(UUID(as_uuid=True), nullable=True)

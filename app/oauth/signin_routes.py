@@ -38,6 +38,7 @@ from app.oauth.signin_models import TotpConfirmRequest
 from app.oauth.signin_models import TotpEnrolment
 from app.oauth.signin_models import TotpEnrolRequest
 from app.services.accounts import factors
+from app.services.accounts.users import validate_credentials
 from app.services.signin import challenge
 
 ANSWERS = ("otp", "recovery_code", "webauthn_response", "enroll")
@@ -110,6 +111,7 @@ def _first_request(body: ChallengeRequest) -> challenge.FirstRequest:
                              "a-z, 0-9, '-', '.', '_' and '~' (RFC 7636).")
     if body.code_challenge_method != "S256":  # RFC 7636 §4.4.1: none means `plain`: refused
         raise InvalidRequest("Parameter 'code_challenge_method' must be S256.")
+    validate_credentials(body.username, body.password)  # length limits before any hashing
     return challenge.FirstRequest(body.username, body.password, body.code_challenge,
                                   body.client_id)
 

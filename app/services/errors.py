@@ -101,8 +101,8 @@ class StepUpRequired(ServiceError):
 
     message = "A more recent sign-in is required for this change."
 
-    def __init__(self, max_age: int) -> None:
-        super().__init__()
+    def __init__(self, max_age: int, message: str | None = None) -> None:
+        super().__init__(message)
         self.max_age = max_age
 
 

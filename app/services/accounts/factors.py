@@ -32,6 +32,8 @@ from app.services.audit import events
 from app.services.errors import FactorNotFound
 from app.services.errors import InvalidCredentials
 from app.services.errors import InvalidInput
+from app.services.errors import KeyUnavailable
+from app.services.errors import StepUpRequired
 from app.services.errors import UserNotFound
 from app.services.tenancy.lookup import TenantInfo
 from app.services.tenancy.lookup import lookup_tenant
@@ -46,6 +48,7 @@ PENDING_TTL = timedelta(minutes=10)  # an unconfirmed TOTP factor is gone after 
 MAX_FACTORS = 10  # per user, pending ones included
 MAX_NAME_LENGTH = 100
 DEFAULT_NAMES = {"totp": "Authenticator app", "passkey": "Passkey"}
+SECOND_FACTOR_STEP_UP = "Sign in with your second factor to change your second factors."
 
 
 @dataclass(frozen=True)
@@ -116,8 +119,7 @@ def enrol_totp(tenant_slug: str, access_token: str, name: str | None,
     """POST …/mfa/totp: a pending TOTP factor (usable once confirmed, gone after 10 min)."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        username = _lock_user(caller.user_id)
+        caller, username = _locked_caller(tenant, access_token, now)
         enrolment = start_totp(tenant, caller.user_id, username, name, now)
     return enrolment
 
@@ -128,8 +130,7 @@ def confirm_totp(tenant_slug: str, access_token: str, factor_id: int, code: str,
     second factor brings ten recovery codes. A wrong code: InvalidCredentials, no change."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        _lock_user(caller.user_id)
+        caller, _ = _locked_caller(tenant, access_token, now)
         confirmed = finish_totp(tenant, caller.user_id, factor_id, code, now,
                                 events.user_actor(caller.user_id))
     if confirmed is None:
@@ -142,15 +143,13 @@ def delete_own(tenant_slug: str, access_token: str, factor_id: int, now: datetim
     second factor takes the recovery codes with it."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        _lock_user(caller.user_id)
+        caller, _ = _locked_caller(tenant, access_token, now)
         row = db.session.execute(
-            select(Factor.id, Factor.type, Factor.confirmed_at)
-            .where(Factor.id == factor_id, Factor.user_id == caller.user_id)
+            sa.delete(Factor).where(Factor.id == factor_id, Factor.user_id == caller.user_id)
+            .returning(Factor.id, Factor.type, Factor.confirmed_at)
         ).one_or_none()
         if row is None:
             raise FactorNotFound()
-        db.session.execute(sa.delete(Factor).where(Factor.id == row.id))
         if row.confirmed_at is not None:
             _removed(tenant.id, caller.user_id, [(row.id, row.type)], now,
                      events.user_actor(caller.user_id))
@@ -163,8 +162,7 @@ def regenerate_recovery_codes(tenant_slug: str, access_token: str, now: datetime
     """POST …/mfa/recovery-codes: a new set; the old set dies."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        _lock_user(caller.user_id)
+        caller, _ = _locked_caller(tenant, access_token, now)
         if not db.session.execute(select(has_second_factor(caller.user_id))).scalar():
             raise InvalidInput("recovery codes need a second factor: enrol one first")
         codes = recovery_codes.replace_codes(tenant.id, caller.user_id, now)
@@ -237,7 +235,7 @@ def pending_enrolment(tenant: TenantInfo, user_id: int, factor_id: int, username
                Factor.confirmed_at.is_(None), _pending_alive(now))).one_or_none()
     if row is None or row.secret_encrypted is None:
         return None
-    secret, _ = totp.decrypt_secret(row.secret_encrypted, tenant.id, user_id)
+    secret = _decrypted(row.secret_encrypted, tenant.id, user_id, factor_id)
     return Enrolment(factor_id, secret,
                      totp.provisioning_uri(secret, username, tenant.name or tenant.slug))
 
@@ -273,12 +271,7 @@ def verify_totp(tenant: TenantInfo, user_id: int, code: str, now: datetime, *,
         query = query.where(Factor.id == pending_factor_id, Factor.confirmed_at.is_(None),
                             _pending_alive(now))
     for row in db.session.execute(query.order_by(Factor.id).with_for_update()).all():
-        try:
-            secret, _ = totp.decrypt_secret(row.secret_encrypted, tenant.id, user_id)
-        except InvalidTag:
-            log.error("a TOTP secret cannot be decrypted with any configured secret",
-                      extra={"event": "totp_secret_undecryptable", "factor_id": row.id})
-            continue
+        secret = _decrypted(row.secret_encrypted, tenant.id, user_id, row.id)
         step = totp.matching_step(secret, code, now)
         if step is not None and (row.last_step is None or step > row.last_step):
             db.session.execute(sa.update(Factor).where(Factor.id == row.id)
@@ -317,20 +310,38 @@ def reencrypt_secrets(batch_size: int = 100) -> tuple[int, int]:
 
 # -- helpers --------------------------------------------------------------------------------
 
-def _recent_caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:
+def _decrypted(blob: bytes, tenant_id: int, user_id: int, factor_id: int) -> str:
+    """A TOTP secret; KeyUnavailable (503, the transaction rolled back: no answer counted)
+    when no configured secret decrypts it (SPEC §11: an operator's mistake, not the user's)."""
+    try:
+        return totp.decrypt_secret(blob, tenant_id, user_id)[0]
+    except InvalidTag:
+        log.error("a TOTP secret cannot be decrypted with any configured secret "
+                  "(SECRET_KEY / SECRET_KEY_FALLBACKS)",
+                  extra={"event": "totp_secret_undecryptable", "factor_id": factor_id})
+        raise KeyUnavailable() from None
+
+
+def _locked_caller(tenant: TenantInfo, access_token: str,
+                   now: datetime) -> tuple[VerifiedAccess, str]:
+    """The caller of a factor change, with their user row locked (FOR NO KEY UPDATE: factor
+    changes of one user, and answers to their challenges, run one after the other); the
+    caller and their username.
+
+    A recent sign-in (RFC 9470 max_age), and once the user has a second factor, a sign-in
+    that used one (`mfa` in its amr), decided under the lock: a session that proved only
+    the password, before a factor existed, cannot take the factors over."""
     caller = authenticated_caller(tenant, access_token, now)
     require_recent_sign_in(caller, tenant, now)
-    return caller
-
-
-def _lock_user(user_id: int) -> str:
-    """Lock the user row (FOR NO KEY UPDATE) for a factor change; returns the username."""
     username = db.session.execute(
-        select(User.username).where(User.id == user_id).with_for_update(key_share=True)
+        select(User.username).where(User.id == caller.user_id).with_for_update(key_share=True)
     ).scalar_one_or_none()
     if username is None:  # the session was live a moment ago; the user row goes with it
         raise InvalidCredentials()
-    return str(username)
+    if "mfa" not in (caller.claims.get("amr") or ()) and db.session.execute(
+            select(has_second_factor(caller.user_id))).scalar():
+        raise StepUpRequired(tenant.step_up_max_age, SECOND_FACTOR_STEP_UP)
+    return caller, str(username)
 
 
 def _listing(user_id: int) -> FactorList:

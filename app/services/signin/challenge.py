@@ -20,6 +20,7 @@ attempt counted is an attempt kept.
 """
 from __future__ import annotations
 
+import hmac
 import logging
 import secrets
 from dataclasses import dataclass
@@ -99,13 +100,14 @@ def start(tenant_slug: str, first: FirstRequest, *, now: datetime,
                              client_address=client_address)
     tenant = checked.tenant
     with transaction():
-        confirm_unchanged(checked, first.password, client_address)
-        if not checked.needs_second_factor:
+        unchanged = confirm_unchanged(checked, first.password, client_address)
+        fingerprint = codes.password_fingerprint(unchanged.password_hash)
+        if not unchanged.needs_second_factor:
             return CodeIssued(codes.issue_code(
-                tenant, checked.user_id, checked.password_hash, first.code_challenge,
-                first.client_id, ("pwd",), now, now))
+                tenant, checked.user_id, fingerprint, first.code_challenge, first.client_id,
+                ("pwd",), now, now))
         answers = factors.answerable(checked.user_id)
-        auth_session = _open(tenant, checked.user_id, first, now)
+        auth_session = _open(tenant, checked.user_id, fingerprint, first, now)
     if answers:
         raise InsufficientAuthorization(auth_session, answers)
     # mfa=required and nothing to answer with: enrol a TOTP factor inside the flow.
@@ -118,7 +120,7 @@ def answer(tenant_slug: str, given: Answer, *, now: datetime,
     with transaction():
         tenant = lookup_tenant(tenant_slug)
         challenge = _lock(tenant, given.auth_session, now)
-        if challenge is None:
+        if challenge is None or not _user_unchanged(challenge):
             outcome: _Outcome = _Invalid()
         elif given.enroll is not None:
             outcome = _enrolment(tenant, challenge, given, now)
@@ -176,11 +178,12 @@ class _Throttled(_Outcome):
     user_id: int
     retry_after: int
     window_start: datetime
+    limit: str  # "mfa" (per login window) or "mfa_day"
     client_address: str | None
     now: datetime
 
     def result(self, tenant_slug: str) -> CodeIssued | EnrolmentOffered:
-        events.record_login_throttled(self.tenant_id, [("mfa", str(self.user_id),
+        events.record_login_throttled(self.tenant_id, [(self.limit, str(self.user_id),
                                                         self.window_start)],
                                       self.client_address, self.user_id, self.now)
         raise TooManyAttempts(self.retry_after)
@@ -188,27 +191,56 @@ class _Throttled(_Outcome):
 
 # -- the steps -----------------------------------------------------------------------------
 
-def _open(tenant: TenantInfo, user_id: int, first: FirstRequest, now: datetime) -> str:
+def _open(tenant: TenantInfo, user_id: int, fingerprint: bytes, first: FirstRequest,
+          now: datetime) -> str:
     auth_session = b64url(secrets.token_bytes(AUTH_SESSION_BYTES))
     db.session.execute(sa.insert(ChallengeSession).values(
         tenant_id=tenant.id, user_id=user_id, digest=token_digest(auth_session),
         code_challenge=first.code_challenge, client_id=first.client_id, amr=["pwd"],
-        created_at=now, expires_at=now + AUTH_SESSION_TTL))
+        password_fingerprint=fingerprint, created_at=now, expires_at=now + AUTH_SESSION_TTL))
     return auth_session
 
 
 def _lock(tenant: TenantInfo, auth_session: str, now: datetime) -> ChallengeSession | None:
-    """The open, unexpired challenge of this tenant, locked; None for anything else."""
+    """The open, unexpired challenge of this tenant, locked after its user's row (the order
+    of every factor change: the user first); None for anything else.
+
+    The user row is locked FOR NO KEY UPDATE: an answer may change the user's factors (a
+    time step spent, a factor confirmed in the flow, a recovery code used), so answers and
+    factor changes of one user run one after the other, and a login's share lock waits for
+    them; refreshes and session inserts (FOR KEY SHARE) do not."""
+    digest = token_digest(auth_session)
+    user_id = db.session.execute(  # unlocked: only to know whose row to lock first
+        select(ChallengeSession.user_id)
+        .where(ChallengeSession.tenant_id == tenant.id, ChallengeSession.digest == digest)
+    ).scalar_one_or_none()
+    if user_id is None:
+        return None
+    db.session.execute(select(User.id).where(User.id == user_id)
+                       .with_for_update(key_share=True))
     challenge = db.session.execute(
         select(ChallengeSession)
-        .where(ChallengeSession.tenant_id == tenant.id,
-               ChallengeSession.digest == token_digest(auth_session))
+        .where(ChallengeSession.tenant_id == tenant.id, ChallengeSession.digest == digest)
         .with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if challenge is None or challenge.state != "open" or challenge.expires_at <= now \
-            or challenge.user_id is None:
+            or challenge.user_id != user_id:
         return None
     return challenge
+
+
+def _user_unchanged(challenge: ChallengeSession) -> bool:
+    """The challenge's user is still enabled with the password the challenge was opened
+    with; if not (a disable, a password change or reset while it was open), it ends."""
+    row = db.session.execute(
+        select(User.password_hash, User.disabled_at).where(User.id == challenge.user_id)
+    ).one()
+    fingerprint = challenge.password_fingerprint
+    if row.disabled_at is None and (fingerprint is None or hmac.compare_digest(
+            codes.password_fingerprint(row.password_hash), bytes(fingerprint))):
+        return True
+    challenge.state = "ended"
+    return False
 
 
 def _enrolment(tenant: TenantInfo, challenge: ChallengeSession, given: Answer,
@@ -219,9 +251,7 @@ def _enrolment(tenant: TenantInfo, challenge: ChallengeSession, given: Answer,
         return _Refused(InvalidInput("enroll must be 'totp'"))
     user_id = challenge.user_id
     assert user_id is not None
-    username = db.session.execute(
-        select(User.username).where(User.id == user_id).with_for_update(key_share=True)
-    ).scalar_one()
+    username = db.session.execute(select(User.username).where(User.id == user_id)).scalar_one()
     if tenant.mfa != "required" or factors.answerable(user_id):
         return _Refused(InvalidInput("enroll is not offered for this auth_session"))
     offered = None
@@ -240,9 +270,9 @@ def _check(tenant: TenantInfo, challenge: ChallengeSession, given: Answer, now: 
     user_id = challenge.user_id
     assert user_id is not None
     limits = runtime().login_limits
-    wait, window_start = reserve_second_factor_answer(tenant.id, user_id, now, limits)
+    wait, window_start, limit = reserve_second_factor_answer(tenant.id, user_id, now, limits)
     if wait:
-        return _Throttled(tenant.id, user_id, wait, window_start, client_address, now)
+        return _Throttled(tenant.id, user_id, wait, window_start, limit, client_address, now)
     enrolled: factors.Confirmed | None = None
     if given.otp is not None and challenge.enroll_factor_id is not None:
         enrolled = factors.finish_totp(tenant, user_id, challenge.enroll_factor_id, given.otp,
@@ -256,10 +286,10 @@ def _check(tenant: TenantInfo, challenge: ChallengeSession, given: Answer, now: 
         return _wrong_answer(tenant, challenge, now, limits.mfa_answers, client_address)
     release_second_factor_answers(tenant.id, user_id)
     challenge.state = "used"
-    password_hash = db.session.execute(
-        select(User.password_hash).where(User.id == user_id)).scalar_one()
-    code = codes.issue_code(tenant, user_id, password_hash, challenge.code_challenge,
-                            challenge.client_id, SECOND_FACTOR_AMR, now, now)
+    assert challenge.password_fingerprint is not None
+    code = codes.issue_code(tenant, user_id, bytes(challenge.password_fingerprint),
+                            challenge.code_challenge, challenge.client_id, SECOND_FACTOR_AMR,
+                            now, now)
     return _Done(CodeIssued(code, enrolled.recovery_codes if enrolled else None))
 
 

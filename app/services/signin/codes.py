@@ -57,15 +57,16 @@ def s256(verifier: str) -> str:
     return b64url(hashlib.sha256(verifier.encode("ascii")).digest())
 
 
-def issue_code(tenant: TenantInfo, user_id: int, password_hash: str, code_challenge: str,
+def issue_code(tenant: TenantInfo, user_id: int, fingerprint: bytes, code_challenge: str,
                client_id: str | None, amr: tuple[str, ...], auth_time: datetime,
                now: datetime) -> str:
-    """A new code for a completed sign-in (in the caller's transaction); shown once."""
+    """A new code for a completed sign-in (in the caller's transaction); shown once.
+    `fingerprint`: of the password hash the sign-in was proven under."""
     code = b64url(secrets.token_bytes(CODE_BYTES))
     db.session.execute(sa.insert(AuthorizationCode).values(
         tenant_id=tenant.id, user_id=user_id, digest=token_digest(code),
         code_challenge=code_challenge, client_id=client_id, amr=list(amr),
-        auth_time=auth_time, password_fingerprint=password_fingerprint(password_hash),
+        auth_time=auth_time, password_fingerprint=fingerprint,
         created_at=now, expires_at=now + CODE_TTL))
     return code
 

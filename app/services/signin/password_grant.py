@@ -36,7 +36,6 @@ from app.services.signin.throttling import reserve_attempt
 from app.services.tenancy.lookup import TenantInfo
 from app.services.tenancy.lookup import lookup_tenant
 from app.services.tenancy.signing_keys import private_key
-from app.services.tokens import family
 from app.services.tokens.issuing import PASSWORD
 from app.services.tokens.issuing import IssuedTokens
 from app.services.tokens.issuing import SignIn
@@ -56,7 +55,7 @@ class PasswordChecked:
     username: str  # normalised
     user_id: int
     password_hash: str
-    needs_second_factor: bool  # has one, or the tenant requires one
+    needs_second_factor: bool  # has one, or the tenant requires one (step 3 decides again)
 
 
 def login(
@@ -68,8 +67,7 @@ def login(
                              client_address=client_address, grant="password")
     tenant, signer = checked.tenant, checked.signer
     with transaction():
-        confirm_unchanged(checked, password, client_address)
-        if checked.needs_second_factor:
+        if confirm_unchanged(checked, password, client_address).needs_second_factor:
             grant = None
         else:
             grant = start_session(tenant, signer, SignIn(
@@ -120,19 +118,37 @@ def check_password(tenant_slug: str, username: str, password: str, *, now: datet
                            bool(user.second_factor) or tenant.mfa == "required")
 
 
+@dataclass(frozen=True)
+class Unchanged:
+    """The user as step 3 found it, under the share lock."""
+
+    password_hash: str  # as stored now (rehashed, if it was outdated)
+    needs_second_factor: bool  # has one now, or the tenant requires one
+
+
 def confirm_unchanged(checked: PasswordChecked, password: str,
-                      client_address: str | None) -> None:
+                      client_address: str | None) -> Unchanged:
     """Step 3, inside the caller's transaction: share-lock the user row, still enabled with
-    the same password hash (else InvalidCredentials); rehash an outdated hash; give the
-    attempt's throttle reservation back."""
+    the same password hash (else InvalidCredentials), and decide there whether a second
+    factor is needed (a factor confirmed while the password was hashed counts: confirming
+    one locks the user row); rehash an outdated hash; give the attempt's throttle
+    reservation back."""
     rt = runtime()
-    if not family.share_lock_unchanged_user(checked.user_id, checked.password_hash):
+    row = db.session.execute(
+        select(has_second_factor(User.id).label("second_factor"))
+        .where(User.id == checked.user_id, User.disabled_at.is_(None),
+               User.password_hash == checked.password_hash)
+        .with_for_update(read=True, of=User)
+    ).one_or_none()
+    if row is None:  # disabled, or the password changed, while it was hashed
         count_login("invalid")
         raise InvalidCredentials()
-    if rt.passwords.needs_rehash(checked.password_hash):
-        db.session.execute(
-            sa.update(User).where(User.id == checked.user_id)
-            .values(password_hash=rt.passwords.hash(password))
-        )
+    password_hash = checked.password_hash
+    if rt.passwords.needs_rehash(password_hash):
+        password_hash = rt.passwords.hash(password)
+        db.session.execute(sa.update(User).where(User.id == checked.user_id)
+                           .values(password_hash=password_hash))
     release_after_success(checked.tenant.id, checked.username, client_address)
+    return Unchanged(password_hash,
+                     bool(row.second_factor) or checked.tenant.mfa == "required")
 

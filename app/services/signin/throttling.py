@@ -37,6 +37,7 @@ from app.services.errors import LoginThrottled
 from config import LoginLimits
 
 MAX_KEY_LENGTH = 300
+DAY_S = 86_400
 UNKNOWN_NETWORK = "unknown"
 CONSOLE_TENANT_KEY = ""  # the console's per-tenant counter: one for the whole tenant
 
@@ -180,18 +181,27 @@ def purge_windows(before: datetime, tenant_id: int | None = None) -> int:
 
 
 def reserve_second_factor_answer(tenant_id: int, user_id: int, now: datetime,
-                                 limits: LoginLimits) -> tuple[int, datetime]:
+                                 limits: LoginLimits) -> tuple[int, datetime, str]:
     """Count a second-factor answer of the user (in the caller's transaction, which then
     holds the counter's row lock: one user's answers are checked one at a time, across
-    auth_sessions). Returns (seconds to wait, window start): 0 while under the limit of
-    wrong answers per window; a right answer gives the count back (`release_...`)."""
-    window = timedelta(seconds=limits.window_s)
+    auth_sessions). Returns (seconds to wait, window start, the limit: "mfa" per window or
+    "mfa_day"): 0 while under both limits of wrong answers; a right answer gives the counts
+    back (`release_...`)."""
     per_tenant, _ = _tables()
-    row = _counted(per_tenant, [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key],
-                   {"tenant_id": tenant_id, "kind": "mfa", "key": str(user_id)}, now, window)
-    if row.attempts <= limits.mfa_per_user:
-        return 0, row.window_start
-    return max(1, math.ceil((row.window_start + window - now).total_seconds())), row.window_start
+    columns = [per_tenant.c.tenant_id, per_tenant.c.kind, per_tenant.c.key]
+    # Two allowances: per login window, and per day (so that a guesser who knows the
+    # password, and so may open any number of auth_sessions, gets a few hundred guesses a
+    # month at most, not thousands: RFC 4226 §7.3).
+    for limit, key, seconds, allowed in (
+            ("mfa", str(user_id), limits.window_s, limits.mfa_per_user),
+            ("mfa_day", f"day:{user_id}", DAY_S, limits.mfa_per_day)):
+        window = timedelta(seconds=seconds)
+        row = _counted(per_tenant, columns,
+                       {"tenant_id": tenant_id, "kind": "mfa", "key": key}, now, window)
+        if row.attempts > allowed:
+            wait = math.ceil((row.window_start + window - now).total_seconds())
+            return max(1, wait), row.window_start, limit
+    return 0, row.window_start, ""
 
 
 def release_second_factor_answers(tenant_id: int, user_id: int) -> None:
@@ -199,4 +209,4 @@ def release_second_factor_answers(tenant_id: int, user_id: int) -> None:
     per_tenant, _ = _tables()
     db.session.execute(sa.delete(per_tenant).where(
         per_tenant.c.tenant_id == tenant_id, per_tenant.c.kind == "mfa",
-        per_tenant.c.key == str(user_id)))
+        per_tenant.c.key.in_((str(user_id), f"day:{user_id}"))))

@@ -28,6 +28,7 @@ from app.crypto import token_digest
 from app.database.statements import HotStatement
 from app.extensions import db
 from app.models import AuthSession
+from app.models import ChallengeSession
 from app.models import RefreshToken
 from app.models import User
 from app.services.audit import events
@@ -117,19 +118,6 @@ def lock_user(tenant_id: int, user: sa.ColumnElement[bool]) -> LockedUser | None
     return None if row is None else LockedUser(*row)
 
 
-def share_lock_unchanged_user(user_id: int, password_hash: str) -> bool:
-    """Login (1, shared): True if the user is still enabled with this password hash.
-
-    A disable or password change that committed while the hash was checked (and revoked
-    every session) must not be followed by a fresh session.
-    """
-    return db.session.execute(
-        select(User.id).where(User.id == user_id, User.disabled_at.is_(None),
-                              User.password_hash == password_hash)
-        .with_for_update(read=True)
-    ).first() is not None
-
-
 def lock_session(tenant_id: int, session_id: uuid.UUID | None, user_id: int | None = None, *,
                  live: bool = False) -> int | None:
     """Lock one session row of the tenant (2); its user id, or None if there is none.
@@ -173,7 +161,8 @@ def revoke_all_for_user(tenant_id: int, user_id: int, now: datetime, reason: str
     """Revoke every live session of a user whose row the caller locked; how many were live.
 
     The session rows are locked in id order first (2), so a refresh of any of them either
-    finishes before or sees the revocation.
+    finishes before or sees the revocation. The user's open challenge sessions (sign-ins in
+    progress) end as well: their answers lock the user row first, so none is halfway.
     """
     ids = list(db.session.execute(
         select(AuthSession.id)
@@ -189,4 +178,9 @@ def revoke_all_for_user(tenant_id: int, user_id: int, now: datetime, reason: str
         )
         events.record_events(events.session_revoked(
             tenant_id, ids, reason, actor, now, user_id=str(user_id)), now)
+    # A sign-in in progress (SPEC §13.3) would start a session after this: it ends too.
+    db.session.execute(sa.update(ChallengeSession)
+                       .where(ChallengeSession.user_id == user_id,
+                              ChallengeSession.state == "open")
+                       .values(state="ended"))
     return len(ids)
