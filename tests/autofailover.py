@@ -23,6 +23,7 @@ from tests.plugins.live_server import free_port
 from tests.topology import Workspace
 from tests.topology import missing
 from tests.topology import require_binary
+from tests.topology import run_sql
 from tests.topology import wait_for_port
 
 # Failure detection tightened from the defaults (in brackets) so a test failover takes
@@ -159,15 +160,7 @@ class AutoFailover:
     # -- state --------------------------------------------------------------------------------
 
     def execute(self, port: int, dbname: str, sql: str) -> list[tuple]:
-        conn = psycopg2.connect(host="127.0.0.1", port=port, user=self.superuser,
-                                dbname=dbname, connect_timeout=3)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return run_sql(f"host=127.0.0.1 port={port} user={self.superuser} dbname={dbname}", sql)
 
     def states(self) -> dict[str, tuple[str, str]]:
         """Each node's (reported state, goal state), as the monitor sees them."""

@@ -152,3 +152,21 @@ def settled(tenant_id: int, after: int | None = None, limit: int = 50, *, expect
         if len(page.events) >= expect or time.monotonic() > deadline:
             return page
         time.sleep(0.05)
+
+
+def event_types(app: Any) -> list[str]:
+    """Every event's type, oldest first."""
+    with app.app_context():
+        kinds = db.session.execute(sa.text("SELECT type FROM events ORDER BY id")).scalars().all()
+        db.session.remove()
+    return list(kinds)
+
+
+def events_of(app: Any, kind: str) -> list[dict]:
+    """The events of one type, oldest first: their actor and data."""
+    with app.app_context():
+        rows = db.session.execute(sa.text(
+            "SELECT actor_type, actor_id, data FROM events WHERE type = :t ORDER BY id"),
+            {"t": kind}).all()
+        db.session.remove()
+    return [{"actor": (r.actor_type, r.actor_id), "data": r.data} for r in rows]

@@ -32,6 +32,7 @@ from tests.factories import make_admin_key
 from tests.factories import make_tenant
 from tests.factories import make_user
 from tests.helpers import PASSWORD
+from tests.helpers import events_of
 from tests.helpers import utcnow
 from tests.plugins.database import make_app
 from tests.signin_helpers import SignIn
@@ -66,14 +67,6 @@ def eventually(fetch: Callable[[], Any], ok: Callable[[Any], bool], timeout_s: f
             return result
         time.sleep(0.05)
 
-
-def events_of(app, kind: str) -> list[dict]:
-    with app.app_context():
-        rows = db.session.execute(sa.text(
-            "SELECT actor_type, actor_id, data FROM events WHERE type = :t ORDER BY id"),
-            {"t": kind}).all()
-        db.session.remove()
-    return [{"actor": (r.actor_type, r.actor_id), "data": r.data} for r in rows]
 
 
 def refresh(client, token: str) -> int:

@@ -8,14 +8,14 @@ from datetime import timedelta
 
 import jwt
 import pytest
-import sqlalchemy as sa
 
-from app.extensions import db
 from app.services.signin import challenge as challenge_service
 from app.services.signin import codes as code_service
 from tests.factories import make_tenant
 from tests.factories import make_user
 from tests.helpers import PASSWORD
+from tests.helpers import event_types
+from tests.helpers import events_of
 from tests.helpers import utcnow
 from tests.signin_helpers import SignIn
 from tests.signin_helpers import pkce
@@ -42,20 +42,6 @@ def claims(access_token: str) -> dict:
     return jwt.decode(access_token, options={"verify_signature": False})
 
 
-def event_types(app) -> list[str]:
-    with app.app_context():
-        kinds = db.session.execute(sa.text("SELECT type FROM events ORDER BY id")).scalars().all()
-        db.session.remove()
-    return list(kinds)
-
-
-def events_of(app, kind: str) -> list[dict]:
-    with app.app_context():
-        rows = db.session.execute(sa.text(
-            "SELECT actor_type, actor_id, data FROM events WHERE type = :t ORDER BY id"),
-            {"t": kind}).all()
-        db.session.remove()
-    return [{"actor": (r.actor_type, r.actor_id), "data": r.data} for r in rows]
 
 
 # -- without a second factor ----------------------------------------------------------------

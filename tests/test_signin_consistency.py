@@ -25,6 +25,7 @@ from app.services.errors import InsufficientAuthorization
 from app.services.errors import InvalidCredentials
 from app.services.errors import InvalidSession
 from app.services.errors import SecondFactorRequired
+from app.services.errors import StepUpRequired
 from app.services.errors import TooManyAttempts
 from app.services.signin import challenge as challenge_service
 from app.services.signin import codes as code_service
@@ -38,6 +39,7 @@ from tests.factories import make_session
 from tests.factories import make_tenant
 from tests.factories import make_user
 from tests.helpers import PASSWORD
+from tests.helpers import event_types
 from tests.helpers import utcnow
 from tests.signin_helpers import SignIn
 from tests.signin_helpers import pkce
@@ -72,10 +74,38 @@ def _answer(auth_session: str, now=None, **answer):
         "acme", challenge_service.Answer(auth_session, **answer), now=now or utcnow())
 
 
-def _event_types() -> list[str]:
-    with transaction():
-        return list(db.session.execute(
-            sa.text("SELECT type FROM events ORDER BY id")).scalars())
+def _interleave(app, monkeypatch, owner, held: str, first, second) -> dict[str, object]:
+    """Run `first` in a thread until it calls `owner.held`, start `second` (which then waits
+    for a lock `first` holds), let `first` go on; what each returned or raised."""
+    reached, go_on = threading.Event(), threading.Event()
+    real = getattr(owner, held)
+
+    def holding(*args, **kwargs):
+        reached.set()
+        go_on.wait(10)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, held, holding)
+    results: dict[str, object] = {}
+
+    def run(name, call):
+        with app.app_context():
+            try:
+                results[name] = call()
+            except Exception as exc:  # noqa: BLE001 - the test reports what each side got
+                results[name] = exc
+            db.session.remove()
+
+    threads = [threading.Thread(target=run, args=("first", first)),
+               threading.Thread(target=run, args=("second", second))]
+    threads[0].start()
+    assert reached.wait(10)
+    threads[1].start()
+    time.sleep(0.5)  # the second is now waiting for the lock
+    go_on.set()
+    for thread in threads:
+        thread.join(20)
+    return results
 
 
 @pytest.mark.parametrize("change", ["password", "disable", "logout_everywhere"])
@@ -156,38 +186,12 @@ def test_an_answer_waits_for_an_admin_removing_the_factors(app, ctx, monkeypatch
     make_tenant("acme")
     user, secret, _ = _user_with_totp()
     auth_session, _ = _open_challenge()
-    user_locked, go_on = threading.Event(), threading.Event()
-    real_revoke_all = family.revoke_all_for_user
-
-    def held_revoke_all(*args, **kwargs):
-        user_locked.set()
-        go_on.wait(10)
-        return real_revoke_all(*args, **kwargs)
-
-    monkeypatch.setattr(family, "revoke_all_for_user", held_revoke_all)
-    results: dict[str, object] = {}
-
-    def run(name, call):
-        with app.app_context():
-            try:
-                results[name] = call()
-            except Exception as exc:  # noqa: BLE001 - the test reports what each side got
-                results[name] = exc
-            db.session.remove()
-
-    admin = threading.Thread(target=run, args=("admin", lambda: factors.remove_all(
-        "acme", user.id, utcnow(), events.CLI)))
-    admin.start()
-    assert user_locked.wait(10)
-    answer = threading.Thread(target=run, args=("answer", lambda: _answer(
-        auth_session, otp=pyotp.TOTP(secret).now())))
-    answer.start()
-    time.sleep(0.5)  # the answer is now waiting for the user row
-    go_on.set()
-    admin.join(20)
-    answer.join(20)
-    assert results["admin"] == 1, results
-    assert isinstance(results["answer"], InvalidSession), results
+    results = _interleave(
+        app, monkeypatch, family, "revoke_all_for_user",
+        lambda: factors.remove_all("acme", user.id, utcnow(), events.CLI),
+        lambda: _answer(auth_session, otp=pyotp.TOTP(secret).now()))
+    assert results["first"] == 1, results
+    assert isinstance(results["second"], InvalidSession), results
 
 
 def test_an_enrolment_in_the_flow_and_a_delete_run_one_after_the_other(app, ctx, monkeypatch):
@@ -206,43 +210,17 @@ def test_an_enrolment_in_the_flow_and_a_delete_run_one_after_the_other(app, ctx,
     db.session.remove()
     with transaction():
         pending_id = db.session.execute(sa.select(Factor.id)).scalar_one()
-    in_replace, go_on = threading.Event(), threading.Event()
-    real_replace = recovery_codes.replace_codes
-
-    def held_replace(*args, **kwargs):
-        in_replace.set()
-        go_on.wait(10)
-        return real_replace(*args, **kwargs)
-
-    monkeypatch.setattr(recovery_codes, "replace_codes", held_replace)
-    results: dict[str, object] = {}
-
-    def run(name, call):
-        with app.app_context():
-            try:
-                results[name] = call()
-            except Exception as exc:  # noqa: BLE001 - the test reports what each side got
-                results[name] = exc
-            db.session.remove()
-
-    answer = threading.Thread(target=run, args=("answer", lambda: _answer(
-        auth_session, otp=pyotp.TOTP(offered.secret).now())))
-    answer.start()
-    assert in_replace.wait(10)
-    delete = threading.Thread(target=run, args=("delete", lambda: factors.delete_own(
-        "acme", token, pending_id, utcnow())))
-    delete.start()
-    time.sleep(0.5)  # the delete is now waiting for the user row
-    go_on.set()
-    answer.join(20)
-    delete.join(20)
-    assert results["answer"].authorization_code, results
-    assert type(results["delete"]).__name__ == "StepUpRequired", results
+    results = _interleave(
+        app, monkeypatch, recovery_codes, "replace_codes",
+        lambda: _answer(auth_session, otp=pyotp.TOTP(offered.secret).now()),
+        lambda: factors.delete_own("acme", token, pending_id, utcnow()))
+    assert results["first"].authorization_code, results
+    assert isinstance(results["second"], StepUpRequired), results
     with transaction():
         assert db.session.execute(sa.select(sa.func.count()).select_from(Factor)).scalar() == 1
         assert db.session.execute(
             sa.select(sa.func.count()).select_from(RecoveryCode)).scalar() == 10
-    assert "mfa.removed" not in _event_types()
+    assert "mfa.removed" not in event_types(app)
 
 
 def test_two_deletes_of_one_factor_remove_it_once(app, ctx, client):
@@ -266,7 +244,7 @@ def test_two_deletes_of_one_factor_remove_it_once(app, ctx, client):
     for thread in both:
         thread.join(20)
     assert sorted(statuses) == [204, 404]
-    assert _event_types().count("mfa.removed") == 1
+    assert event_types(app).count("mfa.removed") == 1
 
 
 def test_a_password_only_session_cannot_change_the_factors_of_a_user_who_has_one(
@@ -324,7 +302,7 @@ def test_wrong_answers_per_user_are_capped_per_day(app, ctx):
             finally:
                 db.session.remove()
     assert wrong == runtime().login_limits.mfa_per_day == 30
-    assert "login.throttled" in _event_types()
+    assert "login.throttled" in event_types(app)
 
 
 def test_an_undecryptable_totp_secret_is_503_and_counts_nothing(app, ctx, client):

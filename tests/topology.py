@@ -28,6 +28,18 @@ from tests.plugins.live_server import gunicorn  # noqa: F401  (the topology test
 from tests.plugins.secret_leaks import SERVER_LOGS
 
 
+def run_sql(dsn: str, sql: str) -> list[tuple]:
+    """One statement on its own autocommit connection; its rows (none for a command)."""
+    conn = psycopg2.connect(dsn, connect_timeout=5)
+    conn.autocommit = True
+    try:
+        with conn.cursor() as cur:
+            cur.execute(sql)
+            return cur.fetchall() if cur.description else []
+    finally:
+        conn.close()
+
+
 def missing(package: str) -> NoReturn:
     """A skip on a developer's machine; in CI (CI=true) a failure."""
     reason = f"{package} is not installed (CI installs it; apt-get install -y {package})"
@@ -192,14 +204,7 @@ class Cluster:
         return f"postgresql+psycopg2://postgres@127.0.0.1:{self.port}/{dbname}"
 
     def execute(self, sql: str, dbname: str = "postgres") -> list[tuple]:
-        conn = psycopg2.connect(self.dsn(dbname), connect_timeout=5)
-        conn.autocommit = True
-        try:
-            with conn.cursor() as cur:
-                cur.execute(sql)
-                return cur.fetchall() if cur.description else []
-        finally:
-            conn.close()
+        return run_sql(self.dsn(dbname), sql)
 
 
 class PgBouncer:

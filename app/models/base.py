@@ -5,6 +5,7 @@ from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.orm import DeclarativeBase
+from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 NAMING_CONVENTION = {
@@ -23,3 +24,15 @@ class Base(DeclarativeBase):
 def timestamp(nullable: bool = False) -> Any:
     """A timezone-aware timestamp column."""
     return mapped_column(sa.DateTime(timezone=True), nullable=nullable)
+
+
+class UserOwned:
+    """The keys of a row that belongs to one user of one tenant: an identity id, and the
+    tenant and user, deleted with either."""
+
+    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True,
+                                    sort_order=-3)
+    tenant_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"), sort_order=-2)
+    user_id: Mapped[int] = mapped_column(
+        sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), sort_order=-1)

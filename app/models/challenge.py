@@ -16,6 +16,7 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 from app.models.base import Base
+from app.models.base import UserOwned
 from app.models.base import timestamp
 
 CHALLENGE_STATES = ("open", "used", "ended")
@@ -55,7 +56,7 @@ class ChallengeSession(Base):
     enroll_factor_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
 
 
-class AuthorizationCode(Base):
+class AuthorizationCode(UserOwned, Base):
     """A code for the `authorization_code` grant (PKCE S256), single use, 60 s."""
 
     __tablename__ = "authorization_codes"
@@ -65,11 +66,6 @@ class AuthorizationCode(Base):
         sa.Index("ix_authorization_codes_expires_at", "expires_at"),
     )
 
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"))
     digest: Mapped[bytes] = mapped_column(sa.LargeBinary)
     code_challenge: Mapped[str] = mapped_column(sa.Text)
     client_id: Mapped[str | None] = mapped_column(sa.Text, nullable=True)

@@ -8,12 +8,13 @@ from sqlalchemy.orm import Mapped
 from sqlalchemy.orm import mapped_column
 
 from app.models.base import Base
+from app.models.base import UserOwned
 from app.models.base import timestamp
 
 FACTOR_TYPES = ("totp", "passkey")
 
 
-class Factor(Base):
+class Factor(UserOwned, Base):
     """One second factor. A TOTP factor is pending (not usable at sign-in) until confirmed."""
 
     __tablename__ = "factors"
@@ -26,11 +27,6 @@ class Factor(Base):
                  postgresql_where=sa.text("confirmed_at IS NULL")),
     )
 
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"))
     type: Mapped[str] = mapped_column(sa.Text)
     name: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = timestamp()
@@ -42,7 +38,7 @@ class Factor(Base):
     last_step: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
 
 
-class RecoveryCode(Base):
+class RecoveryCode(UserOwned, Base):
     """One single-use recovery code, stored only as its SHA-256 digest."""
 
     __tablename__ = "recovery_codes"
@@ -51,11 +47,6 @@ class RecoveryCode(Base):
         sa.CheckConstraint("octet_length(digest) = 32", name="digest_is_sha256"),
     )
 
-    id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"))
-    user_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"))
     digest: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = timestamp()
     used_at: Mapped[datetime | None] = timestamp(nullable=True)
