@@ -51,7 +51,7 @@ def create_app(config_class: type | None = None, overrides: dict[str, Any] | Non
     register_framing(app)
     init_runtime(app)
     init_tenant_cache(app, settings.tenant_cache_s)
-    init_metrics(app)
+    register_metrics(app)
     register_blueprints(app)
     register_console(app)
     register_errors(app)
@@ -100,18 +100,20 @@ def register_framing(app: Flask) -> None:
     init_framing(app)
 
 
+def register_metrics(app: Flask) -> None:
+    """Counting, and GET /metrics, unless BATON_METRICS=0."""
+    if init_metrics(app):
+        from app.metrics_endpoint import bp as metrics_bp
+
+        app.register_blueprint(metrics_bp)
+
+
 def register_blueprints(app: Flask) -> None:
-    from app.admin import bp as admin_bp
-    from app.health import bp as health_bp
-    from app.oauth import bp as oauth_bp
-    from app.oauth import wellknown_bp
+    from app.api import register_api
     from app.openapi import bp as openapi_bp
 
-    app.register_blueprint(health_bp)
+    register_api(app)
     app.register_blueprint(openapi_bp)
-    app.register_blueprint(oauth_bp)
-    app.register_blueprint(wellknown_bp)
-    app.register_blueprint(admin_bp)
 
 
 def register_console(app: Flask) -> None:

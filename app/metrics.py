@@ -5,7 +5,8 @@ to memory-mapped files in PROMETHEUS_MULTIPROC_DIR (gunicorn.conf.py prepares th
 at master start and tells the library when a worker exits), and a scrape sums them, so any
 worker answers with the totals of all. Counting never touches the database; only the event
 and webhook gauges are computed from it, at scrape time. `BATON_METRICS=0` disables everything
-(no counting, no hook, and `/metrics` is 404). The endpoint itself: app/metrics_endpoint.py.
+(no counting, no hook, and `/metrics` is 404). The endpoint itself: app/metrics_endpoint.py,
+registered by the factory.
 """
 from __future__ import annotations
 
@@ -60,16 +61,14 @@ def count_unavailable(lock_timeout: bool) -> None:
         (LOCK_TIMEOUTS if lock_timeout else DB_UNAVAILABLE).inc()
 
 
-def init_metrics(app: Flask) -> None:
-    """Count and expose metrics unless METRICS_ENABLED is off."""
+def init_metrics(app: Flask) -> bool:
+    """Count requests unless METRICS_ENABLED is off; whether counting is on (the factory
+    then serves the endpoint, app/metrics_endpoint.py)."""
     enabled = bool(app.config.get("METRICS_ENABLED", True))
     app.extensions["baton_metrics"] = enabled
-    if not enabled:
-        return
-    from app.metrics_endpoint import bp
-
-    app.after_request(_observe)
-    app.register_blueprint(bp)
+    if enabled:
+        app.after_request(_observe)
+    return enabled
 
 
 # Labelled histogram children by (endpoint, method, status): bounded by the routes, methods

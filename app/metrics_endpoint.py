@@ -1,5 +1,5 @@
 """`GET /metrics` (SPEC §12): the counters of app/metrics.py, and the event gauges read from
-the database at scrape time. Registered by `init_metrics` unless metrics are turned off.
+the database at scrape time. Registered by the factory unless metrics are turned off.
 """
 from __future__ import annotations
 

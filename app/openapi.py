@@ -271,11 +271,12 @@ def _referenced(paths: dict, components: dict[str, Any]) -> dict[str, Any]:
 @lru_cache(maxsize=1)
 def document() -> dict:
     """The whole document (built once: it depends on no setting), /metrics included."""
-    from app.factory import register_blueprints
+    from app.api import register_api
     from app.metrics_endpoint import bp as metrics_bp
 
     described = Flask(__name__, static_folder=None)
-    register_blueprints(described)
+    register_api(described)
+    described.register_blueprint(bp)  # this document's own endpoint
     described.register_blueprint(metrics_bp)  # served unless BATON_METRICS=0
     return build(described.url_map, described.view_functions)
 
