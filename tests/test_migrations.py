@@ -15,7 +15,7 @@ from tests.helpers import utcnow
 
 TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys", "login_attempts",
           "admin_keys", "events", "webhooks", "login_address_attempts", "factors",
-          "recovery_codes", "challenge_sessions", "authorization_codes"}
+          "recovery_codes", "challenge_sessions", "authorization_codes", "passkey_registrations"}
 
 
 def table_names() -> set[str]:

@@ -5,6 +5,7 @@ from app.models.challenge import AuthorizationCode
 from app.models.challenge import ChallengeSession
 from app.models.event import Event
 from app.models.factor import Factor
+from app.models.factor import PasskeyRegistration
 from app.models.factor import RecoveryCode
 from app.models.login_attempt import LoginAddressAttempts
 from app.models.login_attempt import LoginAttempts
@@ -16,5 +17,5 @@ from app.models.user import User
 from app.models.webhook import Webhook
 
 __all__ = ["AdminKey", "AuthSession", "AuthorizationCode", "Base", "ChallengeSession", "Event",
-           "Factor", "LoginAddressAttempts", "LoginAttempts", "RecoveryCode", "RefreshToken",
-           "SigningKey", "Tenant", "User", "Webhook"]
+           "Factor", "LoginAddressAttempts", "LoginAttempts", "PasskeyRegistration",
+           "RecoveryCode", "RefreshToken", "SigningKey", "Tenant", "User", "Webhook"]

@@ -46,6 +46,7 @@ PENDING_TTL = timedelta(minutes=10)  # an unconfirmed TOTP factor is gone after 
 MAX_FACTORS = 10  # per user, pending ones included
 MAX_NAME_LENGTH = 100
 DEFAULT_NAMES = {"totp": "Authenticator app", "passkey": "Passkey"}
+TOO_MANY_FACTORS = f"a user may have at most {MAX_FACTORS} factors; remove one first"
 
 
 @dataclass(frozen=True)
@@ -90,6 +91,15 @@ def _pending_alive(now: datetime) -> sa.ColumnElement[bool]:
     return Factor.created_at > now - PENDING_TTL
 
 
+def at_factor_limit(user_id: int, now: datetime) -> bool:
+    """The user holds MAX_FACTORS factors (live pending ones included): no new one."""
+    count = db.session.execute(
+        select(sa.func.count()).select_from(Factor)
+        .where(Factor.user_id == user_id,
+               sa.or_(Factor.confirmed_at.is_not(None), _pending_alive(now)))).scalar_one()
+    return bool(count >= MAX_FACTORS)
+
+
 def answerable(user_id: int) -> list[str]:
     """What the user can answer a challenge with: "totp", "passkey", "recovery_code"."""
     types = set(db.session.execute(
@@ -116,8 +126,8 @@ def enrol_totp(tenant_slug: str, access_token: str, name: str | None,
     """POST …/mfa/totp: a pending TOTP factor (usable once confirmed, gone after 10 min)."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        username = _lock_user(caller.user_id)
+        caller = recent_caller(tenant, access_token, now)
+        username = lock_user(caller.user_id)
         enrolment = start_totp(tenant, caller.user_id, username, name, now)
     return enrolment
 
@@ -128,8 +138,8 @@ def confirm_totp(tenant_slug: str, access_token: str, factor_id: int, code: str,
     second factor brings ten recovery codes. A wrong code: InvalidCredentials, no change."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        _lock_user(caller.user_id)
+        caller = recent_caller(tenant, access_token, now)
+        lock_user(caller.user_id)
         confirmed = finish_totp(tenant, caller.user_id, factor_id, code, now,
                                 events.user_actor(caller.user_id))
     if confirmed is None:
@@ -142,8 +152,8 @@ def delete_own(tenant_slug: str, access_token: str, factor_id: int, now: datetim
     second factor takes the recovery codes with it."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        _lock_user(caller.user_id)
+        caller = recent_caller(tenant, access_token, now)
+        lock_user(caller.user_id)
         row = db.session.execute(
             select(Factor.id, Factor.type, Factor.confirmed_at)
             .where(Factor.id == factor_id, Factor.user_id == caller.user_id)
@@ -163,8 +173,8 @@ def regenerate_recovery_codes(tenant_slug: str, access_token: str, now: datetime
     """POST …/mfa/recovery-codes: a new set; the old set dies."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller = _recent_caller(tenant, access_token, now)
-        _lock_user(caller.user_id)
+        caller = recent_caller(tenant, access_token, now)
+        lock_user(caller.user_id)
         if not db.session.execute(select(has_second_factor(caller.user_id))).scalar():
             raise InvalidInput("recovery codes need a second factor: enrol one first")
         codes = recovery_codes.replace_codes(tenant.id, caller.user_id, now)
@@ -212,13 +222,9 @@ def remove_all(tenant_slug: str, who: UserRef, now: datetime, actor: events.Acto
 def start_totp(tenant: TenantInfo, user_id: int, username: str, name: str | None,
                now: datetime) -> Enrolment:
     """Insert a pending TOTP factor for a user whose row the caller locked."""
-    name = _checked_name(name, "totp")
-    count = db.session.execute(
-        select(sa.func.count()).select_from(Factor)
-        .where(Factor.user_id == user_id,
-               sa.or_(Factor.confirmed_at.is_not(None), _pending_alive(now)))).scalar_one()
-    if count >= MAX_FACTORS:
-        raise InvalidInput(f"a user may have at most {MAX_FACTORS} factors; remove one first")
+    name = checked_name(name, "totp")
+    if at_factor_limit(user_id, now):
+        raise InvalidInput(TOO_MANY_FACTORS)
     secret = totp.new_secret()
     factor_id = db.session.execute(sa.insert(Factor).values(
         tenant_id=tenant.id, user_id=user_id, type="totp", name=name, created_at=now,
@@ -252,9 +258,16 @@ def finish_totp(tenant: TenantInfo, user_id: int, factor_id: int, code: str, now
     first = not db.session.execute(select(has_second_factor(user_id))).scalar()
     db.session.execute(sa.update(Factor).where(Factor.id == factor_id)
                        .values(confirmed_at=now))
+    return enrolled(tenant, user_id, factor_id, "totp", first, now, actor)
+
+
+def enrolled(tenant: TenantInfo, user_id: int, factor_id: int, kind: str, first: bool,
+             now: datetime, actor: events.Actor) -> Confirmed:
+    """A factor just became usable: the user's first second factor brings ten recovery
+    codes; `mfa.enrolled` is recorded in the same transaction."""
     codes = recovery_codes.replace_codes(tenant.id, user_id, now) if first else None
     events.record_event(events.MFA_ENROLLED, tenant.id, actor,
-                        {"user_id": str(user_id), "factor_id": str(factor_id), "type": "totp"},
+                        {"user_id": str(user_id), "factor_id": str(factor_id), "type": kind},
                         now)
     return Confirmed(factor_id, codes)
 
@@ -317,13 +330,14 @@ def reencrypt_secrets(batch_size: int = 100) -> tuple[int, int]:
 
 # -- helpers --------------------------------------------------------------------------------
 
-def _recent_caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:
+def recent_caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:
+    """The caller of a factor change: a live session's token with a recent sign-in."""
     caller = authenticated_caller(tenant, access_token, now)
     require_recent_sign_in(caller, tenant, now)
     return caller
 
 
-def _lock_user(user_id: int) -> str:
+def lock_user(user_id: int) -> str:
     """Lock the user row (FOR NO KEY UPDATE) for a factor change; returns the username."""
     username = db.session.execute(
         select(User.username).where(User.id == user_id).with_for_update(key_share=True)
@@ -341,7 +355,8 @@ def _listing(user_id: int) -> FactorList:
     return FactorList([FactorView(*row) for row in rows], recovery_codes.remaining(user_id))
 
 
-def _checked_name(name: str | None, kind: str) -> str:
+def checked_name(name: str | None, kind: str) -> str:
+    """A factor's name, or the default for its kind; InvalidInput if too long."""
     name = (name or "").strip() or DEFAULT_NAMES[kind]
     if len(name) > MAX_NAME_LENGTH or "\x00" in name:
         raise InvalidInput(f"name must be at most {MAX_NAME_LENGTH} characters, no NUL")
