@@ -121,9 +121,6 @@ def _passkey_start(body: ChallengeRequest) -> challenge.PasskeyStart:
     """`passkey=1` (SPEC §13.5): the PKCE challenge, a username or none, never a password."""
     if body.password is not None:
         raise InvalidRequest("A passwordless start (passkey=1) takes no 'password'.")
-    if body.username == "":
-        raise InvalidRequest("Parameter 'username' is empty: leave it out for a "
-                             "discoverable passkey.")
     return challenge.PasskeyStart(_code_challenge(body), body.username, body.client_id)
 
 

@@ -83,12 +83,13 @@ def registration_options(tenant_slug: str, access_token: str, now: datetime) -> 
 def register(tenant_slug: str, access_token: str, credential: str, name: str | None,
              now: datetime) -> Registered:
     """POST …/mfa/passkeys: verify the browser's answer to the options and add the passkey.
-    Malformed input: InvalidInput before anything is read; a challenge unknown, used or
-    expired, or an answer that does not verify: PasskeyRejected, the challenge spent."""
-    registration = webauthn.parse_registration(credential)
+    Malformed input: InvalidInput before anything is written (once the caller's token
+    passed: 401 comes first); a challenge unknown, used or expired, or an answer that does
+    not verify: PasskeyRejected, the challenge spent."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
         caller = factors.recent_caller(tenant, access_token, now)
+        registration = webauthn.parse_registration(credential)
         name = factors.checked_name(name, "passkey")
         rp = webauthn.relying_party(tenant)
         webauthn.require_origins(rp)

@@ -12,6 +12,8 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import json
+import re
 import secrets
 from dataclasses import dataclass
 from typing import Any
@@ -189,6 +191,31 @@ def _parsed(field: str, what: str, parse: Callable[[Any], Any], value: Any) -> A
         raise InvalidInput(f"{field}: {what} is malformed") from None
 
 
+BASE64URL = re.compile(r"[A-Za-z0-9_-]*={0,2}")
+BINARY_MEMBERS = (("rawId",), ("response", "clientDataJSON"), ("response", "attestationObject"),
+                  ("response", "authenticatorData"), ("response", "signature"),
+                  ("response", "userHandle"))
+
+
+def _credential_json(field: str, text: str) -> dict[str, Any]:
+    """The credential JSON as an object whose binary members are base64url: Python's
+    decoder would skip other characters silently (the library's parsers then check the
+    structure)."""
+    try:
+        credential = json.loads(text)
+    except (ValueError, RecursionError):
+        raise InvalidInput(f"{field}: the credential JSON is malformed (not JSON)") from None
+    if not isinstance(credential, dict):
+        raise InvalidInput(f"{field}: the credential JSON is malformed (not an object)")
+    for path in BINARY_MEMBERS:
+        value: Any = credential
+        for name in path:
+            value = value.get(name) if isinstance(value, dict) else None
+        if isinstance(value, str) and not BASE64URL.fullmatch(value):
+            raise InvalidInput(f"{field}: {'.'.join(path)} is not base64url")
+    return credential
+
+
 def _check_id(field: str, raw_id: bytes, given_id: str) -> None:
     if not 1 <= len(raw_id) <= MAX_CREDENTIAL_ID_BYTES:
         raise InvalidInput(f"{field}: rawId must be 1 to {MAX_CREDENTIAL_ID_BYTES} bytes")
@@ -198,7 +225,8 @@ def _check_id(field: str, raw_id: bytes, given_id: str) -> None:
 
 def parse_registration(text: str, field: str = "credential") -> Registration:
     """The credential JSON of navigator.credentials.create(), as a string."""
-    credential = _parsed(field, "the credential JSON", parse_registration_credential_json, text)
+    credential = _parsed(field, "the credential JSON", parse_registration_credential_json,
+                         _credential_json(field, text))
     _check_id(field, credential.raw_id, credential.id)
     client_data = _parsed(field, "clientDataJSON", parse_client_data_json,
                           credential.response.client_data_json)
@@ -210,7 +238,7 @@ def parse_registration(text: str, field: str = "credential") -> Registration:
 def parse_assertion(text: str, field: str = "webauthn_response") -> Assertion:
     """The credential JSON of navigator.credentials.get(), as a string."""
     credential = _parsed(field, "the credential JSON", parse_authentication_credential_json,
-                         text)
+                         _credential_json(field, text))
     _check_id(field, credential.raw_id, credential.id)
     client_data = _parsed(field, "clientDataJSON", parse_client_data_json,
                           credential.response.client_data_json)
