@@ -1,8 +1,9 @@
 """Fixtures in the flaskr style, on real PostgreSQL (TEST_DATABASE_URL or an embedded one).
 
 The machinery is in plugins: tests/plugins/database.py (the database and the app),
-live_server.py (a real gunicorn; its tests are marked `live`) and secret_leaks.py (the
-whole-run check that no token or password reaches a log). Here: the domain fixtures.
+live_server.py (a real gunicorn; its tests are marked `live`), browser.py (headless
+Chromium) and secret_leaks.py (the whole-run check that no token or password reaches a
+log). Here: the domain fixtures.
 """
 from __future__ import annotations
 
@@ -21,6 +22,7 @@ pytest_plugins = [
     "tests.plugins.secret_leaks",
     "tests.plugins.database",
     "tests.plugins.live_server",
+    "tests.plugins.browser",
 ]
 
 
