@@ -72,10 +72,11 @@ path_parameter(PathParameter(
     "Sign in step by step (OAuth 2.0 for First-Party Applications): the password and a PKCE "
     "challenge, then a second factor if needed; ends with an authorization code.",
     tag="sign-in", body=FormOrJson(ChallengeRequest),
-    returns=(ok(ChallengeDone, "Signed in: redeem the code at the token endpoint "
-                               "(`grant_type=authorization_code`)."),
-             ok(EnrolmentOffered, "`enroll=totp`: the factor to enrol; answer with its code.",
-                status=200)),
+    # One 200 of two shapes (a later answer of a status replaces an earlier one).
+    returns=ok(ChallengeDone | EnrolmentOffered,
+               "Signed in: redeem the code at the token endpoint "
+               "(`grant_type=authorization_code`); or, after `enroll=totp`, the factor to "
+               "enrol: answer with its code.", example=model_example(ChallengeDone)),
     refusals=(
         replace(refused(400, "insufficient_authorization",
                         "A second factor is needed (or must be enrolled: `enroll`); also "
