@@ -65,7 +65,7 @@ def registration_options(tenant_slug: str, access_token: str, now: datetime) -> 
         tenant = lookup_tenant(tenant_slug)
         caller = factors.recent_caller(tenant, access_token, now)
         rp = webauthn.relying_party(tenant)
-        webauthn.require_origins(rp)
+        webauthn.require_set_up(rp)
         username, handle = _lock_user_with_handle(caller.user_id)
         if factors.at_factor_limit(caller.user_id, now):
             raise InvalidInput(factors.TOO_MANY_FACTORS)
@@ -92,7 +92,7 @@ def register(tenant_slug: str, access_token: str, credential: str, name: str | N
         registration = webauthn.parse_registration(credential)
         name = factors.checked_name(name, "passkey")
         rp = webauthn.relying_party(tenant)
-        webauthn.require_origins(rp)
+        webauthn.require_set_up(rp)
         factors.lock_user(caller.user_id)
         outcome = _register(tenant, rp, caller.user_id, registration, name, now)
     if isinstance(outcome, ServiceError):

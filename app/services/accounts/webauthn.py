@@ -123,11 +123,15 @@ def relying_party(tenant: TenantInfo) -> RelyingParty:
     return RelyingParty(rp_id, tenant.name or tenant.slug, tenant.webauthn_origins)
 
 
-def require_origins(rp: RelyingParty) -> None:
-    """Passkeys need at least one app origin to verify against; InvalidInput otherwise."""
+def require_set_up(rp: RelyingParty) -> None:
+    """Passkeys need an RP ID and at least one app origin to verify against; InvalidInput
+    otherwise."""
     if not rp.origins:
         raise InvalidInput("passkeys are not set up for this tenant: it has no webauthn "
                            "origin (flask tenants update --webauthn-origin URL)")
+    if not rp.id:
+        raise InvalidInput("passkeys are not set up for this tenant: it has no webauthn "
+                           "rp id (flask tenants update --webauthn-rp-id HOST)")
 
 
 def new_challenge() -> bytes:

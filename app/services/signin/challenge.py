@@ -37,7 +37,6 @@ from sqlalchemy import select
 from app.crypto import b64url
 from app.crypto import token_digest
 from app.extensions import db
-from app.metrics import count_login
 from app.models import ChallengeSession
 from app.models import User
 from app.runtime import runtime
@@ -146,14 +145,13 @@ def start_passkey(tenant_slug: str, first: PasskeyStart, *, now: datetime,
     try:
         with transaction():
             tenant = lookup_tenant(tenant_slug)
-            webauthn.require_origins(webauthn.relying_party(tenant))
+            webauthn.require_set_up(webauthn.relying_party(tenant))
             reserve_address_attempt(tenant.id, client_address, now, runtime().login_limits)
             user_id, options, digest = passkeys.passwordless_options(
                 tenant, username, user_verification=tenant.mfa == "required")
             auth_session = _open(tenant, user_id, first.code_challenge, first.client_id, (),
                                  now, webauthn_challenge=digest, discoverable=username is None)
-    except LoginThrottled as throttled:
-        count_login("throttled")
+    except LoginThrottled as throttled:  # (baton_login_total counts password logins only)
         events.record_login_throttled(throttled.tenant_id, throttled.limits, client_address,
                                       None, now)
         raise
