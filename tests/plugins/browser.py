@@ -62,7 +62,7 @@ def browser(tmp_path: Path) -> Iterator[Any]:
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
-    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the base's name
+    def log_message(self, format: str, *args: Any) -> None:  # the base class names it so
         pass
 
 
