@@ -156,6 +156,7 @@ _TRANSLATIONS: list[tuple[type[domain.ServiceError], Callable[[Any], OAuthError]
     (domain.UsernameTaken, lambda e: Conflict(e.message)),
     # told only to a caller who knew the password (SPEC §13.3)
     (domain.SecondFactorRequired, lambda e: InvalidGrant(e.message)),
+    (domain.PasskeyRejected, lambda e: InvalidGrant(e.message)),
     (domain.GrantRejected, lambda e: InvalidGrant()),
     (domain.GrantDisabled, lambda e: UnsupportedGrantType()),
     (domain.AccessDenied, lambda e: InvalidToken()),

@@ -15,7 +15,9 @@ ENV = "BATON_TEST_SECRETS_FILE"
 SECRET_FIELDS = ("password", "new_password", "refresh_token", "access_token", "token",
                  # SPEC §13: never logged either
                  "authorization_code", "code", "code_verifier", "auth_session", "secret",
-                 "otpauth_uri", "recovery_code")
+                 "otpauth_uri", "recovery_code",
+                 # SPEC §13.5: a WebAuthn challenge (creation options) and what answers one
+                 "challenge", "webauthn_response", "credential")
 MIN_LENGTH = 8  # shorter test passwords ("pw") would match ordinary words
 _paused = False
 
@@ -48,6 +50,9 @@ def remember_fields(mapping) -> None:
         codes = mapping.get("recovery_codes")
         if isinstance(codes, list):
             remember(*codes)
+        options = mapping.get("webauthn")  # the request options of insufficient_authorization
+        if isinstance(options, dict):
+            remember(options.get("challenge"))
 
 
 def remember_body(raw) -> None:

@@ -11,11 +11,13 @@ from flask_migrate import upgrade
 from sqlalchemy.exc import IntegrityError
 
 from app.extensions import db
+from tests.factories import make_tenant
 from tests.helpers import utcnow
 
 TABLES = {"tenants", "users", "sessions", "refresh_tokens", "signing_keys", "login_attempts",
           "admin_keys", "events", "webhooks", "login_address_attempts", "factors",
-          "recovery_codes", "challenge_sessions", "authorization_codes", "console_sessions"}
+          "recovery_codes", "challenge_sessions", "authorization_codes", "console_sessions",
+          "passkey_registrations"}
 
 
 def table_names() -> set[str]:
@@ -142,6 +144,40 @@ def test_upgrade_gives_existing_sessions_their_current_token(ctx, tenant, user):
             assert conn.execute(sa.text(
                 "SELECT count(*) FROM pg_indexes"
                 " WHERE indexname = 'uq_refresh_tokens_current_per_session'")).scalar_one() == 1
+    finally:
+        upgrade()
+
+
+def test_passkeys_upgrade_and_downgrade_keep_what_they_can(ctx, tenant, user):
+    """0010: existing tenants get a random decoy key each; a downgrade removes passkeys, and
+    the recovery codes of a user left without a second factor, and keeps the rest."""
+    make_tenant("globex")
+    now = utcnow()
+    with db.engine.begin() as conn:
+        bob = conn.execute(sa.text(
+            "INSERT INTO users (tenant_id, username, password_hash, created_at) "
+            "VALUES (1, 'bob', 'x', :now) RETURNING id"), {"now": now}).scalar_one()
+        conn.execute(sa.text(
+            "INSERT INTO factors (tenant_id, user_id, type, name, created_at, confirmed_at,"
+            " secret_encrypted) VALUES (1, 1, 'totp', 'phone', :now, :now, 'x')"), {"now": now})
+        for owner in (1, bob):
+            conn.execute(sa.text(
+                "INSERT INTO factors (tenant_id, user_id, type, name, created_at, confirmed_at,"
+                " credential_id, public_key, sign_count) VALUES (1, :u, 'passkey', 'key', :now,"
+                " :now, :c, 'k', 3)"), {"u": owner, "now": now, "c": bytes([owner]) * 16})
+            conn.execute(sa.text(
+                "INSERT INTO recovery_codes (tenant_id, user_id, digest, created_at) "
+                "VALUES (1, :u, :d, :now)"), {"u": owner, "d": bytes([owner]) * 32, "now": now})
+        keys = conn.execute(sa.text("SELECT webauthn_decoy_key FROM tenants")).scalars().all()
+    assert [len(k) for k in keys] == [32, 32] and keys[0] != keys[1]
+    db.session.remove()
+    downgrade(revision="0009_console")
+    try:
+        with db.engine.connect() as conn:
+            assert conn.execute(sa.text("SELECT user_id, type FROM factors")).all() == [
+                (1, "totp")]
+            assert conn.execute(sa.text(
+                "SELECT user_id FROM recovery_codes")).scalars().all() == [1]
     finally:
         upgrade()
 

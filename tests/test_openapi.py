@@ -46,6 +46,10 @@ from app.services.tenancy import admin_keys
 from app.services.tenancy import tenants
 from tests import secret_registry
 from tests.helpers import utcnow
+from tests.passkey_helpers import ORIGIN
+from tests.passkey_helpers import RP_ID
+from tests.signin_helpers import pkce
+from tests.soft_authenticator import SoftAuthenticator
 
 
 def test_document_is_valid_openapi_3_1(client) -> None:
@@ -265,7 +269,9 @@ def fuzz_tenant(app, request) -> str:
     and the tables are emptied between tests."""
     slug = "fz-" + hashlib.sha256(request.node.name.encode()).hexdigest()[:12]
     with app.app_context():
-        tenants.create_tenant(tenants.TenantSettings(slug, "Fuzz"), utcnow())
+        # Passkeys set up (SPEC §13.5), so their operations answer more than "not set up".
+        tenants.create_tenant(tenants.TenantSettings(
+            slug, "Fuzz", webauthn_rp_id=RP_ID, webauthn_origins=(ORIGIN,)), utcnow())
         users.create_user(slug, "fuzzer", "fuzzer password", utcnow())
         db.session.remove()
     return slug
@@ -430,3 +436,34 @@ def test_admin_answers_conform_to_document(fuzz_schema, fuzz_tenant, fuzz_admin_
     page = call("GET", f"{base}/admin/events", query={"limit": 200}).json()
     assert page["next_after"] is None or page["events"]
     assert call("GET", "/metrics", headers=None).status_code == 200
+
+
+@pytest.mark.live
+def test_passkey_answers_conform_to_document(fuzz_schema, fuzz_tenant, live_server) -> None:
+    """SPEC §13.5 on a real flow: the creation options, the new passkey, the request options
+    of insufficient_authorization and the code, each validated against the document."""
+    base = "/v1/tenants/{tenant}"
+
+    def call(method: str, path: str, **kwargs):
+        return _call(fuzz_schema, method, path, live_server, fuzz_tenant, **kwargs)
+
+    bearer = {"Authorization": f"Bearer {_access_token(live_server, fuzz_tenant)}"}
+    device = SoftAuthenticator(ORIGIN)
+    options = call("POST", f"{base}/mfa/passkeys/options", headers=bearer,
+                   media_type="application/json", body={}).json()
+    registered = call("POST", f"{base}/mfa/passkeys", headers=bearer,
+                      media_type="application/x-www-form-urlencoded",
+                      body={"credential": json.dumps(device.create(options)), "name": "key"})
+    assert registered.status_code == 201 and len(registered.json()["recovery_codes"]) == 10
+    for username in ("fuzzer", None):
+        _, challenge = pkce()
+        start = {"passkey": "1", "code_challenge": challenge, "code_challenge_method": "S256"}
+        if username:
+            start["username"] = username
+        asked = call("POST", f"{base}/authorize-challenge", media_type="application/json",
+                     body=start)
+        assert asked.status_code == 400 and asked.json()["webauthn"]["rpId"] == RP_ID
+        done = call("POST", f"{base}/authorize-challenge", media_type="application/json",
+                    body={"auth_session": asked.json()["auth_session"],
+                          "webauthn_response": json.dumps(device.get(asked.json()["webauthn"]))})
+        assert done.status_code == 200

@@ -151,9 +151,11 @@ def test_readyz_follows_the_secret_not_one_damaged_key(database_url, old_app):
     # the node stays ready for every other tenant.
     with old_app.app_context():
         tenants.create_tenant(tenants.TenantSettings("beta", "Beta"), utcnow())
+        # One byte flipped (XOR): writing 0x00 changed nothing when the byte was 0x00 already
+        # (one run in 256), and the tenant's login then succeeded.
         db.session.execute(sa.text(
-            "UPDATE signing_keys SET private_key_encrypted = "
-            "overlay(private_key_encrypted placing '\\x00'::bytea from 20 for 1)"
+            "UPDATE signing_keys SET private_key_encrypted = set_byte(private_key_encrypted,"
+            " 19, get_byte(private_key_encrypted, 19) # 1)"
             " WHERE tenant_id = (SELECT id FROM tenants WHERE slug = 'beta')"))
         db.session.commit()
         users.create_user("beta", "bob", "bob's password", utcnow())

@@ -41,8 +41,12 @@ from tests.factories import make_user
 from tests.helpers import PASSWORD
 from tests.helpers import event_types
 from tests.helpers import utcnow
+from tests.passkey_helpers import ORIGIN
+from tests.passkey_helpers import RP_ID
+from tests.passkey_helpers import Passkeys
 from tests.signin_helpers import SignIn
 from tests.signin_helpers import pkce
+from tests.soft_authenticator import SoftAuthenticator
 
 
 def _user_with_totp(slug: str = "acme", username: str = "alice"):
@@ -341,3 +345,25 @@ def test_strange_text_in_the_challenge_is_a_clear_400(client, tenant, user, body
                            content_type="application/json")
     assert response.status_code == 400, response.get_json()
     assert response.get_json()["error"] in {"invalid_request", "invalid_session"}
+
+
+def test_a_discoverable_passkey_answer_waits_for_an_admin_removing_the_factors(
+        app, ctx, client, monkeypatch):
+    """A discoverable passkey's auth_session has no user until the passkey answers: the
+    answer locks the row of the passkey's user first all the same, so it queues behind an
+    admin's remove-all (no 40P01 from the factor row against the user row) and then finds
+    the passkey gone: a wrong answer."""
+    make_tenant("acme", webauthn_rp_id=RP_ID, webauthn_origins=(ORIGIN,))
+    user = make_user("acme", "alice", PASSWORD)
+    pk = Passkeys(client)
+    device = SoftAuthenticator(ORIGIN)
+    pk.enrol(pk.sign_in()["access_token"], device)
+    started, _ = pk.passwordless()
+    body = started.get_json()
+    response = json.dumps(device.get(body["webauthn"]))
+    results = _interleave(
+        app, monkeypatch, family, "revoke_all_for_user",
+        lambda: factors.remove_all("acme", user.id, utcnow(), events.CLI),
+        lambda: _answer(body["auth_session"], webauthn_response=response))
+    assert results["first"] == 1, results
+    assert isinstance(results["second"], InvalidCredentials), results

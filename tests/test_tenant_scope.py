@@ -111,6 +111,7 @@ EXAMPLES = {
     errors.StepUpRequired: lambda: errors.StepUpRequired(900),
     errors.InsufficientAuthorization: lambda: errors.InsufficientAuthorization("s", ["totp"]),
     errors.TooManyAttempts: lambda: errors.TooManyAttempts(4),
+    errors.PasskeyRejected: lambda: errors.PasskeyRejected("unexpected origin"),
 }
 EXPECTED = {  # class -> (status, error code) of the SPEC
     errors.ServiceError: (400, "invalid_request"),
@@ -138,6 +139,7 @@ EXPECTED = {  # class -> (status, error code) of the SPEC
     errors.InsufficientAuthorization: (400, "insufficient_authorization"),
     errors.InvalidSession: (400, "invalid_session"),
     errors.TooManyAttempts: (429, "slow_down"),
+    errors.PasskeyRejected: (400, "invalid_grant"),  # told why: the registering user asked
 }
 
 

@@ -6,6 +6,7 @@ from app.models.challenge import ChallengeSession
 from app.models.console_session import ConsoleSession
 from app.models.event import Event
 from app.models.factor import Factor
+from app.models.factor import PasskeyRegistration
 from app.models.factor import RecoveryCode
 from app.models.login_attempt import LoginAddressAttempts
 from app.models.login_attempt import LoginAttempts
@@ -18,4 +19,5 @@ from app.models.webhook import Webhook
 
 __all__ = ["AdminKey", "AuthSession", "AuthorizationCode", "Base", "ChallengeSession",
            "ConsoleSession", "Event", "Factor", "LoginAddressAttempts", "LoginAttempts",
-           "RecoveryCode", "RefreshToken", "SigningKey", "Tenant", "User", "Webhook"]
+           "PasskeyRegistration", "RecoveryCode", "RefreshToken", "SigningKey", "Tenant", "User",
+           "Webhook"]

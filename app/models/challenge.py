@@ -30,13 +30,16 @@ class ChallengeSession(Base):
         sa.UniqueConstraint("tenant_id", "digest"),
         sa.CheckConstraint("octet_length(digest) = 32", name="digest_is_sha256"),
         sa.CheckConstraint("state IN ('open', 'used', 'ended')", name="state_known"),
+        sa.CheckConstraint("octet_length(webauthn_challenge) = 32",
+                           name="webauthn_challenge_is_sha256"),
         sa.Index("ix_challenge_sessions_expires_at", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
     tenant_id: Mapped[int] = mapped_column(
         sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE"))
-    # NULL only for a passwordless start without a username (a discoverable passkey).
+    # NULL only for a passwordless start (SPEC §13.5) without a username (`discoverable`),
+    # or with a username that has no passkey or no user (no answer can be right).
     user_id: Mapped[int | None] = mapped_column(
         sa.BigInteger, sa.ForeignKey("users.id", ondelete="CASCADE"), nullable=True)
     digest: Mapped[bytes] = mapped_column(sa.LargeBinary)
@@ -54,6 +57,11 @@ class ChallengeSession(Base):
     # mfa=required: the (pending) TOTP factor being enrolled inside this flow. No foreign
     # key: deleting a factor must not lock challenge rows (their answers lock the factor).
     enroll_factor_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
+    # SPEC §13.5: the SHA-256 digest of the WebAuthn challenge sent with this auth_session's
+    # request options (NULL: no passkey may answer). Spent with the auth_session itself.
+    webauthn_challenge: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # A passwordless start without a username: any passkey of the tenant may answer.
+    discoverable: Mapped[bool] = mapped_column(sa.Boolean, server_default=sa.false())
 
 
 class AuthorizationCode(UserOwned, Base):

@@ -69,3 +69,8 @@ class Tenant(Base):
     webauthn_rp_id: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     webauthn_origins: Mapped[list[str]] = mapped_column(
         ARRAY(sa.Text), server_default=sa.text("'{}'::text[]"))
+    # A random key of the tenant's own (never shown): a passwordless start for a username
+    # without passkeys answers with decoy allowCredentials derived from it, the same every
+    # time, so that the answer tells nobody whether the username exists (docs/design.md).
+    webauthn_decoy_key: Mapped[bytes] = mapped_column(sa.LargeBinary, server_default=sa.text(
+        "uuid_send(gen_random_uuid()) || uuid_send(gen_random_uuid())"))

@@ -30,3 +30,7 @@ class User(Base):
     password_hash: Mapped[str] = mapped_column(sa.Text)
     created_at: Mapped[datetime] = timestamp()
     disabled_at: Mapped[datetime | None] = timestamp(nullable=True)
+    # WebAuthn user handle (SPEC §13.5): 32 random bytes, made with the user's first passkey
+    # options and kept, so every passkey of the user carries the same one (an authenticator
+    # then replaces, rather than piles up, a user's credentials). Never the username.
+    webauthn_user_handle: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)

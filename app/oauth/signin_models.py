@@ -22,6 +22,7 @@ from app.http.models import Error
 from app.http.models import OptionalParam
 from app.http.models import Parameters
 from app.http.models import Required
+from app.http.models import Timestamp
 from app.http.models import example
 from app.oauth.models import ClientId
 from app.oauth.models import Password
@@ -55,8 +56,9 @@ class ChallengeRequest(Parameters):
     code_challenge_method: Annotated[Literal["S256"] | Absent, Field(None)] = Field(
         None, description="`S256`; anything else (or nothing: `plain`) is refused.")
     client_id: ClientId = Field(None, description="The tenant's app (kept on the session).")
-    passkey: OptionalParam = Field(None, description="`1`: sign in with a passkey alone "
-                                                     "(SPEC §13.5).")
+    passkey: Annotated[Literal["1"] | Absent, Field(None)] = Field(
+        None, description="`1`: sign in with a passkey alone (SPEC §13.5), with `username` or "
+                          "without it (a discoverable passkey), and no password.")
     auth_session: Annotated[AuthSession | Absent, Field(None)] = Field(
         None, description="A follow-up: the auth_session of the 400 insufficient_authorization.")
     otp: OptionalAnswer = Field(None, description="A TOTP code (6 digits).")
@@ -92,6 +94,124 @@ class EnrolmentOffered(AnswerModel):
     otpauth_uri: str
 
 
+# -- WebAuthn (SPEC §13.5): the options JSON a browser's navigator.credentials takes ---------
+# Member names are WebAuthn's own (camelCase), so a browser takes the JSON as it comes.
+
+Base64Url = Annotated[str, Field(description="base64url, no padding.")]
+
+
+class CredentialDescriptor(AnswerModel):
+    """PublicKeyCredentialDescriptorJSON: a passkey allowed (or excluded) by its id."""
+
+    id: Base64Url
+    type: Literal["public-key"]
+    transports: list[str] | Absent = Field(None, description="Hints: `internal`, `hybrid`, "
+                                                              "`usb`, `nfc`, `ble`.")
+
+
+class RelyingPartyEntity(AnswerModel):
+    id: str = Field(description="The RP ID: the tenant's `--webauthn-rp-id`, or the host of "
+                                "BATON_BASE_URL.")
+    name: str
+
+
+class UserEntity(AnswerModel):
+    id: Base64Url = Field(description="The user handle: 32 random bytes, the same for every "
+                                      "passkey of the user.")
+    name: str
+    displayName: str
+
+
+class CredentialParameters(AnswerModel):
+    type: Literal["public-key"]
+    alg: int = Field(description="COSE algorithm: -8 EdDSA, -7 ES256, -257 RS256.")
+
+
+class AuthenticatorSelection(AnswerModel):
+    residentKey: str
+    requireResidentKey: bool | Absent = None
+    userVerification: str
+    authenticatorAttachment: str | Absent = None
+
+
+class CreationOptions(AnswerModel):
+    """PublicKeyCredentialCreationOptionsJSON (WebAuthn Level 3 §5.1): pass it to
+    `PublicKeyCredential.parseCreationOptionsFromJSON`, then `navigator.credentials.create`.
+    The challenge is single use and good for 300 s."""
+
+    model_config = ConfigDict(json_schema_extra=example(
+        {"rp": {"name": "Acme", "id": "example.com"},
+         "user": {"id": "3q2-7wAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA", "name": "alice",
+                  "displayName": "alice"},
+         "challenge": "q8ArPOGUsVsuqrPwNNLwlnKkRHEwvh2FD3cHvkJpcJ4",
+         "pubKeyCredParams": [{"type": "public-key", "alg": -8},
+                              {"type": "public-key", "alg": -7},
+                              {"type": "public-key", "alg": -257}],
+         "timeout": 300000, "excludeCredentials": [],
+         "authenticatorSelection": {"residentKey": "preferred", "requireResidentKey": False,
+                                    "userVerification": "preferred"},
+         "attestation": "none"}))
+
+    rp: RelyingPartyEntity
+    user: UserEntity
+    challenge: Base64Url
+    pubKeyCredParams: list[CredentialParameters]
+    timeout: int = Field(description="Milliseconds (a hint to the browser).")
+    excludeCredentials: list[CredentialDescriptor] = Field(
+        description="The user's passkeys: an authenticator that holds one declines.")
+    authenticatorSelection: AuthenticatorSelection
+    attestation: str
+    hints: list[str] | Absent = None
+
+
+class RequestOptions(AnswerModel):
+    """PublicKeyCredentialRequestOptionsJSON (WebAuthn Level 3 §5.1): pass it to
+    `PublicKeyCredential.parseRequestOptionsFromJSON`, then `navigator.credentials.get`."""
+
+    model_config = ConfigDict(json_schema_extra=example(
+        {"challenge": "Zm9yIHRoZSBhdXRoX3Nlc3Npb24gb25seS4uLg", "timeout": 300000,
+         "rpId": "example.com",
+         "allowCredentials": [{"id": "MuT6Zl6KX1e9q91LE14JDh6ZOMIDR7VGjqjh4qLT8Tc",
+                               "type": "public-key", "transports": ["internal"]}],
+         "userVerification": "preferred"}))
+
+    challenge: Base64Url
+    timeout: int = Field(description="Milliseconds (a hint to the browser).")
+    rpId: str
+    allowCredentials: list[CredentialDescriptor] = Field(
+        description="The passkeys that may answer; empty: a discoverable one (no username).")
+    userVerification: str
+
+
+class PasskeyRegisterRequest(Parameters):
+    """The credential JSON `navigator.credentials.create()` produced (`credential.toJSON()`,
+    stringified), and a name for the passkey (optional)."""
+
+    model_config = ConfigDict(json_schema_extra=example(
+        {"credential": '{"id": "MuT6Zl6K...", "rawId": "MuT6Zl6K...", "type": "public-key", '
+                       '"response": {"clientDataJSON": "eyJ0eXBl...", "attestationObject": '
+                       '"o2NmbXRk..."}}', "name": "laptop"}))
+
+    credential: WebAuthnJson = Field(description="The credential JSON, as a string.")
+    name: OptionalParam = Field(None, description="Shown in the factor list; 100 characters.")
+
+
+class PasskeyRegistered(AnswerModel):
+    """The new passkey, usable at once; the user's first second factor brings 10 recovery
+    codes."""
+
+    model_config = ConfigDict(json_schema_extra=example(
+        {"id": "8", "type": "passkey", "name": "laptop",
+         "created_at": "2026-01-05T09:30:00+00:00", "last_used_at": None}))
+
+    id: str = Field(description="Factor id.")
+    type: Literal["passkey"]
+    name: str
+    created_at: Timestamp
+    last_used_at: Timestamp | None
+    recovery_codes: list[str] | Absent = Field(None, description="Shown once.")
+
+
 class InsufficientAuthorization(Error):
     """400 `insufficient_authorization`: a second factor is needed (or must be enrolled)."""
 
@@ -105,8 +225,9 @@ class InsufficientAuthorization(Error):
     enroll: list[Literal["totp"]] | Absent = Field(
         None, description="Present under mfa=required when the user has nothing to answer "
                           "with: enrol first.")
-    webauthn: dict | Absent = Field(
-        None, description="PublicKeyCredentialRequestOptions JSON, when a passkey can answer.")
+    webauthn: RequestOptions | Absent = Field(
+        None, description="PublicKeyCredentialRequestOptions JSON, when a passkey can answer: "
+                          "answer with `webauthn_response`.")
 
 
 class NoParameters(Parameters):

@@ -29,15 +29,19 @@ from app.oauth.models import PKCE_VALUE
 from app.oauth.routes import bearer_token
 from app.oauth.signin_models import ChallengeDone
 from app.oauth.signin_models import ChallengeRequest
+from app.oauth.signin_models import CreationOptions
 from app.oauth.signin_models import EnrolmentOffered
 from app.oauth.signin_models import FactorConfirmed
 from app.oauth.signin_models import InsufficientAuthorization
 from app.oauth.signin_models import NoParameters
+from app.oauth.signin_models import PasskeyRegistered
+from app.oauth.signin_models import PasskeyRegisterRequest
 from app.oauth.signin_models import RecoveryCodes
 from app.oauth.signin_models import TotpConfirmRequest
 from app.oauth.signin_models import TotpEnrolment
 from app.oauth.signin_models import TotpEnrolRequest
 from app.services.accounts import factors
+from app.services.accounts import passkeys
 from app.services.accounts.users import validate_credentials
 from app.services.signin import challenge
 
@@ -69,10 +73,11 @@ path_parameter(PathParameter(
     "Sign in step by step (OAuth 2.0 for First-Party Applications): the password and a PKCE "
     "challenge, then a second factor if needed; ends with an authorization code.",
     tag="sign-in", body=FormOrJson(ChallengeRequest),
-    returns=(ok(ChallengeDone, "Signed in: redeem the code at the token endpoint "
-                               "(`grant_type=authorization_code`)."),
-             ok(EnrolmentOffered, "`enroll=totp`: the factor to enrol; answer with its code.",
-                status=200)),
+    # One 200 of two shapes (a later answer of a status replaces an earlier one).
+    returns=ok(ChallengeDone | EnrolmentOffered,
+               "Signed in: redeem the code at the token endpoint "
+               "(`grant_type=authorization_code`); or, after `enroll=totp`, the factor to "
+               "enrol: answer with its code.", example=model_example(ChallengeDone)),
     refusals=(
         replace(refused(400, "insufficient_authorization",
                         "A second factor is needed (or must be enrolled: `enroll`); also "
@@ -84,10 +89,14 @@ path_parameter(PathParameter(
                                   "the user, in the window.", RETRY_AFTER)))
 def authorize_challenge(tenant: str, body: ChallengeRequest) -> ResponseReturnValue:
     """draft-ietf-oauth-first-party-apps §5: a first request (password and the PKCE
-    challenge) or a follow-up (auth_session and one answer)."""
+    challenge, or `passkey=1` and the PKCE challenge) or a follow-up (auth_session and one
+    answer)."""
     if body.auth_session is not None:
         result = challenge.answer(tenant, _follow_up(body), now=utcnow(),
                                   client_address=client_address())
+    elif body.passkey is not None:
+        challenge.start_passkey(tenant, _passkey_start(body), now=utcnow(),
+                                client_address=client_address())
     else:
         result = challenge.start(tenant, _first_request(body), now=utcnow(),
                                  client_address=client_address())
@@ -102,18 +111,32 @@ def authorize_challenge(tenant: str, body: ChallengeRequest) -> ResponseReturnVa
 
 
 def _first_request(body: ChallengeRequest) -> challenge.FirstRequest:
-    for name in ("username", "password", "code_challenge"):
+    for name in ("username", "password"):
         if not getattr(body, name):
             raise InvalidRequest(f"Missing parameter {name!r}.")
-    assert body.username and body.password and body.code_challenge
+    assert body.username and body.password
+    code_challenge = _code_challenge(body)
+    validate_credentials(body.username, body.password)  # length limits before any hashing
+    return challenge.FirstRequest(body.username, body.password, code_challenge, body.client_id)
+
+
+def _passkey_start(body: ChallengeRequest) -> challenge.PasskeyStart:
+    """`passkey=1` (SPEC §13.5): the PKCE challenge, a username or none, never a password."""
+    if body.password is not None:
+        raise InvalidRequest("A passwordless start (passkey=1) takes no 'password'.")
+    return challenge.PasskeyStart(_code_challenge(body), body.username, body.client_id)
+
+
+def _code_challenge(body: ChallengeRequest) -> str:
+    """RFC 7636 §4.2-4.4.1: an S256 challenge of the right format, or invalid_request."""
+    if not body.code_challenge:
+        raise InvalidRequest("Missing parameter 'code_challenge'.")
     if not PKCE_VALUE.fullmatch(body.code_challenge):
         raise InvalidRequest("Parameter 'code_challenge' must be 43-128 characters of A-Z, "
                              "a-z, 0-9, '-', '.', '_' and '~' (RFC 7636).")
     if body.code_challenge_method != "S256":  # RFC 7636 §4.4.1: none means `plain`: refused
         raise InvalidRequest("Parameter 'code_challenge_method' must be S256.")
-    validate_credentials(body.username, body.password)  # length limits before any hashing
-    return challenge.FirstRequest(body.username, body.password, body.code_challenge,
-                                  body.client_id)
+    return body.code_challenge
 
 
 def _follow_up(body: ChallengeRequest) -> challenge.Answer:
@@ -122,8 +145,6 @@ def _follow_up(body: ChallengeRequest) -> challenge.Answer:
         raise InvalidRequest("Give exactly one of 'otp', 'recovery_code', 'webauthn_response' "
                              "and 'enroll' with 'auth_session'.")
     assert body.auth_session is not None
-    if given[0] == "webauthn_response":
-        raise InvalidRequest("This tenant has no passkeys to answer with.")
     return challenge.Answer(body.auth_session, **{given[0]: getattr(body, given[0])})
 
 
@@ -177,3 +198,38 @@ def delete_factor(tenant: str, factor_id: int) -> ResponseReturnValue:
 def regenerate_recovery_codes(tenant: str, body: NoParameters) -> ResponseReturnValue:
     codes = factors.regenerate_recovery_codes(tenant, bearer_token(), utcnow())
     return json_answer(RecoveryCodes(recovery_codes=codes))
+
+
+# -- passkeys (SPEC §13.5): registration, in two requests ------------------------------------
+
+@bp.post("/mfa/passkeys/options")
+@operation("Start registering a passkey: PublicKeyCredentialCreationOptions JSON for "
+           "`navigator.credentials.create()` (its challenge is single use, 300 s; the "
+           "caller's passkeys excluded). Needs a recent sign-in.", tag="mfa", security=BEARER,
+           body=FormOrJson(NoParameters),
+           returns=ok(CreationOptions, "The creation options."),
+           refusals=(STEP_UP,))
+def passkey_options(tenant: str, body: NoParameters) -> ResponseReturnValue:
+    options = passkeys.registration_options(tenant, bearer_token(), utcnow())
+    return json_answer(CreationOptions.model_validate(options))
+
+
+@bp.post("/mfa/passkeys")
+@operation("Register a passkey: the credential `navigator.credentials.create()` produced, "
+           "as a JSON string. Usable at once; the first second factor brings 10 recovery "
+           "codes. Needs a recent sign-in.", tag="mfa", security=BEARER,
+           body=FormOrJson(PasskeyRegisterRequest),
+           returns=ok(PasskeyRegistered, "The passkey.", status=201),
+           refusals=(STEP_UP, refused(400, "invalid_grant",
+                                      "The passkey does not verify (its challenge unknown, "
+                                      "used or expired, another origin or RP ID...): the "
+                                      "description says why; invalid_request for a "
+                                      "malformed credential.")))
+def register_passkey(tenant: str, body: PasskeyRegisterRequest) -> ResponseReturnValue:
+    registered = passkeys.register(tenant, bearer_token(), body.credential, body.name, utcnow())
+    factor = registered.factor
+    answer: dict = {"id": str(factor.id), "type": factor.type, "name": factor.name,
+                    "created_at": factor.created_at, "last_used_at": factor.last_used_at}
+    if registered.recovery_codes is not None:
+        answer["recovery_codes"] = registered.recovery_codes
+    return json_answer(PasskeyRegistered.model_validate(answer), 201)

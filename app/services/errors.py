@@ -79,6 +79,15 @@ class SecondFactorRequired(GrantRejected):
                "endpoint.")
 
 
+class PasskeyRejected(ServiceError):
+    """A passkey registration that does not verify (SPEC §13.5): a challenge unknown, used
+    or expired, a wrong origin or RP ID, no user presence... The registering user is told
+    why (invalid_grant, as for a wrong TOTP confirmation code)."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"The passkey could not be verified: {reason}")
+
+
 class GrantDisabled(ServiceError):
     """A grant type the tenant turned off (the password grant, SPEC §13.3)."""
 

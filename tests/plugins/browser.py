@@ -14,15 +14,21 @@ Content-Security-Policy violation, a resource that failed to load, a script erro
 
 Reuse: `new_browser(*arguments)` starts another one with extra Chromium arguments, and the
 driver is selenium's Chrome WebDriver, so Chrome's virtual authenticator
-(`driver.add_virtual_authenticator`, WebAuthn) and CDP (`driver.execute_cdp_cmd`) are there.
+(`driver.add_virtual_authenticator`, WebAuthn) and CDP (`driver.execute_cdp_cmd`) are there;
+`static_site(directory)` serves a folder of pages on http://localhost (a secure context, as
+WebAuthn requires).
 """
 from __future__ import annotations
 
+import functools
 import os
 import tempfile
+import threading
 from collections.abc import Callable
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import SimpleHTTPRequestHandler
+from http.server import ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -113,6 +119,25 @@ def new_browser() -> Iterator[Callable[..., Any]]:
 def browser(new_browser: Callable[..., Any]) -> Any:
     """A headless Chromium with a fresh profile (selenium's Chrome WebDriver)."""
     return new_browser()
+
+
+class _QuietHandler(SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args: Any) -> None:  # the base class names it so
+        pass
+
+
+@contextmanager
+def static_site(directory: Path) -> Iterator[str]:
+    """Serve `directory` on 127.0.0.1; yields its origin as http://localhost:PORT."""
+    handler = functools.partial(_QuietHandler, directory=str(directory))
+    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://localhost:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
 
 
 def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:

@@ -49,6 +49,7 @@ MAX_FACTORS = 10  # per user, pending ones included
 MAX_NAME_LENGTH = 100
 DEFAULT_NAMES = {"totp": "Authenticator app", "passkey": "Passkey"}
 SECOND_FACTOR_STEP_UP = "Sign in with your second factor to change your second factors."
+TOO_MANY_FACTORS = f"a user may have at most {MAX_FACTORS} factors; remove one first"
 
 
 @dataclass(frozen=True)
@@ -93,6 +94,15 @@ def _pending_alive(now: datetime) -> sa.ColumnElement[bool]:
     return Factor.created_at > now - PENDING_TTL
 
 
+def at_factor_limit(user_id: int, now: datetime) -> bool:
+    """The user holds MAX_FACTORS factors (live pending ones included): no new one."""
+    count = db.session.execute(
+        select(sa.func.count()).select_from(Factor)
+        .where(Factor.user_id == user_id,
+               sa.or_(Factor.confirmed_at.is_not(None), _pending_alive(now)))).scalar_one()
+    return bool(count >= MAX_FACTORS)
+
+
 def answerable(user_id: int) -> list[str]:
     """What the user can answer a challenge with: "totp", "passkey", "recovery_code"."""
     types = set(db.session.execute(
@@ -119,7 +129,7 @@ def enrol_totp(tenant_slug: str, access_token: str, name: str | None,
     """POST …/mfa/totp: a pending TOTP factor (usable once confirmed, gone after 10 min)."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller, username = _locked_caller(tenant, access_token, now)
+        caller, username = locked_caller(tenant, access_token, now)
         enrolment = start_totp(tenant, caller.user_id, username, name, now)
     return enrolment
 
@@ -130,7 +140,7 @@ def confirm_totp(tenant_slug: str, access_token: str, factor_id: int, code: str,
     second factor brings ten recovery codes. A wrong code: InvalidCredentials, no change."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller, _ = _locked_caller(tenant, access_token, now)
+        caller, _ = locked_caller(tenant, access_token, now)
         confirmed = finish_totp(tenant, caller.user_id, factor_id, code, now,
                                 events.user_actor(caller.user_id))
     if confirmed is None:
@@ -143,7 +153,7 @@ def delete_own(tenant_slug: str, access_token: str, factor_id: int, now: datetim
     second factor takes the recovery codes with it."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller, _ = _locked_caller(tenant, access_token, now)
+        caller, _ = locked_caller(tenant, access_token, now)
         row = db.session.execute(
             sa.delete(Factor).where(Factor.id == factor_id, Factor.user_id == caller.user_id)
             .returning(Factor.id, Factor.type, Factor.confirmed_at)
@@ -162,7 +172,7 @@ def regenerate_recovery_codes(tenant_slug: str, access_token: str, now: datetime
     """POST …/mfa/recovery-codes: a new set; the old set dies."""
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        caller, _ = _locked_caller(tenant, access_token, now)
+        caller, _ = locked_caller(tenant, access_token, now)
         if not db.session.execute(select(has_second_factor(caller.user_id))).scalar():
             raise InvalidInput("recovery codes need a second factor: enrol one first")
         codes = recovery_codes.replace_codes(tenant.id, caller.user_id, now)
@@ -210,13 +220,9 @@ def remove_all(tenant_slug: str, who: UserRef, now: datetime, actor: events.Acto
 def start_totp(tenant: TenantInfo, user_id: int, username: str, name: str | None,
                now: datetime) -> Enrolment:
     """Insert a pending TOTP factor for a user whose row the caller locked."""
-    name = _checked_name(name, "totp")
-    count = db.session.execute(
-        select(sa.func.count()).select_from(Factor)
-        .where(Factor.user_id == user_id,
-               sa.or_(Factor.confirmed_at.is_not(None), _pending_alive(now)))).scalar_one()
-    if count >= MAX_FACTORS:
-        raise InvalidInput(f"a user may have at most {MAX_FACTORS} factors; remove one first")
+    name = checked_name(name, "totp")
+    if at_factor_limit(user_id, now):
+        raise InvalidInput(TOO_MANY_FACTORS)
     secret = totp.new_secret()
     factor_id = db.session.execute(sa.insert(Factor).values(
         tenant_id=tenant.id, user_id=user_id, type="totp", name=name, created_at=now,
@@ -250,9 +256,16 @@ def finish_totp(tenant: TenantInfo, user_id: int, factor_id: int, code: str, now
     first = not db.session.execute(select(has_second_factor(user_id))).scalar()
     db.session.execute(sa.update(Factor).where(Factor.id == factor_id)
                        .values(confirmed_at=now))
+    return enrolled(tenant, user_id, factor_id, "totp", first, now, actor)
+
+
+def enrolled(tenant: TenantInfo, user_id: int, factor_id: int, kind: str, first: bool,
+             now: datetime, actor: events.Actor) -> Confirmed:
+    """A factor just became usable: the user's first second factor brings ten recovery
+    codes; `mfa.enrolled` is recorded in the same transaction."""
     codes = recovery_codes.replace_codes(tenant.id, user_id, now) if first else None
     events.record_event(events.MFA_ENROLLED, tenant.id, actor,
-                        {"user_id": str(user_id), "factor_id": str(factor_id), "type": "totp"},
+                        {"user_id": str(user_id), "factor_id": str(factor_id), "type": kind},
                         now)
     return Confirmed(factor_id, codes)
 
@@ -322,7 +335,7 @@ def _decrypted(blob: bytes, tenant_id: int, user_id: int, factor_id: int) -> str
         raise KeyUnavailable() from None
 
 
-def _locked_caller(tenant: TenantInfo, access_token: str,
+def locked_caller(tenant: TenantInfo, access_token: str,
                    now: datetime) -> tuple[VerifiedAccess, str]:
     """The caller of a factor change, with their user row locked (FOR NO KEY UPDATE: factor
     changes of one user, and answers to their challenges, run one after the other); the
@@ -352,7 +365,8 @@ def _listing(user_id: int) -> FactorList:
     return FactorList([FactorView(*row) for row in rows], recovery_codes.remaining(user_id))
 
 
-def _checked_name(name: str | None, kind: str) -> str:
+def checked_name(name: str | None, kind: str) -> str:
+    """A factor's name, or the default for its kind; InvalidInput if too long."""
     name = (name or "").strip() or DEFAULT_NAMES[kind]
     if len(name) > MAX_NAME_LENGTH or "\x00" in name:
         raise InvalidInput(f"name must be at most {MAX_NAME_LENGTH} characters, no NUL")

@@ -6,8 +6,9 @@ What goes, with `cutoff = now - retention`:
   go to; an event still owed a delivery (or that failed for good) stays.
 - sign-in records (SPEC §13): challenge sessions and authorization codes that expired before
   the cutoff (a used code is kept until then, so a replay of it still revokes its session),
-  and TOTP factors left unconfirmed (pending factors are unusable after 10 minutes); console
-  sessions (SPEC §14) that ended, idle or at their absolute expiry, before the cutoff.
+  TOTP factors left unconfirmed (pending factors are unusable after 10 minutes), passkey
+  registration challenges that expired (unusable after 300 s); console sessions (SPEC §14)
+  that ended, idle or at their absolute expiry, before the cutoff.
 - refresh tokens whose idle expiry is before the cutoff. A rotated token of a live session
   stays until then: until its own expiry it could still be presented, and replay detection
   needs it to recognise the presentation. If the expired token is the session's current
@@ -42,6 +43,7 @@ from app.models import ChallengeSession
 from app.models import ConsoleSession
 from app.models import Event
 from app.models import Factor
+from app.models import PasskeyRegistration
 from app.models import RefreshToken
 from app.services.accounts.factors import PENDING_TTL
 from app.services.signin import console_sessions
@@ -55,7 +57,7 @@ class PurgeReport:
     sessions: int = 0
     tokens: int = 0
     events: int = 0
-    sign_ins: int = 0  # challenge and console sessions, authorization codes, pending factors
+    sign_ins: int = 0  # challenge/console sessions, codes, pending factors, registrations
     batches: int = 0
     longest_batch_s: float = 0.0
     elapsed_s: float = 0.0
@@ -259,6 +261,9 @@ def _sign_in_rows(now: datetime, cutoff: datetime, tenant_id: int | None
             ConsoleSession.expires_at < cutoff,
             ConsoleSession.last_seen_at < cutoff - console_sessions.IDLE)),
          ConsoleSession.tenant_id),
+        # Spent on use, so only abandoned ones are left: useless once expired.
+        (select(PasskeyRegistration.id).where(PasskeyRegistration.expires_at < now),
+         PasskeyRegistration.tenant_id),
     ]
     return [(query.where(tenant == tenant_id) if tenant_id else query,
              query.selected_columns[0]) for query, tenant in queries]

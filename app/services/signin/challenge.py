@@ -1,31 +1,38 @@
-"""The Authorization Challenge Endpoint (SPEC §13.3; draft-ietf-oauth-first-party-apps-04):
+"""The Authorization Challenge Endpoint (SPEC §13.3, §13.5; draft-ietf-oauth-first-party-apps-04):
 a tenant's own app signs its user in step by step and ends with an authorization code.
 
 A challenge session (`auth_session`) is a row, the state machine of docs/design.md:
 
     first request (password right, a second factor needed) -> open
+    passwordless start (`passkey=1`, always)               -> open (amr empty: a passkey answers)
     open  --right answer-->                           used   (one authorization code)
     open  --wrong answer, under the limit-->          open   (attempts + 1)
     open  --wrong answer, the last allowed-->         ended  (mfa.failed)
+    open  --a passkey's counter went backwards-->     ended  (mfa.passkey_clone_suspected)
     open  --300 s pass-->                             (expired: as good as ended)
+    open  --the user's password changed, or the user was disabled or logged out
+            everywhere-->                             ended
     used / ended / expired / unknown / another tenant's  -> invalid_session
 
-Every answer locks the row first (SELECT … FOR UPDATE), so parallel answers to one
-auth_session are decided one after the other: at most one code, and each wrong answer
+Every answer locks its user's row, then its own row (SELECT … FOR UPDATE), so parallel
+answers to one auth_session are decided one after the other: at most one code, and each wrong answer
 counted. A TOTP code is accepted at most once per factor (its time step is recorded under
-the factor row's lock), a recovery code once (its row's UPDATE). Wrong answers are also
-counted per user across auth_sessions (BATON_MFA_MAX_FAILURES_PER_USER per login window,
-then 429). Outcomes are decided inside the transaction and raised after it commits, so an
-attempt counted is an attempt kept.
+the factor row's lock), a recovery code once (its row's UPDATE), a passkey's assertion once
+(it answers the auth_session's own challenge, which the used auth_session takes along).
+Wrong answers after a password are also counted per user across auth_sessions
+(BATON_MFA_MAX_FAILURES_PER_USER per login window, then 429); a passwordless start counts
+against the client's address instead (docs/design.md). Outcomes are decided inside the
+transaction and raised after it commits (app.services.signin.outcomes), so an attempt
+counted is an attempt kept.
 """
 from __future__ import annotations
 
 import hmac
-import logging
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
+from typing import NoReturn
 
 import sqlalchemy as sa
 from sqlalchemy import select
@@ -33,32 +40,49 @@ from sqlalchemy import select
 from app.crypto import b64url
 from app.crypto import token_digest
 from app.extensions import db
-from app.logs import security_event
 from app.models import ChallengeSession
 from app.models import User
 from app.runtime import runtime
 from app.services.accounts import factors
+from app.services.accounts import passkeys
 from app.services.accounts import recovery_codes
+from app.services.accounts import webauthn
+from app.services.accounts.credentials import normalize_username
 from app.services.audit import events
 from app.services.errors import InsufficientAuthorization
-from app.services.errors import InvalidCredentials
 from app.services.errors import InvalidInput
-from app.services.errors import InvalidSession
-from app.services.errors import ServiceError
-from app.services.errors import TooManyAttempts
+from app.services.errors import LoginThrottled
 from app.services.signin import codes
+from app.services.signin.outcomes import CloneSuspected
+from app.services.signin.outcomes import CodeIssued
+from app.services.signin.outcomes import Done
+from app.services.signin.outcomes import EnrolmentOffered
+from app.services.signin.outcomes import Invalid
+from app.services.signin.outcomes import Outcome
+from app.services.signin.outcomes import Refused
+from app.services.signin.outcomes import Result
+from app.services.signin.outcomes import Throttled
+from app.services.signin.outcomes import Wrong
 from app.services.signin.password_grant import check_password
 from app.services.signin.password_grant import confirm_unchanged
+from app.services.signin.throttling import release_address_attempt
 from app.services.signin.throttling import release_second_factor_answers
+from app.services.signin.throttling import reserve_address_attempt
 from app.services.signin.throttling import reserve_second_factor_answer
 from app.services.tenancy.lookup import TenantInfo
 from app.services.tenancy.lookup import lookup_tenant
 from app.services.unit_of_work import transaction
 
-log = logging.getLogger(__name__)
+__all__ = ["Answer", "CodeIssued", "EnrolmentOffered", "FirstRequest", "PasskeyStart",
+           "answer", "start", "start_passkey"]
+
 AUTH_SESSION_TTL = timedelta(seconds=300)
 AUTH_SESSION_BYTES = 32
-SECOND_FACTOR_AMR = ("pwd", "otp", "mfa")  # RFC 8176: password and a one-time code
+# RFC 8176: what a sign-in proved.
+SECOND_FACTOR_AMR = ("pwd", "otp", "mfa")  # a password and a one-time code
+PASSWORD_AND_PASSKEY_AMR = ("pwd", "pop", "mfa")  # a password and a proof of possession
+PASSKEY_VERIFIED_AMR = ("pop", "mfa")  # a passkey whose authenticator verified the user
+PASSKEY_AMR = ("pop",)  # a passkey alone (user present, not verified)
 
 
 @dataclass(frozen=True)
@@ -70,26 +94,23 @@ class FirstRequest:
 
 
 @dataclass(frozen=True)
+class PasskeyStart:
+    """A passwordless first request (`passkey=1`, SPEC §13.5); no username: discoverable."""
+
+    code_challenge: str
+    username: str | None = None
+    client_id: str | None = None
+
+
+@dataclass(frozen=True)
 class Answer:
     """A follow-up: the auth_session and exactly one of its answers."""
 
     auth_session: str
     otp: str | None = None
     recovery_code: str | None = None
+    webauthn_response: str | None = None  # the credential JSON a browser produced
     enroll: str | None = None  # "totp" (tenant policy mfa=required)
-
-
-@dataclass(frozen=True)
-class CodeIssued:
-    authorization_code: str
-    recovery_codes: list[str] | None = None  # after enrolling inside the flow
-
-
-@dataclass(frozen=True)
-class EnrolmentOffered:
-    auth_session: str
-    secret: str
-    otpauth_uri: str
 
 
 def start(tenant_slug: str, first: FirstRequest, *, now: datetime,
@@ -99,6 +120,7 @@ def start(tenant_slug: str, first: FirstRequest, *, now: datetime,
     checked = check_password(tenant_slug, first.username, first.password, now=now,
                              client_address=client_address)
     tenant = checked.tenant
+    options = None
     with transaction():
         unchanged = confirm_unchanged(checked, first.password, client_address)
         fingerprint = codes.password_fingerprint(unchanged.password_hash)
@@ -107,153 +129,140 @@ def start(tenant_slug: str, first: FirstRequest, *, now: datetime,
                 tenant, checked.user_id, fingerprint, first.code_challenge, first.client_id,
                 ("pwd",), now, now))
         answers = factors.answerable(checked.user_id)
-        auth_session = _open(tenant, checked.user_id, fingerprint, first, now)
+        digest = None
+        if "passkey" in answers:
+            options, digest = passkeys.sign_in_options(tenant, checked.user_id)
+        auth_session = _open(tenant, checked.user_id, first.code_challenge, first.client_id,
+                             ("pwd",), now, webauthn_challenge=digest,
+                             password_fingerprint=fingerprint)
     if answers:
-        raise InsufficientAuthorization(auth_session, answers)
+        raise InsufficientAuthorization(auth_session, answers, webauthn=options)
     # mfa=required and nothing to answer with: enrol a TOTP factor inside the flow.
     raise InsufficientAuthorization(auth_session, [], enroll=["totp"])
 
 
+def start_passkey(tenant_slug: str, first: PasskeyStart, *, now: datetime,
+                  client_address: str | None = None) -> NoReturn:
+    """A passwordless start: always InsufficientAuthorization with request options, of the
+    same shape whether the username exists and has passkeys or not (decoys otherwise). It
+    counts as a login attempt of the client's address until a passkey answers it."""
+    username = normalize_username(first.username) if first.username is not None else None
+    try:
+        with transaction():
+            tenant = lookup_tenant(tenant_slug)
+            webauthn.require_set_up(webauthn.relying_party(tenant))
+            reserve_address_attempt(tenant.id, client_address, now, runtime().login_limits)
+            user_id, options, digest = passkeys.passwordless_options(
+                tenant, username, user_verification=tenant.mfa == "required")
+            auth_session = _open(tenant, user_id, first.code_challenge, first.client_id, (),
+                                 now, webauthn_challenge=digest, discoverable=username is None)
+    except LoginThrottled as throttled:  # (baton_login_total counts password logins only)
+        events.record_login_throttled(throttled.tenant_id, throttled.limits, client_address,
+                                      None, now)
+        raise
+    raise InsufficientAuthorization(auth_session, ["passkey"], webauthn=options)
+
+
 def answer(tenant_slug: str, given: Answer, *, now: datetime,
-           client_address: str | None = None) -> CodeIssued | EnrolmentOffered:
-    """A follow-up: one answer to an open auth_session."""
+           client_address: str | None = None) -> Result:
+    """A follow-up: one answer to an open auth_session. A malformed webauthn_response is
+    refused (InvalidInput) before anything is read or counted."""
+    assertion = (webauthn.parse_assertion(given.webauthn_response)
+                 if given.webauthn_response is not None else None)
     with transaction():
         tenant = lookup_tenant(tenant_slug)
-        challenge = _lock(tenant, given.auth_session, now)
+        challenge = _lock(tenant, given.auth_session, now, assertion)
+        outcome: Outcome
         if challenge is None or not _user_unchanged(challenge):
-            outcome: _Outcome = _Invalid()
+            outcome = Invalid()
+        elif not challenge.amr:
+            outcome = _passwordless(tenant, challenge, assertion, now, client_address)
         elif given.enroll is not None:
             outcome = _enrolment(tenant, challenge, given, now)
         else:
-            outcome = _check(tenant, challenge, given, now, client_address)
+            outcome = _check(tenant, challenge, given, assertion, now, client_address)
     return outcome.result(tenant_slug)
-
-
-# -- outcomes, decided in the transaction and delivered after it commits ------------------
-
-class _Outcome:
-    def result(self, tenant_slug: str) -> CodeIssued | EnrolmentOffered:
-        raise NotImplementedError
-
-
-@dataclass(frozen=True)
-class _Done(_Outcome):
-    value: CodeIssued | EnrolmentOffered
-
-    def result(self, tenant_slug: str) -> CodeIssued | EnrolmentOffered:
-        return self.value
-
-
-@dataclass(frozen=True)
-class _Invalid(_Outcome):
-    def result(self, tenant_slug: str) -> CodeIssued | EnrolmentOffered:
-        raise InvalidSession()
-
-
-@dataclass(frozen=True)
-class _Refused(_Outcome):
-    error: ServiceError
-
-    def result(self, tenant_slug: str) -> CodeIssued | EnrolmentOffered:
-        raise self.error
-
-
-@dataclass(frozen=True)
-class _Wrong(_Outcome):
-    user_id: int
-    ended: bool
-
-    def result(self, tenant_slug: str) -> CodeIssued | EnrolmentOffered:
-        log.info("wrong second-factor answer",
-                 extra={"event": "second_factor_failed", "tenant": tenant_slug,
-                        "user_id": self.user_id, "auth_session_ended": self.ended})
-        if self.ended:
-            security_event("mfa_failed", tenant=tenant_slug, user_id=self.user_id)
-        raise InvalidCredentials()
-
-
-@dataclass(frozen=True)
-class _Throttled(_Outcome):
-    tenant_id: int
-    user_id: int
-    retry_after: int
-    window_start: datetime
-    limit: str  # "mfa" (per login window) or "mfa_day"
-    client_address: str | None
-    now: datetime
-
-    def result(self, tenant_slug: str) -> CodeIssued | EnrolmentOffered:
-        events.record_login_throttled(self.tenant_id, [(self.limit, str(self.user_id),
-                                                        self.window_start)],
-                                      self.client_address, self.user_id, self.now)
-        raise TooManyAttempts(self.retry_after)
 
 
 # -- the steps -----------------------------------------------------------------------------
 
-def _open(tenant: TenantInfo, user_id: int, fingerprint: bytes, first: FirstRequest,
-          now: datetime) -> str:
+def _open(tenant: TenantInfo, user_id: int | None, code_challenge: str, client_id: str | None,
+          amr: tuple[str, ...], now: datetime, *, webauthn_challenge: bytes | None = None,
+          discoverable: bool = False, password_fingerprint: bytes | None = None) -> str:
     auth_session = b64url(secrets.token_bytes(AUTH_SESSION_BYTES))
     db.session.execute(sa.insert(ChallengeSession).values(
         tenant_id=tenant.id, user_id=user_id, digest=token_digest(auth_session),
-        code_challenge=first.code_challenge, client_id=first.client_id, amr=["pwd"],
-        password_fingerprint=fingerprint, created_at=now, expires_at=now + AUTH_SESSION_TTL))
+        code_challenge=code_challenge, client_id=client_id, amr=list(amr),
+        created_at=now, expires_at=now + AUTH_SESSION_TTL,
+        webauthn_challenge=webauthn_challenge, discoverable=discoverable,
+        password_fingerprint=password_fingerprint))
     return auth_session
 
 
-def _lock(tenant: TenantInfo, auth_session: str, now: datetime) -> ChallengeSession | None:
+def _lock(tenant: TenantInfo, auth_session: str, now: datetime,
+          assertion: webauthn.Assertion | None) -> ChallengeSession | None:
     """The open, unexpired challenge of this tenant, locked after its user's row (the order
     of every factor change: the user first); None for anything else.
 
     The user row is locked FOR NO KEY UPDATE: an answer may change the user's factors (a
-    time step spent, a factor confirmed in the flow, a recovery code used), so answers and
-    factor changes of one user run one after the other, and a login's share lock waits for
-    them; refreshes and session inserts (FOR KEY SHARE) do not."""
+    time step spent, a factor confirmed in the flow, a recovery code used, a passkey's
+    counter), so answers and factor changes of one user run one after the other, and a
+    login's share lock waits for them; refreshes and session inserts (FOR KEY SHARE) do
+    not. A discoverable passkey's auth_session has no user yet: the answering credential
+    names the one to lock (an answer no passkey of the tenant gave locks no user)."""
     digest = token_digest(auth_session)
-    user_id = db.session.execute(  # unlocked: only to know whose row to lock first
+    row = db.session.execute(  # unlocked: only to know whose row to lock first
         select(ChallengeSession.user_id)
         .where(ChallengeSession.tenant_id == tenant.id, ChallengeSession.digest == digest)
-    ).scalar_one_or_none()
-    if user_id is None:
+    ).one_or_none()
+    if row is None:
         return None
-    db.session.execute(select(User.id).where(User.id == user_id)
-                       .with_for_update(key_share=True))
+    user_id = row.user_id
+    if user_id is None and assertion is not None:
+        user_id = passkeys.owner_of(tenant, assertion.credential_id)
+    if user_id is not None:
+        db.session.execute(select(User.id).where(User.id == user_id)
+                           .with_for_update(key_share=True))
     challenge = db.session.execute(
         select(ChallengeSession)
         .where(ChallengeSession.tenant_id == tenant.id, ChallengeSession.digest == digest)
         .with_for_update().execution_options(populate_existing=True)
     ).scalar_one_or_none()
     if challenge is None or challenge.state != "open" or challenge.expires_at <= now \
-            or challenge.user_id != user_id:
+            or challenge.user_id not in (None, user_id):
         return None
     return challenge
 
 
 def _user_unchanged(challenge: ChallengeSession) -> bool:
-    """The challenge's user is still enabled with the password the challenge was opened
-    with; if not (a disable, a password change or reset while it was open), it ends."""
+    """After a password: the user is still enabled with the password the challenge was
+    opened with; if not (a disable, a password change or reset while it was open), it ends.
+    A passwordless challenge has no password to compare (the passkey's check looks at the
+    user)."""
+    fingerprint = challenge.password_fingerprint
+    if fingerprint is None:
+        return True
     row = db.session.execute(
         select(User.password_hash, User.disabled_at).where(User.id == challenge.user_id)
     ).one()
-    fingerprint = challenge.password_fingerprint
-    if row.disabled_at is None and (fingerprint is None or hmac.compare_digest(
-            codes.password_fingerprint(row.password_hash), bytes(fingerprint))):
+    if row.disabled_at is None and hmac.compare_digest(
+            codes.password_fingerprint(row.password_hash), bytes(fingerprint)):
         return True
     challenge.state = "ended"
     return False
 
 
 def _enrolment(tenant: TenantInfo, challenge: ChallengeSession, given: Answer,
-               now: datetime) -> _Outcome:
+               now: datetime) -> Outcome:
     """`enroll=totp`: a pending TOTP factor bound to this auth_session (the same one again on
     a retry), offered only to a user who has nothing to answer with under mfa=required."""
     if given.enroll != "totp":
-        return _Refused(InvalidInput("enroll must be 'totp'"))
+        return Refused(InvalidInput("enroll must be 'totp'"))
     user_id = challenge.user_id
-    assert user_id is not None
+    assert user_id is not None  # a password was proven
     username = db.session.execute(select(User.username).where(User.id == user_id)).scalar_one()
     if tenant.mfa != "required" or factors.answerable(user_id):
-        return _Refused(InvalidInput("enroll is not offered for this auth_session"))
+        return Refused(InvalidInput("enroll is not offered for this auth_session"))
     offered = None
     if challenge.enroll_factor_id is not None:
         offered = factors.pending_enrolment(tenant, user_id, challenge.enroll_factor_id,
@@ -261,36 +270,95 @@ def _enrolment(tenant: TenantInfo, challenge: ChallengeSession, given: Answer,
     if offered is None:
         offered = factors.start_totp(tenant, user_id, username, None, now)
         challenge.enroll_factor_id = offered.id
-    return _Done(EnrolmentOffered(given.auth_session, offered.secret, offered.otpauth_uri))
+    return Done(EnrolmentOffered(given.auth_session, offered.secret, offered.otpauth_uri))
 
 
-def _check(tenant: TenantInfo, challenge: ChallengeSession, given: Answer, now: datetime,
-           client_address: str | None) -> _Outcome:
-    """An otp or recovery_code answer: a code, or one more wrong answer counted."""
+def _check(tenant: TenantInfo, challenge: ChallengeSession, given: Answer,
+           assertion: webauthn.Assertion | None, now: datetime,
+           client_address: str | None) -> Outcome:
+    """A second factor after a password (otp, recovery_code or webauthn_response): a code,
+    or one more wrong answer counted."""
     user_id = challenge.user_id
-    assert user_id is not None
+    assert user_id is not None  # a password was proven
+    if assertion is not None and challenge.webauthn_challenge is None:
+        return Refused(InvalidInput("no passkey was asked for in this auth_session"))
     limits = runtime().login_limits
     wait, window_start, limit = reserve_second_factor_answer(tenant.id, user_id, now, limits)
     if wait:
-        return _Throttled(tenant.id, user_id, wait, window_start, limit, client_address, now)
+        return Throttled(tenant.id, user_id, wait, window_start, limit, client_address, now)
     enrolled: factors.Confirmed | None = None
-    if given.otp is not None and challenge.enroll_factor_id is not None:
+    amr = SECOND_FACTOR_AMR
+    if assertion is not None:
+        verdict = _passkey_verdict(tenant, challenge, assertion, now, client_address)
+        if isinstance(verdict, Outcome):
+            return verdict
+        amr = PASSWORD_AND_PASSKEY_AMR
+    elif given.otp is not None and challenge.enroll_factor_id is not None:
         enrolled = factors.finish_totp(tenant, user_id, challenge.enroll_factor_id, given.otp,
                                        now, events.user_actor(user_id))
-        right = enrolled is not None
-    elif given.otp is not None:
-        right = factors.verify_totp(tenant, user_id, given.otp, now) is not None
-    else:
-        right = _use_recovery_code(tenant, user_id, given.recovery_code or "", now)
-    if not right:
-        return _wrong_answer(tenant, challenge, now, limits.mfa_answers, client_address)
+        if enrolled is None:
+            return _wrong_answer(tenant, challenge, now, client_address)
+    elif not _right_code(tenant, user_id, given, now):
+        return _wrong_answer(tenant, challenge, now, client_address)
     release_second_factor_answers(tenant.id, user_id)
+    return _issue(tenant, challenge, user_id, amr, now,
+                  enrolled.recovery_codes if enrolled else None)
+
+
+def _right_code(tenant: TenantInfo, user_id: int, given: Answer, now: datetime) -> bool:
+    """A TOTP code of a confirmed factor, or an unused recovery code (then spent)."""
+    if given.otp is not None:
+        return factors.verify_totp(tenant, user_id, given.otp, now) is not None
+    return _use_recovery_code(tenant, user_id, given.recovery_code or "", now)
+
+
+def _passwordless(tenant: TenantInfo, challenge: ChallengeSession,
+                  assertion: webauthn.Assertion | None, now: datetime,
+                  client_address: str | None) -> Outcome:
+    """A passkey alone (SPEC §13.5): amr `pop` (and `mfa` when the authenticator verified
+    the user: required under mfa=required)."""
+    if assertion is None:
+        return Refused(InvalidInput("a passwordless auth_session is answered with "
+                                    "webauthn_response"))
+    verdict = _passkey_verdict(tenant, challenge, assertion, now, client_address)
+    if isinstance(verdict, Outcome):
+        return verdict
+    release_address_attempt(client_address)
+    challenge.user_id = verdict.user_id
+    amr = PASSKEY_VERIFIED_AMR if verdict.user_verified else PASSKEY_AMR
+    return _issue(tenant, challenge, verdict.user_id, amr, now)
+
+
+def _passkey_verdict(tenant: TenantInfo, challenge: ChallengeSession,
+                     assertion: webauthn.Assertion, now: datetime,
+                     client_address: str | None) -> passkeys.PasskeyUsed | Outcome:
+    """The passkey that answered, or the outcome of a wrong answer or of a clone alarm."""
+    assert challenge.webauthn_challenge is not None  # every passwordless start has one
+    verdict = passkeys.check_answer(
+        tenant, assertion, bytes(challenge.webauthn_challenge), user_id=challenge.user_id,
+        discoverable=challenge.discoverable,
+        require_user_verification=not challenge.amr and tenant.mfa == "required",
+        now=now, client_address=client_address)
+    if isinstance(verdict, passkeys.CloneSuspected):
+        challenge.state = "ended"
+        return CloneSuspected(verdict.user_id, verdict.factor_id)
+    if isinstance(verdict, passkeys.WrongPasskey):
+        return _wrong_answer(tenant, challenge, now, client_address, verdict.reason)
+    return verdict
+
+
+def _issue(tenant: TenantInfo, challenge: ChallengeSession, user_id: int,
+           amr: tuple[str, ...], now: datetime,
+           new_recovery_codes: list[str] | None = None) -> Outcome:
+    """The right answer: the auth_session is used, and its one code issued."""
     challenge.state = "used"
-    assert challenge.password_fingerprint is not None
-    code = codes.issue_code(tenant, user_id, bytes(challenge.password_fingerprint),
-                            challenge.code_challenge, challenge.client_id, SECOND_FACTOR_AMR,
-                            now, now)
-    return _Done(CodeIssued(code, enrolled.recovery_codes if enrolled else None))
+    fingerprint = challenge.password_fingerprint
+    if fingerprint is None:  # passwordless: the code is bound to the password as it is now
+        fingerprint = codes.password_fingerprint(db.session.execute(
+            select(User.password_hash).where(User.id == user_id)).scalar_one())
+    code = codes.issue_code(tenant, user_id, bytes(fingerprint), challenge.code_challenge,
+                            challenge.client_id, amr, now, now)
+    return Done(CodeIssued(code, new_recovery_codes))
 
 
 def _use_recovery_code(tenant: TenantInfo, user_id: int, code: str, now: datetime) -> bool:
@@ -303,14 +371,14 @@ def _use_recovery_code(tenant: TenantInfo, user_id: int, code: str, now: datetim
 
 
 def _wrong_answer(tenant: TenantInfo, challenge: ChallengeSession, now: datetime,
-                  allowed: int, client_address: str | None) -> _Outcome:
+                  client_address: str | None, reason: str | None = None) -> Outcome:
     challenge.attempts += 1
     user_id = challenge.user_id
-    assert user_id is not None
-    ended = challenge.attempts >= allowed
+    ended = challenge.attempts >= runtime().login_limits.mfa_answers
     if ended:
         challenge.state = "ended"
         events.record_event(events.MFA_FAILED, tenant.id, events.SYSTEM,
-                            {"user_id": str(user_id), "attempts": challenge.attempts,
+                            {"user_id": None if user_id is None else str(user_id),
+                             "attempts": challenge.attempts,
                              "client_address": client_address}, now)
-    return _Wrong(user_id, ended)
+    return Wrong(user_id, ended, reason)

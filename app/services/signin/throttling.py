@@ -138,17 +138,40 @@ def _decide(tenant_id: int | None, network: str, now: datetime, window: timedelt
         raise LoginThrottled(math.ceil(retry_after), tenant_id, exceeded)
 
 
+def reserve_address_attempt(tenant_id: int, address: str | None, now: datetime,
+                            limits: LoginLimits) -> None:
+    """Count a passwordless start (SPEC §13.5) against the client's address only, as a
+    login attempt until the sign-in it starts completes (`release_address_attempt`).
+    Never against the username: no secret was tried, and a stranger who knows a username
+    must not be able to throttle its owner's logins with starts that cost nothing."""
+    window = timedelta(seconds=limits.window_s)
+    _, per_address = _tables()
+    network = client_network(address)
+    row = _counted(per_address, [per_address.c.address], {"address": network}, now, window)
+    if row.attempts > limits.per_address:
+        retry_after = max(1, math.ceil((row.window_start + window - now).total_seconds()))
+        security_event("login_throttled", tenant_id=tenant_id, client=network,
+                       retry_after_s=retry_after)
+        raise LoginThrottled(retry_after, tenant_id, [("addr", network, row.window_start)])
+
+
+def release_address_attempt(address: str | None) -> None:
+    """A passwordless sign-in completed: give its start's count back to the address."""
+    _, per_address = _tables()
+    db.session.execute(sa.update(per_address).where(
+        per_address.c.address == client_network(address), per_address.c.attempts > 0,
+    ).values(attempts=per_address.c.attempts - 1))
+
+
 def release_after_success(tenant_id: int, username: str, address: str | None) -> None:
     """A successful login: forget the username's failures and give back the address's count."""
-    per_tenant, per_address = _tables()
+    per_tenant, _ = _tables()
     user, network = _user_key(username), client_network(address)
     keys = [("user", user), ("user_addr", f"{network} {user}")]
     db.session.execute(sa.delete(per_tenant).where(
         per_tenant.c.tenant_id == tenant_id,
         sa.tuple_(per_tenant.c.kind, per_tenant.c.key).in_(keys)))
-    db.session.execute(sa.update(per_address).where(
-        per_address.c.address == network, per_address.c.attempts > 0,
-    ).values(attempts=per_address.c.attempts - 1))
+    release_address_attempt(address)
 
 
 def release_console_after_success(tenant_id: int, address: str | None) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import threading
 from dataclasses import dataclass
+from dataclasses import field
 
 import sqlalchemy as sa
 from cachetools import TTLCache
@@ -36,7 +37,8 @@ _LOOKUP = (
            _tenants.c.reuse_interval, _keys.c.kid, _keys.c.private_key_encrypted,
            _tenants.c.password_min_length, _tenants.c.cors_origins, _tenants.c.name,
            _tenants.c.mfa, _tenants.c.password_grant, _tenants.c.step_up_max_age,
-           _tenants.c.webauthn_rp_id, _tenants.c.webauthn_origins)
+           _tenants.c.webauthn_rp_id, _tenants.c.webauthn_origins,
+           _tenants.c.webauthn_decoy_key)
     .outerjoin(_keys, sa.and_(_keys.c.tenant_id == _tenants.c.id, _keys.c.retired_at.is_(None)))
     .where(_tenants.c.slug == sa.bindparam("slug"))
 )
@@ -62,6 +64,8 @@ class TenantInfo:
     step_up_max_age: int = 900
     webauthn_rp_id: str | None = None  # None: the host of BATON_BASE_URL (SPEC §13.5)
     webauthn_origins: tuple[str, ...] = ()
+    # Never shown, not even in a repr: app.services.accounts.webauthn.decoy_credentials.
+    webauthn_decoy_key: bytes = field(default=b"", repr=False)
 
     @property
     def issuer(self) -> str:
@@ -124,7 +128,7 @@ def lookup_tenant(slug: str) -> TenantInfo:
                       row.reuse_interval, row.kid, bytes(row.private_key_encrypted),
                       row.password_min_length, tuple(row.cors_origins), row.name, row.mfa,
                       row.password_grant, row.step_up_max_age, row.webauthn_rp_id,
-                      tuple(row.webauthn_origins))
+                      tuple(row.webauthn_origins), bytes(row.webauthn_decoy_key))
     cache.put(info)
     return info
 
