@@ -13,7 +13,9 @@ fresh bench database, and reports the CPU of every `postgres` process per transa
                  docs/deployment.md; shown to size that cost)
 
 The SQL is compiled from the app's own statement constants, so this measures what ships.
-Rounds alternate the variants; each figure is the median of its rounds.
+Rounds alternate the variants; each figure is the median of its rounds. Besides CPU, each
+variant reports the WAL it writes and the MultiXact ids it makes per transaction (counted
+over the run: immune to the machine's noise); `--variants` picks some.
 """
 from __future__ import annotations
 
@@ -181,6 +183,29 @@ def _chains(url: str, variant: str, clients: int) -> tuple[int, list[bytes]]:
     return tenant_id, digests
 
 
+COUNTERS = ("SELECT pg_current_wal_lsn(),"
+            " mxid_age(datminmxid) FROM pg_database WHERE datname = current_database()")
+
+
+def _counters(url: str) -> tuple[str, int]:
+    """(the WAL position, how many MultiXact ids were handed out so far): the WAL written and
+    the MultiXacts made (a row share-locked by two transactions at once, such as a foreign
+    key's KEY SHARE on one hot tenant row) are counted across a run, not sampled."""
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute(COUNTERS)
+        lsn, multixacts = cur.fetchone()
+    conn.close()
+    return lsn, int(multixacts)
+
+
+def _wal_bytes(url: str, start: str, end: str) -> int:
+    with psycopg2.connect(url) as conn, conn.cursor() as cur:
+        cur.execute("SELECT pg_wal_lsn_diff(%s, %s)", (end, start))
+        value = int(cur.fetchone()[0])
+    conn.close()
+    return value
+
+
 def run_variant(url: str, variant: str, clients: int, seconds: float) -> dict:
     tenant_id, digests = _chains(url, variant, clients)
     client = _yardstick_client if variant == "yardstick" else _baton_client
@@ -189,29 +214,37 @@ def run_variant(url: str, variant: str, clients: int, seconds: float) -> dict:
              for d in digests]
     for proc in procs:
         proc.start()
+    lsn, multixacts = _counters(url)
     with servers.CpuMeter(servers.postgres_processes) as meter:
         barrier.wait(120)
         total = sum(out.get(timeout=seconds + 60) for _ in procs)
     barrier.wait(60)
+    end_lsn, end_multixacts = _counters(url)
     for proc in procs:
         proc.join(30)
     return {"per_s": round(total / seconds, 1),
-            "db_cpu_ms": round(meter.seconds / total * 1000, 3)}
+            "db_cpu_ms": round(meter.seconds / total * 1000, 3),
+            "wal_bytes": round(_wal_bytes(url, lsn, end_lsn) / total),
+            "multixacts": round((end_multixacts - multixacts) / total, 3)}
 
 
-def measure(url: str, clients: int, seconds: float, rounds: int) -> dict:
-    runs: dict[str, list[dict]] = {v: [] for v in VARIANTS}
+def measure(url: str, clients: int, seconds: float, rounds: int,
+            variants: tuple[str, ...] = VARIANTS) -> dict:
+    runs: dict[str, list[dict]] = {v: [] for v in variants}
     for _ in range(rounds):
-        for variant in VARIANTS:
+        for variant in variants:
             runs[variant].append(run_variant(url, variant, clients, seconds))
     report = {}
     for variant, results in runs.items():
         cpu = [r["db_cpu_ms"] for r in results]
         report[variant] = {"db_cpu_ms": round(statistics.median(cpu), 3), "runs": cpu,
-                           "per_s": round(statistics.median(r["per_s"] for r in results), 1)}
-    base = report["yardstick"]["db_cpu_ms"]
-    for variant in VARIANTS:
-        report[variant]["x_yardstick"] = round(report[variant]["db_cpu_ms"] / base, 2)
+                           "per_s": round(statistics.median(r["per_s"] for r in results), 1),
+                           "wal_bytes": statistics.median(r["wal_bytes"] for r in results),
+                           "multixacts": statistics.median(r["multixacts"] for r in results)}
+    base = report["yardstick"]["db_cpu_ms"] if "yardstick" in report else None
+    for variant in variants:
+        report[variant]["x_yardstick"] = (round(report[variant]["db_cpu_ms"] / base, 2)
+                                          if base else None)
     return report
 
 
@@ -221,18 +254,21 @@ def main() -> None:
     parser.add_argument("--clients", type=int, default=8)
     parser.add_argument("--seconds", type=float, default=6)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--variants", nargs="*", choices=VARIANTS, default=list(VARIANTS))
     args = parser.parse_args()
     from bench.profile_refresh import make_app
 
     global _statements
     _statements = baton_sql(make_app())  # on a fresh bench database with a tenant and a user
     url = servers.with_database(servers.server_url(), servers.BENCH_DB)
-    report = measure(url, args.clients, args.seconds, args.rounds)
+    report = measure(url, args.clients, args.seconds, args.rounds, tuple(args.variants))
     width = max(map(len, VARIANTS))
-    print(f"database CPU per transaction, {args.clients} clients, median of {args.rounds}:")
+    print(f"database work per transaction, {args.clients} clients, median of {args.rounds}:")
     for variant, row in report.items():
-        print(f"  {variant:<{width}}  {row['db_cpu_ms']:.3f} ms  ({row['x_yardstick']:.2f}x the "
-              f"yardstick; {row['per_s']:.0f}/s; runs {row['runs']})")
+        ratio = f"{row['x_yardstick']:.2f}x the yardstick; " if row["x_yardstick"] else ""
+        print(f"  {variant:<{width}}  {row['db_cpu_ms']:.3f} ms CPU  ({ratio}{row['per_s']:.0f}/s;"
+              f" runs {row['runs']}), {row['wal_bytes']:.0f} WAL bytes,"
+              f" {row['multixacts']:.3f} MultiXacts")
     sys.stdout.flush()
 
 

@@ -197,6 +197,23 @@ def test_duplicate_digest_in_tenant_refused(family):
     assert name == "uq_refresh_tokens_tenant_id_digest"
 
 
+def test_token_of_another_tenant_than_its_session_refused(family):
+    """Tenant scoping without a key to tenants: the (session, tenant) key refuses a token
+    whose tenant is not its session's."""
+    make_tenant("globex")  # tenant id 2
+    name = refused(INSERT_TOKEN.replace("VALUES (1,", "VALUES (2,"),
+                   {**family, "parent": None, "d": b"\x07" * 32, "rotated": None})
+    assert name == "fk_refresh_tokens_session_id_sessions"
+
+
+def test_a_deleted_tenant_takes_its_tokens_along(family):
+    """ON DELETE CASCADE, tenant -> sessions -> tokens, through the (session, tenant) key."""
+    with db.session.begin():
+        db.session.execute(sa.text("DELETE FROM tenants WHERE id = 1"))
+    with db.session.begin():
+        assert db.session.execute(sa.text("SELECT count(*) FROM refresh_tokens")).scalar() == 0
+
+
 def test_digest_must_be_sha256(family):
     name = refused(INSERT_TOKEN, {**family, "parent": None, "d": b"short", "rotated": None})
     assert name == "ck_refresh_tokens_digest_is_sha256"

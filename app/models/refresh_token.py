@@ -24,16 +24,18 @@ class RefreshToken(Base):
         # The target of sessions.current_token_id's foreign key (a session's current token
         # is one of its own), and the index of every lookup by session.
         sa.UniqueConstraint("session_id", "id"),
+        # A token belongs to its session and to the session's tenant, one key for both: no
+        # key to tenants of its own, whose KEY SHARE lock on the one tenant row, taken by
+        # every successor's insert at once, made a MultiXact per refresh or so under load
+        # (docs/performance.md). The session row it checks is the one the rotation locked.
+        sa.ForeignKeyConstraint(["session_id", "tenant_id"], ["sessions.id", "sessions.tenant_id"],
+                                ondelete="CASCADE"),
         sa.Index("ix_refresh_tokens_expires_at", "expires_at"),
     )
 
     id: Mapped[int] = mapped_column(sa.BigInteger, sa.Identity(), primary_key=True)
-    tenant_id: Mapped[int] = mapped_column(
-        sa.BigInteger, sa.ForeignKey("tenants.id", ondelete="CASCADE")
-    )
-    session_id: Mapped[uuid.UUID] = mapped_column(
-        UUID(as_uuid=True), sa.ForeignKey("sessions.id", ondelete="CASCADE")
-    )
+    tenant_id: Mapped[int] = mapped_column(sa.BigInteger)
+    session_id: Mapped[uuid.UUID] = mapped_column(UUID(as_uuid=True))
     # No foreign key: purge deletes old links without touching the live token after them.
     parent_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
     digest: Mapped[bytes] = mapped_column(sa.LargeBinary)

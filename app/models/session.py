@@ -22,6 +22,8 @@ class AuthSession(Base):
     __tablename__ = "sessions"
     __table_args__ = (
         sa.Index("ix_sessions_user_id", "user_id"),
+        # The target of the tokens' (session, tenant) key: a token is of its session's tenant.
+        sa.UniqueConstraint("id", "tenant_id"),
         sa.Index("ix_sessions_expires_at", "expires_at"),
         sa.Index(
             "ix_sessions_revoked_at",
