@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import threading
-import time
 from datetime import timedelta
 
 import pyotp
@@ -41,6 +40,7 @@ from tests.factories import make_user
 from tests.helpers import PASSWORD
 from tests.helpers import event_types
 from tests.helpers import utcnow
+from tests.parallel import interleave
 from tests.passkey_helpers import ORIGIN
 from tests.passkey_helpers import RP_ID
 from tests.passkey_helpers import Passkeys
@@ -76,40 +76,6 @@ def _open_challenge(now=None) -> tuple[str, str]:
 def _answer(auth_session: str, now=None, **answer):
     return challenge_service.answer(
         "acme", challenge_service.Answer(auth_session, **answer), now=now or utcnow())
-
-
-def _interleave(app, monkeypatch, owner, held: str, first, second) -> dict[str, object]:
-    """Run `first` in a thread until it calls `owner.held`, start `second` (which then waits
-    for a lock `first` holds), let `first` go on; what each returned or raised."""
-    reached, go_on = threading.Event(), threading.Event()
-    real = getattr(owner, held)
-
-    def holding(*args, **kwargs):
-        reached.set()
-        go_on.wait(10)
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(owner, held, holding)
-    results: dict[str, object] = {}
-
-    def run(name, call):
-        with app.app_context():
-            try:
-                results[name] = call()
-            except Exception as exc:  # noqa: BLE001 - the test reports what each side got
-                results[name] = exc
-            db.session.remove()
-
-    threads = [threading.Thread(target=run, args=("first", first)),
-               threading.Thread(target=run, args=("second", second))]
-    threads[0].start()
-    assert reached.wait(10)
-    threads[1].start()
-    time.sleep(0.5)  # the second is now waiting for the lock
-    go_on.set()
-    for thread in threads:
-        thread.join(20)
-    return results
 
 
 @pytest.mark.parametrize("change", ["password", "disable", "logout_everywhere"])
@@ -190,7 +156,7 @@ def test_an_answer_waits_for_an_admin_removing_the_factors(app, ctx, monkeypatch
     make_tenant("acme")
     user, secret, _ = _user_with_totp()
     auth_session, _ = _open_challenge()
-    results = _interleave(
+    results = interleave(
         app, monkeypatch, family, "revoke_all_for_user",
         lambda: factors.remove_all("acme", user.id, utcnow(), events.CLI),
         lambda: _answer(auth_session, otp=pyotp.TOTP(secret).now()))
@@ -214,7 +180,7 @@ def test_an_enrolment_in_the_flow_and_a_delete_run_one_after_the_other(app, ctx,
     db.session.remove()
     with transaction():
         pending_id = db.session.execute(sa.select(Factor.id)).scalar_one()
-    results = _interleave(
+    results = interleave(
         app, monkeypatch, recovery_codes, "replace_codes",
         lambda: _answer(auth_session, otp=pyotp.TOTP(offered.secret).now()),
         lambda: factors.delete_own("acme", token, pending_id, utcnow()))
@@ -361,7 +327,7 @@ def test_a_discoverable_passkey_answer_waits_for_an_admin_removing_the_factors(
     started, _ = pk.passwordless()
     body = started.get_json()
     response = json.dumps(device.get(body["webauthn"]))
-    results = _interleave(
+    results = interleave(
         app, monkeypatch, family, "revoke_all_for_user",
         lambda: factors.remove_all("acme", user.id, utcnow(), events.CLI),
         lambda: _answer(body["auth_session"], webauthn_response=response))

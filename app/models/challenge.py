@@ -50,10 +50,15 @@ class ChallengeSession(Base):
     attempts: Mapped[int] = mapped_column(sa.Integer, server_default="0")  # wrong answers
     created_at: Mapped[datetime] = timestamp()
     expires_at: Mapped[datetime] = timestamp()
-    # The user's password hash, fingerprinted when the password was proven: a password
-    # change (or a disable) while the challenge is open ends it. NULL when no password was
+    # The user's password hash and revoke-all count (users.sign_in_epoch), fingerprinted when
+    # the password was proven (signin.codes.sign_in_fingerprint): a password change, a
+    # revoke-all or a disable while the challenge is open ends it. NULL when no password was
     # part of the start (a passkey alone).
     password_fingerprint: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # A passwordless start: the address counter (network) and window it was counted in, given
+    # back to that counter when a passkey completes it, whoever sends the answer.
+    counted_address: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
+    counted_window: Mapped[datetime | None] = timestamp(nullable=True)
     # mfa=required: the (pending) TOTP factor being enrolled inside this flow. No foreign
     # key: deleting a factor must not lock challenge rows (their answers lock the factor).
     enroll_factor_id: Mapped[int | None] = mapped_column(sa.BigInteger, nullable=True)
@@ -79,8 +84,8 @@ class AuthorizationCode(UserOwned, Base):
     client_id: Mapped[str | None] = mapped_column(sa.Text, nullable=True)
     amr: Mapped[list[str]] = mapped_column(ARRAY(sa.Text))
     auth_time: Mapped[datetime] = timestamp()
-    # The user's password hash, fingerprinted when the code was issued: a password change
-    # (or reset) in the code's minute makes it unredeemable.
+    # The user's password hash and revoke-all count, fingerprinted when the code was issued:
+    # a password change or a revoke-all in the code's minute makes it unredeemable.
     password_fingerprint: Mapped[bytes] = mapped_column(sa.LargeBinary)
     created_at: Mapped[datetime] = timestamp()
     expires_at: Mapped[datetime] = timestamp()

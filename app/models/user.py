@@ -34,3 +34,7 @@ class User(Base):
     # options and kept, so every passkey of the user carries the same one (an authenticator
     # then replaces, rather than piles up, a user's credentials). Never the username.
     webauthn_user_handle: Mapped[bytes | None] = mapped_column(sa.LargeBinary, nullable=True)
+    # Counts the user's revoke-alls (disable, password change, logout everywhere, the admin's
+    # factor removal): a sign-in in progress (an auth_session, an unredeemed authorization
+    # code) is bound to the value it began under, so none outlives a revoke-all.
+    sign_in_epoch: Mapped[int] = mapped_column(sa.Integer, server_default="0")

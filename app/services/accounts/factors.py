@@ -23,12 +23,14 @@ from sqlalchemy.orm import InstrumentedAttribute
 from app.extensions import db
 from app.logs import security_event
 from app.models import Factor
+from app.models import PasskeyRegistration
 from app.models import User
 from app.services.accounts import recovery_codes
 from app.services.accounts import totp
 from app.services.accounts.credentials import UserRef
 from app.services.accounts.credentials import user_clause
 from app.services.audit import events
+from app.services.errors import AccessDenied
 from app.services.errors import FactorNotFound
 from app.services.errors import InvalidCredentials
 from app.services.errors import InvalidInput
@@ -40,7 +42,9 @@ from app.services.tenancy.lookup import lookup_tenant
 from app.services.tokens import family
 from app.services.tokens.access_tokens import VerifiedAccess
 from app.services.tokens.sessions import authenticated_caller
+from app.services.tokens.sessions import require_live_session
 from app.services.tokens.sessions import require_recent_sign_in
+from app.services.tokens.sessions import verified_caller
 from app.services.unit_of_work import transaction
 
 log = logging.getLogger(__name__)
@@ -203,6 +207,9 @@ def remove_all(tenant_slug: str, who: UserRef, now: datetime, actor: events.Acto
         if user is None:
             raise UserNotFound(tenant_slug, who)
         revoked = family.revoke_all_for_user(tenant.id, user.id, now, "admin", actor)
+        # A registration begun before (with a token now revoked) must not finish after.
+        db.session.execute(sa.delete(PasskeyRegistration)
+                           .where(PasskeyRegistration.user_id == user.id))
         gone = db.session.execute(
             sa.delete(Factor).where(Factor.user_id == user.id)
             .returning(Factor.id, Factor.type, Factor.confirmed_at)).all()
@@ -344,13 +351,16 @@ def locked_caller(tenant: TenantInfo, access_token: str,
     A recent sign-in (RFC 9470 max_age), and once the user has a second factor, a sign-in
     that used one (`mfa` in its amr), decided under the lock: a session that proved only
     the password, before a factor existed, cannot take the factors over."""
-    caller = authenticated_caller(tenant, access_token, now)
+    caller = verified_caller(tenant, access_token, now)
     require_recent_sign_in(caller, tenant, now)
     username = db.session.execute(
         select(User.username).where(User.id == caller.user_id).with_for_update(key_share=True)
     ).scalar_one_or_none()
-    if username is None:  # the session was live a moment ago; the user row goes with it
-        raise InvalidCredentials()
+    if username is None:  # the user row went, and its sessions with it
+        raise AccessDenied()
+    # Live, read after the lock: a revoke-all (remove-all, disable, password change) that
+    # held the row commits first, and its revocation is seen here.
+    require_live_session(caller, now)
     if "mfa" not in (caller.claims.get("amr") or ()) and db.session.execute(
             select(has_second_factor(caller.user_id))).scalar():
         raise StepUpRequired(tenant.step_up_max_age, SECOND_FACTOR_STEP_UP)

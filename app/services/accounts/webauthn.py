@@ -263,6 +263,10 @@ def verify_registration(rp: RelyingParty, registration: Registration) -> NewCred
             expected_rp_id=rp.id, expected_origin=list(rp.origins))
     except Exception as exc:  # every refusal of the library, whatever its type
         raise Rejected(str(exc) or type(exc).__name__) from None
+    # WebAuthn §7.1: the credential id is the one in the attested credential data, which the
+    # browser also sends as rawId; the library compares neither, nor bounds its length.
+    if not hmac.compare_digest(verified.credential_id, registration.credential.raw_id):
+        raise Rejected("the attested credential id is not the rawId")
     transports = tuple(t.value for t in registration.credential.response.transports or ())
     return NewCredential(verified.credential_id, verified.credential_public_key,
                          verified.sign_count, transports)

@@ -65,7 +65,8 @@ from app.services.signin.outcomes import Throttled
 from app.services.signin.outcomes import Wrong
 from app.services.signin.password_grant import check_password
 from app.services.signin.password_grant import confirm_unchanged
-from app.services.signin.throttling import release_address_attempt
+from app.services.signin.throttling import CountedStart
+from app.services.signin.throttling import release_counted_start
 from app.services.signin.throttling import release_second_factor_answers
 from app.services.signin.throttling import reserve_address_attempt
 from app.services.signin.throttling import reserve_second_factor_answer
@@ -123,7 +124,7 @@ def start(tenant_slug: str, first: FirstRequest, *, now: datetime,
     options = None
     with transaction():
         unchanged = confirm_unchanged(checked, first.password, client_address)
-        fingerprint = codes.password_fingerprint(unchanged.password_hash)
+        fingerprint = codes.sign_in_fingerprint(unchanged.password_hash, unchanged.epoch)
         if not unchanged.needs_second_factor:
             return CodeIssued(codes.issue_code(
                 tenant, checked.user_id, fingerprint, first.code_challenge, first.client_id,
@@ -151,11 +152,13 @@ def start_passkey(tenant_slug: str, first: PasskeyStart, *, now: datetime,
         with transaction():
             tenant = lookup_tenant(tenant_slug)
             webauthn.require_set_up(webauthn.relying_party(tenant))
-            reserve_address_attempt(tenant.id, client_address, now, runtime().login_limits)
+            counted = reserve_address_attempt(tenant.id, client_address, now,
+                                              runtime().login_limits)
             user_id, options, digest = passkeys.passwordless_options(
                 tenant, username, user_verification=tenant.mfa == "required")
             auth_session = _open(tenant, user_id, first.code_challenge, first.client_id, (),
-                                 now, webauthn_challenge=digest, discoverable=username is None)
+                                 now, webauthn_challenge=digest, discoverable=username is None,
+                                 counted=counted)
     except LoginThrottled as throttled:  # (baton_login_total counts password logins only)
         events.record_login_throttled(throttled.tenant_id, throttled.limits, client_address,
                                       None, now)
@@ -188,14 +191,17 @@ def answer(tenant_slug: str, given: Answer, *, now: datetime,
 
 def _open(tenant: TenantInfo, user_id: int | None, code_challenge: str, client_id: str | None,
           amr: tuple[str, ...], now: datetime, *, webauthn_challenge: bytes | None = None,
-          discoverable: bool = False, password_fingerprint: bytes | None = None) -> str:
+          discoverable: bool = False, password_fingerprint: bytes | None = None,
+          counted: CountedStart | None = None) -> str:
     auth_session = b64url(secrets.token_bytes(AUTH_SESSION_BYTES))
     db.session.execute(sa.insert(ChallengeSession).values(
         tenant_id=tenant.id, user_id=user_id, digest=token_digest(auth_session),
         code_challenge=code_challenge, client_id=client_id, amr=list(amr),
         created_at=now, expires_at=now + AUTH_SESSION_TTL,
         webauthn_challenge=webauthn_challenge, discoverable=discoverable,
-        password_fingerprint=password_fingerprint))
+        password_fingerprint=password_fingerprint,
+        counted_address=counted.network if counted else None,
+        counted_window=counted.window_start if counted else None))
     return auth_session
 
 
@@ -240,13 +246,11 @@ def _user_unchanged(challenge: ChallengeSession) -> bool:
     A passwordless challenge has no password to compare (the passkey's check looks at the
     user)."""
     fingerprint = challenge.password_fingerprint
-    if fingerprint is None:
+    if fingerprint is None or challenge.user_id is None:
         return True
-    row = db.session.execute(
-        select(User.password_hash, User.disabled_at).where(User.id == challenge.user_id)
-    ).one()
-    if row.disabled_at is None and hmac.compare_digest(
-            codes.password_fingerprint(row.password_hash), bytes(fingerprint)):
+    now_state = codes.current_fingerprint(challenge.user_id)
+    if now_state is not None and not now_state[1] and hmac.compare_digest(
+            now_state[0], bytes(fingerprint)):
         return True
     challenge.state = "ended"
     return False
@@ -323,7 +327,8 @@ def _passwordless(tenant: TenantInfo, challenge: ChallengeSession,
     verdict = _passkey_verdict(tenant, challenge, assertion, now, client_address)
     if isinstance(verdict, Outcome):
         return verdict
-    release_address_attempt(client_address)
+    if challenge.counted_address is not None and challenge.counted_window is not None:
+        release_counted_start(CountedStart(challenge.counted_address, challenge.counted_window))
     challenge.user_id = verdict.user_id
     amr = PASSKEY_VERIFIED_AMR if verdict.user_verified else PASSKEY_AMR
     return _issue(tenant, challenge, verdict.user_id, amr, now)
@@ -353,9 +358,10 @@ def _issue(tenant: TenantInfo, challenge: ChallengeSession, user_id: int,
     """The right answer: the auth_session is used, and its one code issued."""
     challenge.state = "used"
     fingerprint = challenge.password_fingerprint
-    if fingerprint is None:  # passwordless: the code is bound to the password as it is now
-        fingerprint = codes.password_fingerprint(db.session.execute(
-            select(User.password_hash).where(User.id == user_id)).scalar_one())
+    if fingerprint is None:  # passwordless: bound to the user as they are now
+        now_state = codes.current_fingerprint(user_id)
+        assert now_state is not None  # the user row is locked
+        fingerprint = now_state[0]
     code = codes.issue_code(tenant, user_id, bytes(fingerprint), challenge.code_challenge,
                             challenge.client_id, amr, now, now)
     return Done(CodeIssued(code, new_recovery_codes))
@@ -373,7 +379,10 @@ def _use_recovery_code(tenant: TenantInfo, user_id: int, code: str, now: datetim
 def _wrong_answer(tenant: TenantInfo, challenge: ChallengeSession, now: datetime,
                   client_address: str | None, reason: str | None = None) -> Outcome:
     challenge.attempts += 1
-    user_id = challenge.user_id
+    # After a password, mfa.failed says someone who had it failed the second factor. A
+    # passwordless start shows no secret (anyone may name a username), so its failures name
+    # no user: a stranger must not be able to raise that alarm for someone.
+    user_id = challenge.user_id if challenge.amr else None
     ended = challenge.attempts >= runtime().login_limits.mfa_answers
     if ended:
         challenge.state = "ended"

@@ -47,9 +47,23 @@ CODE_BYTES = 32
 PKCE_VALUE = re.compile(r"[A-Za-z0-9._~-]{43,128}")
 
 
-def password_fingerprint(password_hash: str) -> bytes:
-    """Binds a code to the user's password at issue: a change in between kills it."""
-    return hashlib.sha256(b"baton-code:" + password_hash.encode()).digest()
+def sign_in_fingerprint(password_hash: str, epoch: int) -> bytes:
+    """Binds a sign-in in progress (a challenge, a code) to the user's password and revoke-all
+    count (users.sign_in_epoch) at its start: a change of either in between kills it. (Epoch
+    0 hashes as before the epoch existed, so codes in flight survive the upgrade.)"""
+    epoch_part = b":%d" % epoch if epoch else b""
+    return hashlib.sha256(b"baton-code:" + password_hash.encode() + epoch_part).digest()
+
+
+def current_fingerprint(user_id: int, *, share_lock: bool = False) -> tuple[bytes, bool] | None:
+    """(the user's sign-in fingerprint now, disabled?), or None without the user."""
+    query = select(User.password_hash, User.sign_in_epoch, User.disabled_at).where(
+        User.id == user_id)
+    row = db.session.execute(query.with_for_update(read=True) if share_lock else query
+                             ).one_or_none()
+    if row is None:
+        return None
+    return sign_in_fingerprint(row.password_hash, row.sign_in_epoch), row.disabled_at is not None
 
 
 def s256(verifier: str) -> str:
@@ -127,12 +141,11 @@ def _replayed(tenant: TenantInfo, row: AuthorizationCode, now: datetime) -> _Ref
 
 
 def _user_unchanged(user_id: int, fingerprint: bytes) -> bool:
-    """Share-lock the user: still enabled, with the password the code was issued under."""
-    row = db.session.execute(
-        select(User.password_hash, User.disabled_at).where(User.id == user_id)
-        .with_for_update(read=True)).one_or_none()
-    return (row is not None and row.disabled_at is None
-            and hmac.compare_digest(password_fingerprint(row.password_hash), bytes(fingerprint)))
+    """Share-lock the user: still enabled, with the password and revoke-all count the code
+    was issued under."""
+    now_state = current_fingerprint(user_id, share_lock=True)
+    return (now_state is not None and not now_state[1]
+            and hmac.compare_digest(now_state[0], bytes(fingerprint)))
 
 
 def _report(refused: _Refused, tenant_slug: str) -> None:

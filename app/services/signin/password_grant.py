@@ -123,6 +123,7 @@ class Unchanged:
     """The user as step 3 found it, under the share lock."""
 
     password_hash: str  # as stored now (rehashed, if it was outdated)
+    epoch: int  # users.sign_in_epoch
     needs_second_factor: bool  # has one now, or the tenant requires one
 
 
@@ -135,7 +136,7 @@ def confirm_unchanged(checked: PasswordChecked, password: str,
     reservation back."""
     rt = runtime()
     row = db.session.execute(
-        select(has_second_factor(User.id).label("second_factor"))
+        select(has_second_factor(User.id).label("second_factor"), User.sign_in_epoch)
         .where(User.id == checked.user_id, User.disabled_at.is_(None),
                User.password_hash == checked.password_hash)
         .with_for_update(read=True, of=User)
@@ -149,6 +150,6 @@ def confirm_unchanged(checked: PasswordChecked, password: str,
         db.session.execute(sa.update(User).where(User.id == checked.user_id)
                            .values(password_hash=password_hash))
     release_after_success(checked.tenant.id, checked.username, client_address)
-    return Unchanged(password_hash,
+    return Unchanged(password_hash, row.sign_in_epoch,
                      bool(row.second_factor) or checked.tenant.mfa == "required")
 

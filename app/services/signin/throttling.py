@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import ipaddress
 import math
+from dataclasses import dataclass
 from datetime import datetime
 from datetime import timedelta
 from typing import Any
@@ -138,10 +139,18 @@ def _decide(tenant_id: int | None, network: str, now: datetime, window: timedelt
         raise LoginThrottled(math.ceil(retry_after), tenant_id, exceeded)
 
 
+@dataclass(frozen=True)
+class CountedStart:
+    """Which address counter a passwordless start was counted in, and its window."""
+
+    network: str
+    window_start: datetime
+
+
 def reserve_address_attempt(tenant_id: int, address: str | None, now: datetime,
-                            limits: LoginLimits) -> None:
+                            limits: LoginLimits) -> CountedStart:
     """Count a passwordless start (SPEC §13.5) against the client's address only, as a
-    login attempt until the sign-in it starts completes (`release_address_attempt`).
+    login attempt until the sign-in it starts completes (`release_counted_start`).
     Never against the username: no secret was tried, and a stranger who knows a username
     must not be able to throttle its owner's logins with starts that cost nothing."""
     window = timedelta(seconds=limits.window_s)
@@ -153,10 +162,22 @@ def reserve_address_attempt(tenant_id: int, address: str | None, now: datetime,
         security_event("login_throttled", tenant_id=tenant_id, client=network,
                        retry_after_s=retry_after)
         raise LoginThrottled(retry_after, tenant_id, [("addr", network, row.window_start)])
+    return CountedStart(network, row.window_start)
+
+
+def release_counted_start(counted: CountedStart) -> None:
+    """A passwordless sign-in completed: give its start's count back to the counter it was
+    counted in, whoever sends the answer, and only within that window (a window that has
+    started again owes it nothing)."""
+    _, per_address = _tables()
+    db.session.execute(sa.update(per_address).where(
+        per_address.c.address == counted.network,
+        per_address.c.window_start == counted.window_start, per_address.c.attempts > 0,
+    ).values(attempts=per_address.c.attempts - 1))
 
 
 def release_address_attempt(address: str | None) -> None:
-    """A passwordless sign-in completed: give its start's count back to the address."""
+    """A successful login: give its count back to the address (in its current window)."""
     _, per_address = _tables()
     db.session.execute(sa.update(per_address).where(
         per_address.c.address == client_network(address), per_address.c.attempts > 0,

@@ -178,7 +178,10 @@ def revoke_all_for_user(tenant_id: int, user_id: int, now: datetime, reason: str
         )
         events.record_events(events.session_revoked(
             tenant_id, ids, reason, actor, now, user_id=str(user_id)), now)
-    # A sign-in in progress (SPEC §13.3) would start a session after this: it ends too.
+    # A sign-in in progress (SPEC §13.3) would start a session after this: it ends too, and
+    # codes issued before this (bound to the epoch) no longer redeem.
+    db.session.execute(sa.update(User).where(User.id == user_id)
+                       .values(sign_in_epoch=User.sign_in_epoch + 1))
     db.session.execute(sa.update(ChallengeSession)
                        .where(ChallengeSession.user_id == user_id,
                               ChallengeSession.state == "open")

@@ -61,7 +61,19 @@ def authenticated_caller(tenant: TenantInfo, access_token: str,
     """Verify a bearer token and require its session to be live (Baton can check; others can't).
 
     Inside the caller's transaction."""
-    caller = verify_access_token(access_token, tenant, runtime().audience, now)
+    caller = verified_caller(tenant, access_token, now)
+    require_live_session(caller, now)
+    return caller
+
+
+def verified_caller(tenant: TenantInfo, access_token: str, now: datetime) -> VerifiedAccess:
+    """A bearer token's claims, verified (signature, issuer, audience, expiry); no database."""
+    return verify_access_token(access_token, tenant, runtime().audience, now)
+
+
+def require_live_session(caller: VerifiedAccess, now: datetime) -> None:
+    """The caller's session is live (not revoked, not past its lifetime), else AccessDenied.
+    Read with the statement's snapshot: after a lock, it sees what the lock waited for."""
     live = db.session.execute(
         select(AuthSession.id).where(
             AuthSession.id == _uuid(caller.session_id), AuthSession.user_id == caller.user_id,
@@ -70,7 +82,6 @@ def authenticated_caller(tenant: TenantInfo, access_token: str,
     ).first()
     if live is None:
         raise AccessDenied()
-    return caller
 
 
 def require_recent_sign_in(caller: VerifiedAccess, tenant: TenantInfo, now: datetime) -> None:
