@@ -23,6 +23,7 @@ pytest_plugins = [
     "tests.plugins.database",
     "tests.plugins.live_server",
     "tests.plugins.browser",
+    "tests.plugins.passkeys",
 ]
 
 

@@ -76,3 +76,4 @@ def row_counts(app: Any) -> dict[str, int]:
             "SELECT coalesce(sum(attempts), 0) FROM challenge_sessions")).scalar()
         db.session.remove()
     return {**counts, "challenge_attempts": int(attempts)}
+

@@ -31,33 +31,9 @@ from tests.soft_authenticator import b64u
 
 
 @pytest.fixture
-def acme(app) -> str:
-    with app.app_context():
-        make_tenant("acme", "Acme", webauthn_rp_id=RP_ID, webauthn_origins=(ORIGIN,))
-        make_user("acme", "alice", PASSWORD)
-    return "acme"
-
-
-@pytest.fixture
-def pk(client, acme) -> Passkeys:
-    return Passkeys(client)
-
-
-@pytest.fixture
 def admin_key(app, acme) -> str:
     with app.app_context():
         return make_admin_key("acme")
-
-
-@pytest.fixture
-def device() -> SoftAuthenticator:
-    return SoftAuthenticator(ORIGIN)
-
-
-@pytest.fixture
-def alice(pk, device) -> dict:
-    tokens = pk.sign_in()
-    return pk.enrol(tokens["access_token"], device)
 
 
 def _sql(app, query: str, **params):

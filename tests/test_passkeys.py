@@ -33,35 +33,9 @@ from tests.test_signin import INVALID_GRANT
 
 
 @pytest.fixture
-def acme(app) -> str:
-    with app.app_context():
-        make_tenant("acme", "Acme", webauthn_rp_id=RP_ID, webauthn_origins=(ORIGIN,))
-        make_user("acme", "alice", PASSWORD)
-    return "acme"
-
-
-@pytest.fixture
-def pk(client, acme) -> Passkeys:
-    return Passkeys(client)
-
-
-@pytest.fixture
 def admin_key(app, acme) -> str:
     with app.app_context():
         return make_admin_key("acme")
-
-
-@pytest.fixture
-def device() -> SoftAuthenticator:
-    return SoftAuthenticator(ORIGIN)
-
-
-@pytest.fixture
-def alice(pk, device) -> dict:
-    """alice, signed in with her password (no second factor yet), then with a passkey."""
-    tokens = pk.sign_in()
-    registered = pk.enrol(tokens["access_token"], device)
-    return {"tokens": tokens, "factor": registered}
 
 
 def claims(access_token: str) -> dict:
