@@ -11,6 +11,10 @@ fresh bench database, and reports the CPU of every `postgres` process per transa
   baton-prepared the same two statements as server-side prepared statements: what parsing
                  and planning cost (not shippable behind PgBouncer 1.18 in transaction mode,
                  docs/deployment.md; shown to size that cost)
+  baton-two-trips  baton-prepared in two round trips instead of four: `BEGIN` travels with
+                 the lock, `COMMIT` with the rotation (an autocommit connection; sized, not
+                 shipped: the rotation's row count is lost behind the COMMIT, so the next
+                 lock, which must find the successor, is the check)
 
 The SQL is compiled from the app's own statement constants, so this measures what ships.
 Rounds alternate the variants; each figure is the median of its rounds. Besides CPU, each
@@ -35,7 +39,8 @@ import psycopg2
 from bench import servers
 
 _CTX = mp.get_context("fork")
-VARIANTS = ("yardstick", "baton", "baton-lock", "baton-prepared", "baton-function", "baton-three")
+VARIANTS = ("yardstick", "baton", "baton-lock", "baton-prepared", "baton-two-trips",
+            "baton-function", "baton-three")
 
 THREE = ("UPDATE refresh_tokens SET rotated_at = %(now)s WHERE id = %(token_id)s; "
          "INSERT INTO refresh_tokens (tenant_id, session_id, parent_id, digest, created_at,"
@@ -91,42 +96,59 @@ def _prepared(statement: str, name: str, params: list[tuple[str, str]]) -> tuple
     return f"PREPARE {name}({types}) AS {body}", f"EXECUTE {name}({execute})"
 
 
-def _baton_client(url, variant, tenant_id, digest, seconds, barrier, out) -> None:
+def _variant_statements(conn, variant: str) -> tuple[str, str, str]:
+    """(timeout prefix, lock, rotation) as VARIANT sends them, prepared on CONN if it prepares."""
     prefix, lock, rotate = _statements
-    conn = psycopg2.connect(url)
-    cur = conn.cursor()
-    if variant == "baton-prepared":
+    if variant in ("baton-prepared", "baton-two-trips"):
         prepare_lock, lock = _prepared(lock, "baton_lock", [("tenant_id", "bigint"),
                                                             ("digest", "bytea")])
         prepare_rotate, rotate = _prepared(rotate, "baton_rotate", [
             ("now", "timestamptz"), ("token_id", "bigint"), ("successor_digest", "bytea"),
             ("successor_expires_at", "timestamptz")])
-        cur.execute(prepare_lock)
-        cur.execute(prepare_rotate)
+        with conn.cursor() as cur:
+            cur.execute(prepare_lock)
+            cur.execute(prepare_rotate)
         conn.commit()
+    if variant == "baton-two-trips":
+        prefix, rotate = "BEGIN; " + prefix, rotate + "; COMMIT"
     if variant == "baton-three":
         rotate = THREE
     if variant == "baton-function":
         rotate = ("SELECT bench_rotate(%(token_id)s, %(now)s, %(successor_digest)s,"
                   " %(successor_expires_at)s)")
+    return prefix, lock, rotate
+
+
+def _baton_client(url, variant, tenant_id, digest, seconds, barrier, out) -> None:
+    conn = psycopg2.connect(url)
+    two_trips = variant == "baton-two-trips"
+    conn.autocommit = two_trips
+    prefix, lock, rotate = _variant_statements(conn, variant)
+    cur = conn.cursor()
     count = 0
     barrier.wait()
+    cpu = time.process_time()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         cur.execute(prefix + lock, {"tenant_id": tenant_id, "digest": digest})
         row = cur.fetchone()
+        if row is None:
+            raise RuntimeError("the lock found no token: the last rotation did not commit")
         token_id = row[0]
         if variant != "baton-lock":
             successor, now = secrets.token_bytes(32), datetime.now(timezone.utc)
             cur.execute(rotate, {"now": now, "token_id": token_id, "successor_digest": successor,
                                  "successor_expires_at": now + timedelta(days=14),
                                  "tenant_id": tenant_id, "session_id": row[3]})
-            if cur.rowcount != 1 or (variant == "baton-function" and cur.fetchone()[0] is None):
+            if two_trips:
+                pass  # the result is the COMMIT's; the next lock checks the rotation
+            elif cur.rowcount != 1 or (variant == "baton-function" and cur.fetchone()[0] is None):
                 raise RuntimeError("the rotation updated no session")
             digest = successor
-        conn.commit()
+        if not two_trips:
+            conn.commit()
         count += 1
-    out.put(count)
+    out.put((count, time.process_time() - cpu))
     barrier.wait()  # keep the backend until the meter has read it
     conn.close()
 
@@ -136,6 +158,7 @@ def _yardstick_client(url, variant, _tenant_id, digest, seconds, barrier, out) -
     cur = conn.cursor()
     count = 0
     barrier.wait()
+    cpu = time.process_time()
     deadline = time.perf_counter() + seconds
     while time.perf_counter() < deadline:
         cur.execute("SELECT id, rotated_at FROM mini_tokens WHERE digest = %s FOR UPDATE",
@@ -148,7 +171,7 @@ def _yardstick_client(url, variant, _tenant_id, digest, seconds, barrier, out) -
         conn.commit()
         digest = successor
         count += 1
-    out.put(count)
+    out.put((count, time.process_time() - cpu))
     barrier.wait()
     conn.close()
 
@@ -217,13 +240,15 @@ def run_variant(url: str, variant: str, clients: int, seconds: float) -> dict:
     lsn, multixacts = _counters(url)
     with servers.CpuMeter(servers.postgres_processes) as meter:
         barrier.wait(120)
-        total = sum(out.get(timeout=seconds + 60) for _ in procs)
+        results = [out.get(timeout=seconds + 60) for _ in procs]
+    total, client_cpu = sum(r[0] for r in results), sum(r[1] for r in results)
     barrier.wait(60)
     end_lsn, end_multixacts = _counters(url)
     for proc in procs:
         proc.join(30)
     return {"per_s": round(total / seconds, 1),
             "db_cpu_ms": round(meter.seconds / total * 1000, 3),
+            "client_cpu_ms": round(client_cpu / total * 1000, 3),
             "wal_bytes": round(_wal_bytes(url, lsn, end_lsn) / total),
             "multixacts": round((end_multixacts - multixacts) / total, 3)}
 
@@ -239,6 +264,7 @@ def measure(url: str, clients: int, seconds: float, rounds: int,
         cpu = [r["db_cpu_ms"] for r in results]
         report[variant] = {"db_cpu_ms": round(statistics.median(cpu), 3), "runs": cpu,
                            "per_s": round(statistics.median(r["per_s"] for r in results), 1),
+                           "client_cpu_ms": statistics.median(r["client_cpu_ms"] for r in results),
                            "wal_bytes": statistics.median(r["wal_bytes"] for r in results),
                            "multixacts": statistics.median(r["multixacts"] for r in results)}
     base = report["yardstick"]["db_cpu_ms"] if "yardstick" in report else None
@@ -267,7 +293,8 @@ def main() -> None:
     for variant, row in report.items():
         ratio = f"{row['x_yardstick']:.2f}x the yardstick; " if row["x_yardstick"] else ""
         print(f"  {variant:<{width}}  {row['db_cpu_ms']:.3f} ms CPU  ({ratio}{row['per_s']:.0f}/s;"
-              f" runs {row['runs']}), {row['wal_bytes']:.0f} WAL bytes,"
+              f" runs {row['runs']}), client {row['client_cpu_ms']:.3f} ms CPU,"
+              f" {row['wal_bytes']:.0f} WAL bytes,"
               f" {row['multixacts']:.3f} MultiXacts")
     sys.stdout.flush()
 
