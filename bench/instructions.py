@@ -8,10 +8,15 @@ N + 1000 refreshes, and prints the difference over 1000: the instructions of one
 the application's side (the database's are another process, not counted).
 
 APP is `baton` (the default), `equal` (bench/equal_work_app.py) or `minimal`.
+`--without PART[,PART]` takes parts of Baton's request out, to size them (an ablation, never
+a configuration to ship): `metrics` (the histogram's after-request hook), `log` (the
+request line's hook, and with it the X-Request-ID header), `cors` (the OAuth blueprint's CORS
+hook), `framing` (the chunked-body middleware and its before-request check).
 `--child N APP` is the measured process itself.
 """
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import subprocess
@@ -22,6 +27,17 @@ from bench import servers
 
 WARMUP = 300
 EXTRA = 1000
+# --without PART: the hooks each part adds to a request, by function name.
+PARTS = {"metrics": {"_observe"}, "log": {"_log_request"}, "cors": {"add_cors_headers"},
+         "framing": {"_refuse_bad_body"}}
+
+
+def _without(app, parts: set[str]) -> None:
+    names = set().union(*(PARTS[part] for part in parts))
+    for hooks in [*app.before_request_funcs.values(), *app.after_request_funcs.values()]:
+        hooks[:] = [hook for hook in hooks if hook.__name__ not in names]
+    if "framing" in parts:
+        app.wsgi_app = app.wsgi_app.app  # the ChunkedBodyBuffer's inner app
 
 
 def _baton():
@@ -29,6 +45,7 @@ def _baton():
     from bench.profile_refresh import wsgi_post
 
     app = make_app()
+    _without(app, set(filter(None, os.environ.get("BENCH_WITHOUT", "").split(","))))
     token = wsgi_post(app, b"grant_type=password&username=u0&password=bench+password")[
         "refresh_token"]
 
@@ -85,11 +102,16 @@ def _count(n: int, name: str, secret: str) -> int:
     return int(re.search(r"^summary: (\d+)", text, re.M).group(1))
 
 
-def main(name: str = "baton") -> None:
+def main(name: str = "baton", without: str = "") -> None:
+    parts = set(filter(None, without.split(",")))
+    if parts - PARTS.keys() or (parts and name != "baton"):
+        sys.exit(f"Error: --without takes {', '.join(PARTS)} (for baton only)")
+    os.environ["BENCH_WITHOUT"] = ",".join(sorted(parts))
     secret = servers.random_secret()
     base = _count(0, name, secret)
     more = _count(EXTRA, name, secret)
-    print(f"{name}: {(more - base) / EXTRA / 1e6:.3f} M instructions per refresh "
+    label = f"{name} without {', '.join(sorted(parts))}" if parts else name
+    print(f"{label}: {(more - base) / EXTRA / 1e6:.3f} M instructions per refresh "
           f"({base / 1e9:.2f} G for start-up and {WARMUP} warm-up refreshes)")
 
 
@@ -97,4 +119,10 @@ if __name__ == "__main__":
     if sys.argv[1:2] == ["--child"]:
         child(int(sys.argv[2]), sys.argv[3])
     else:
-        main(sys.argv[1] if len(sys.argv) > 1 else "baton")
+        parser = argparse.ArgumentParser(prog="python -m bench.instructions", description=__doc__,
+                                         formatter_class=argparse.RawDescriptionHelpFormatter)
+        parser.add_argument("app", nargs="?", default="baton",
+                            choices=("baton", "equal", "minimal"))
+        parser.add_argument("--without", default="", metavar="PART[,PART]")
+        args = parser.parse_args()
+        main(args.app, args.without)
