@@ -477,3 +477,14 @@ def test_admin_sees_and_removes_factors(app, signin, enrolled, admin):
     removed = events_of(app, "mfa.removed")
     assert removed[-1]["actor"][0] == "admin_key"
     assert "session.revoked" in event_types(app)
+
+
+def test_a_new_user_has_no_second_factor_whoever_else_has_one(app, enrolled, admin):
+    # The created user's view once asked "has any user a factor?" (an uncorrelated EXISTS in
+    # the INSERT's RETURNING): true here because alice has one, in any tenant.
+    created = admin.create_user("newcomer")
+    assert created.status_code == 201 and created.get_json()["mfa"] is False
+    assert admin("GET", f"/users/{created.get_json()['id']}").get_json()["mfa"] is False
+    with app.app_context():
+        make_tenant("globex", "Globex")
+        assert make_user("globex", "gina", PASSWORD).mfa is False

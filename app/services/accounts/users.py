@@ -79,7 +79,9 @@ def create_user(tenant_slug: str, username: str, password: str, now: datetime,
             row = db.session.execute(
                 sa.insert(User).values(tenant_id=tenant.id, username=name,
                                        password_hash=password_hash, created_at=now)
-                .returning(*_VIEW_COLUMNS)
+                # A user created a moment ago has no factor (and an EXISTS in an INSERT's
+                # RETURNING would not be correlated to the new row: it asked about every user).
+                .returning(*_VIEW_COLUMNS[:-1], sa.false().label("mfa"))
             ).one()
             events.record_event(events.USER_CREATED, tenant.id, actor,
                                 {"user_id": str(row.id)}, now)
