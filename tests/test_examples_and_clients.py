@@ -68,6 +68,8 @@ def test_curl_failed_login_keeps_saved_tokens(live_server, live_user, tmp_path):
     env = _curl_env(live_server, tenant, tmp_path, username, password)
     assert _script("login.sh", env, tmp_path).returncode == 0
     saved = (tmp_path / "tokens.json").read_text()
+    # A refresh token is a credential: the file is the user's alone, like the admin key's.
+    assert (tmp_path / "tokens.json").stat().st_mode & 0o077 == 0
     failed = _script("login.sh", {**env, "BATON_PASSWORD": "wrong password"}, tmp_path)
     assert failed.returncode == 1
     assert "HTTP 400" in failed.stderr and "invalid_grant" in failed.stderr

@@ -27,7 +27,9 @@ require_state() {
 token_request() {  # token_request CURL_ARGS...: POST …/token; save the answer only on success
   local new="$STATE.new" status
   mkdir -p "$(dirname "$STATE")"
-  status=$(curl -sS -o "$new" -w '%{http_code}' "$API/token" "$@") || { rm -f "$new"; exit 1; }
+  # umask 077: the saved refresh token is a credential, readable by its user alone.
+  status=$(umask 077; curl -sS -o "$new" -w '%{http_code}' "$API/token" "$@") \
+    || { rm -f "$new"; exit 1; }
   if [ "$status" != 200 ]; then
     echo "HTTP $status from $API/token:" >&2
     cat "$new" >&2; echo >&2
