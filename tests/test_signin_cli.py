@@ -34,8 +34,8 @@ def test_defaults_and_update(app, runner, tenant):
     assert (created.mfa, created.password_grant, created.step_up_max_age,
             created.webauthn_rp_id, created.webauthn_origins) == ("optional", True, 900, None, ())
     result = runner.invoke(args=["tenants", "update", tenant, "--mfa", "required",
-                                 "--no-password-grant", "--webauthn-origin",
-                                 "http://localhost:5173"])
+                                 "--no-password-grant", "--webauthn-rp-id", "localhost",
+                                 "--webauthn-origin", "http://localhost:5173"])
     assert result.exit_code == 0, result.output
     assert "mfa" in result.output and "password_grant" in result.output
     updated = settings(app)
@@ -56,6 +56,12 @@ def test_defaults_and_update(app, runner, tenant):
     (["--webauthn-rp-id", "example.com", "--webauthn-origin", "https://evil.test"],
      "not on the rp id"),
     (["--webauthn-origin", "example.com"], "webauthn origin"),
+    (["--webauthn-rp-id", "127.0.0.1"], "not an address"),
+    # No RP ID: the origins must be on BATON_BASE_URL's host (baton.test in the tests).
+    (["--webauthn-origin", "https://app.example.com"], "not on the rp id"),
+    # Browsers allow WebAuthn over http on localhost only (a secure context).
+    (["--webauthn-rp-id", "example.com", "--webauthn-origin", "http://app.example.com"],
+     "must be https"),
 ])
 def test_bad_sign_in_options_are_one_line(runner, args, fragment):
     assert_one_error_line(runner.invoke(args=["tenants", "create", "acme", *args]), fragment)
@@ -65,3 +71,19 @@ def test_update_refuses_an_origin_list_and_none(runner, tenant):
     assert_one_error_line(runner.invoke(args=[
         "tenants", "update", tenant, "--webauthn-origin", "https://a.example",
         "--no-webauthn-origins"]), "--no-webauthn-origins")
+
+
+def test_origins_are_checked_against_the_rp_id_in_effect(app, runner, tenant, monkeypatch):
+    ok = runner.invoke(args=["tenants", "update", tenant, "--webauthn-rp-id", "example.com",
+                             "--webauthn-origin", "https://app.example.com"])
+    assert ok.exit_code == 0, ok.output
+    # Back to BASE_URL's host (baton.test), which the origin is not on: refused, nothing lost.
+    assert_one_error_line(runner.invoke(args=[
+        "tenants", "update", tenant, "--webauthn-rp-id", ""]), "not on the rp id")
+    assert settings(app).webauthn_rp_id == "example.com"
+    # `make run`'s BASE_URL host is an address, never an RP ID: origins need --webauthn-rp-id.
+    monkeypatch.setitem(app.config, "BASE_URL", "http://127.0.0.1:8000")
+    assert_one_error_line(runner.invoke(args=[
+        "tenants", "update", tenant, "--webauthn-rp-id", "",
+        "--webauthn-origin", "http://127.0.0.1:8001"]), "--webauthn-rp-id")
+    assert settings(app).webauthn_origins == ("https://app.example.com",)
