@@ -244,7 +244,7 @@ def _make_run_lines(*args: str) -> list[str]:
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="make is not installed")
 def test_make_run_bind_moves_server_and_issuer() -> None:
-    """README: `make run BIND=127.0.0.1:8001`: gunicorn listens there, and the demo (whose
+    """README: `make run BIND=127.0.0.1:8080`: gunicorn listens there, and the demo (whose
     credentials carry the URL to the curl scripts) and the server issue for it."""
     lines = _make_run_lines("BIND=127.0.0.1:8123")
     (demo,) = [line for line in lines if line.endswith(" demo")]
@@ -255,7 +255,7 @@ def test_make_run_bind_moves_server_and_issuer() -> None:
     (default,) = [line for line in _make_run_lines() if "gunicorn" in line]
     assert "--bind 127.0.0.1:8000 " in default
     assert "BATON_BASE_URL=http://127.0.0.1:8000 " in default
-    assert "make run BIND=127.0.0.1:8001" in README.read_text()
+    assert "make run BIND=127.0.0.1:8080" in README.read_text()
 
 
 @pytest.mark.slow
