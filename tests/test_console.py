@@ -452,6 +452,8 @@ def test_events_page_filters_and_pages(app, console, tokens, monkeypatch):
                             lambda page: "user.disabled" in page)
     for kind in ("user.created", "session.started", "user.disabled", "session.revoked"):
         assert f"<td>{kind}</td>" in everything
+    # A list in an event's data (the session's amr) reads as a list, not as Python's repr.
+    assert "<dt>amr</dt><dd>pwd</dd>" in everything and "[&#39;" not in everything
     only = text(console.get("/events?type=session.revoked"))
     assert re.findall(r"<td>([a-z_]+\.[a-z_.]+)</td>", only) == ["session.revoked"]
     assert '<option value="session.revoked" selected>' in only

@@ -7,6 +7,7 @@ theirs, and anything unexpected is logged and answered with a plain 500 page.
 """
 from __future__ import annotations
 
+import json
 import logging
 from datetime import datetime
 from datetime import timezone
@@ -123,6 +124,19 @@ def utc(value: datetime | str | None) -> str:
     if isinstance(value, str):
         value = datetime.fromisoformat(value)
     return value.astimezone(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+@bp.app_template_filter("event_value")
+def event_value(value: Any) -> str:
+    """A value of an event's data as a person reads it: a list joined by commas, an object
+    as JSON, nothing as a dash (never Python's repr)."""
+    if value is None:
+        return "—"
+    if isinstance(value, list):
+        return ", ".join(event_value(item) for item in value)
+    if isinstance(value, dict):
+        return json.dumps(value, sort_keys=True)
+    return str(value)
 
 
 @bp.context_processor
