@@ -69,9 +69,10 @@ def test_users_create_prompt_mismatch_then_match(runner, tenant, terminal):
 
 
 def test_users_create_password_stdin(runner, tenant, app):
-    result = runner.invoke(args=["users", "create", tenant, "carol", "--password-stdin"],
+    result = runner.invoke(args=["users", "create", tenant, "Carol", "--password-stdin"],
                            input="from stdin\n")
     assert result.exit_code == 0, result.output
+    assert "Created user 'carol'" in result.output  # the name as stored and logged in with
     with app.app_context():
         assert password_grant.login(tenant, "carol", "from stdin", now=utcnow()).session_id
         db.session.remove()

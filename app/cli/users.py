@@ -28,8 +28,8 @@ def create_user(tenant: str, username: str, password_stdin: bool) -> None:
     existing = users.find_user(tenant, username)  # likewise (normalised as at login)
     if existing:
         raise UsernameTaken(existing.username, tenant)
-    users.create_user(tenant, username, read_password(password_stdin), utcnow())
-    click.echo(f"Created user {username!r} in tenant {tenant!r}.")
+    created = users.create_user(tenant, username, read_password(password_stdin), utcnow())
+    click.echo(f"Created user {created.username!r} in tenant {tenant!r}.")
 
 
 @users_cli.command("disable")
