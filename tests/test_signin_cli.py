@@ -87,3 +87,18 @@ def test_origins_are_checked_against_the_rp_id_in_effect(app, runner, tenant, mo
         "tenants", "update", tenant, "--webauthn-rp-id", "",
         "--webauthn-origin", "http://127.0.0.1:8001"]), "--webauthn-rp-id")
     assert settings(app).webauthn_origins == ("https://app.example.com",)
+
+
+def test_show_prints_every_setting(runner, tenant):
+    shown = runner.invoke(args=["tenants", "show", tenant])
+    assert shown.exit_code == 0, shown.output
+    assert "webauthn_rp_id       - (the host of BATON_BASE_URL: baton.test)" in shown.output
+    assert "webauthn_origins     -" in shown.output and "password_grant       on" in shown.output
+    runner.invoke(args=["tenants", "update", tenant, "--webauthn-rp-id", "example.com",
+                        "--webauthn-origin", "https://app.example.com", "--webauthn-origin",
+                        "https://example.com", "--cors-origin", "https://app.example.com"])
+    lines = runner.invoke(args=["tenants", "show", tenant]).output.splitlines()
+    assert "webauthn_rp_id       example.com" in lines
+    assert "webauthn_origins     https://app.example.com, https://example.com" in lines
+    assert "cors_origins         https://app.example.com" in lines
+    assert_one_error_line(runner.invoke(args=["tenants", "show", "nope"]), "nope")

@@ -1,8 +1,10 @@
-"""`flask tenants`: create, update, list, and set-webhook (SPEC §7, §10)."""
+"""`flask tenants`: create, update, list, show and set-webhook (SPEC §7, §10)."""
 from __future__ import annotations
 
+import dataclasses
 from typing import Any
 from typing import Callable
+from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -129,6 +131,24 @@ def list_tenants() -> None:
         click.echo(f"{t.slug:<24} {t.access_ttl:>7} {t.refresh_ttl:>8} {t.session_ttl:>8} "
                    f"{t.reuse_interval:>5} {t.mfa:<8} {'on' if t.password_grant else 'off':<8}"
                    f"  {t.name}")
+
+
+@tenants_cli.command("show")
+@click.argument("slug")
+@service_errors
+def show_tenant(slug: str) -> None:
+    """Every setting of one tenant, origins and relying party included."""
+    settings = tenants.tenant_settings(slug)
+    for field in dataclasses.fields(settings):
+        value = getattr(settings, field.name)
+        if isinstance(value, tuple):
+            value = ", ".join(value) or "-"
+        elif isinstance(value, bool):
+            value = "on" if value else "off"
+        elif value is None and field.name == "webauthn_rp_id":
+            host = urlsplit(current_app.config["BASE_URL"]).hostname or ""
+            value = f"- (the host of BATON_BASE_URL: {host})"
+        click.echo(f"{field.name:<20} {value}")
 
 
 @tenants_cli.command("set-webhook")
