@@ -12,6 +12,10 @@ keepalive = 5
 timeout = 30
 graceful_timeout = 10
 accesslog = None  # Baton logs its own request lines
+# gunicorn's control socket (for `gunicornc`, gunicorn 25+) sits at one path per user by
+# default, so two servers on one machine take it from each other. Baton does not use it;
+# to, set `control_socket` to a path of this server's own and this to False.
+control_socket_disable = True
 
 
 def on_starting(server):

@@ -23,6 +23,7 @@ from app.services.tenancy import tenants
 from tests.helpers import PROJECT_ROOT
 from tests.helpers import utcnow
 from tests.plugins.live_server import free_port
+from tests.plugins.live_server import gunicorn
 from tests.plugins.live_server import stop
 from tests.plugins.live_server import wait_until_up
 from tests.plugins.secret_leaks import SERVER_LOGS
@@ -293,3 +294,16 @@ def test_make_run_on_another_port_serves_the_demo_there(fresh_database, tmp_path
             proc.wait(30)
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
+
+
+@pytest.mark.live
+def test_gunicorn_leaves_no_control_socket_to_share(database_url, tmp_path) -> None:
+    """gunicorn 25+ opens a control socket at one path per user (~/.gunicorn/gunicorn.ctl or
+    $XDG_RUNTIME_DIR/gunicorn.ctl): two servers on one machine (`make run` twice, the tests,
+    a benchmark) would take it from each other and remove it at exit. Baton needs none."""
+    home, runtime = tmp_path / "home", tmp_path / "run"
+    home.mkdir()
+    runtime.mkdir()
+    with gunicorn(database_url, tmp_path, workers=1,
+                  env={"HOME": str(home), "XDG_RUNTIME_DIR": str(runtime)}):
+        assert not [*home.rglob("*.ctl"), *runtime.rglob("*.ctl")]
