@@ -78,6 +78,7 @@ def create_tenant(slug: str, name: str | None, cors_origins: tuple[str, ...],
         **options)
     tenants.create_tenant(settings, utcnow())
     click.echo(f"Created tenant {slug!r}.")
+    _warn(tenants.tenant_settings(slug))
 
 
 @tenants_cli.command("update")
@@ -111,10 +112,17 @@ def update_tenant(slug: str, cors_origins: tuple[str, ...], no_cors_origins: boo
         changes["webauthn_rp_id"] = None  # back to the host of BATON_BASE_URL
     if not changes:
         raise click.ClickException("nothing to change: give at least one option (see --help)")
-    tenants.update_tenant(slug, **changes)
+    updated = tenants.update_tenant(slug, **changes)
     window = current_app.config["TENANT_CACHE_S"]
     click.echo(f"Updated tenant {slug!r} ({', '.join(sorted(changes))}); "
                f"every node applies it within {window} s.")
+    _warn(updated)
+
+
+def _warn(settings: tenants.TenantSettings) -> None:
+    """Passkey settings that are valid but that no browser will accept: said, not refused."""
+    for warning in tenants.relying_party_warnings(settings):
+        click.echo(f"Warning: {warning}", err=True)
 
 
 @tenants_cli.command("list")
@@ -149,6 +157,7 @@ def show_tenant(slug: str) -> None:
             host = urlsplit(current_app.config["BASE_URL"]).hostname or ""
             value = f"- (the host of BATON_BASE_URL: {host})"
         click.echo(f"{field.name:<20} {value}")
+    _warn(settings)
 
 
 @tenants_cli.command("set-webhook")

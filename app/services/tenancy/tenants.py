@@ -111,32 +111,44 @@ def validate_settings(settings: TenantSettings) -> None:
 
 
 def _validate_relying_party(settings: TenantSettings) -> None:
-    """SPEC §13.5: a host name as RP ID, and every origin on the RP ID in effect (WebAuthn
-    §5.1.4.1: the RP ID is the origin's host or a registrable suffix of it), in a context
-    where browsers offer WebAuthn (https, or http on localhost)."""
+    """SPEC §13.5: a host name as RP ID, and every origin on it (WebAuthn §5.1.4.1 requires
+    the RP ID to be the origin's host or a registrable suffix of it)."""
     rp_id = settings.webauthn_rp_id
-    if rp_id is not None and (not _HOST.fullmatch(rp_id) or _is_address(rp_id)):
+    if rp_id is not None and not _HOST.fullmatch(rp_id):
         raise InvalidInput(f"webauthn rp id {rp_id!r} must be a host name like example.com "
-                           "(no scheme, port or path, and not an address)")
+                           "(no scheme, port or path)")
+    for origin in settings.webauthn_origins:
+        host = urlsplit(origin).hostname or ""
+        if rp_id and host != rp_id and not host.endswith("." + rp_id):
+            raise InvalidInput(f"webauthn origin {origin!r} is not on the rp id {rp_id!r} "
+                               "(its host must be the rp id or end with .rp-id)")
+
+
+def relying_party_warnings(settings: TenantSettings) -> list[str]:
+    """What in valid passkey settings no browser will accept, one sentence each.
+
+    Not refused: a client with its own WebAuthn stack (a software authenticator, a test
+    harness) can sign for an address or over http, and SPEC §13.5 lets the RP ID default to
+    BATON_BASE_URL's host, which is an address under `make run`."""
     if not settings.webauthn_origins:
-        return
-    # Without one of its own, the tenant's RP ID is BATON_BASE_URL's host (webauthn.py):
-    # check the origins against that, or `--webauthn-rp-id ''` would slip past this check.
+        return []
+    rp_id = settings.webauthn_rp_id
     in_effect = rp_id or urlsplit(current_app.config["BASE_URL"]).hostname or ""
-    if _is_address(in_effect) or not in_effect:
-        raise InvalidInput(f"webauthn origins need a --webauthn-rp-id: the host of "
-                           f"BATON_BASE_URL, {in_effect!r}, is no RP ID (browsers refuse an "
-                           "address)")
     named = repr(rp_id) if rp_id else f"{in_effect!r} (the host of BATON_BASE_URL)"
+    warnings = []
+    if _is_address(in_effect):
+        warnings.append(f"the rp id in effect, {named}, is an address: browsers refuse it "
+                        "(set --webauthn-rp-id, e.g. localhost)")
     for origin in settings.webauthn_origins:
         parts = urlsplit(origin)
         host = parts.hostname or ""
         if host != in_effect and not host.endswith("." + in_effect):
-            raise InvalidInput(f"webauthn origin {origin!r} is not on the rp id {named} "
-                               "(its host must be the rp id or end with .rp-id)")
+            warnings.append(f"webauthn origin {origin!r} is not on the rp id in effect, {named}: "
+                            "browsers will refuse the ceremony")
         if parts.scheme != "https" and host != "localhost" and not host.endswith(".localhost"):
-            raise InvalidInput(f"webauthn origin {origin!r} must be https (browsers offer "
-                               "WebAuthn over http on localhost only)")
+            warnings.append(f"webauthn origin {origin!r} is not https: browsers offer WebAuthn "
+                            "over http on localhost only")
+    return warnings
 
 
 def _is_address(host: str) -> bool:
