@@ -15,6 +15,8 @@ import socket
 import urllib.error
 import urllib.parse
 import urllib.request
+from abc import ABC
+from abc import abstractmethod
 from dataclasses import dataclass
 from typing import Callable
 
@@ -24,17 +26,18 @@ from app.conformance.racer import RaceTimeout
 from app.conformance.racer import race
 
 
-class Login:
+class Login(ABC):
     """A test user's sign-ins: a token response (`login()`: the password grant, or the
     challenge flow where the tenant turned the grant off), and an authorization code with
     its PKCE verifier (SPEC §13.3). Subclasses say how to reach the deployment."""
 
+    @abstractmethod
     def __call__(self) -> dict:
-        raise NotImplementedError
+        """A token response of the test user."""
 
+    @abstractmethod
     def authorization_code(self) -> tuple[str, str] | None:
         """(code, code_verifier), or None if the user needs a second factor."""
-        raise NotImplementedError
 
 
 def pkce_pair() -> tuple[str, str]:

@@ -5,6 +5,8 @@ knows how the OpenAPI document describes it: its media types and the refusals it
 """
 from __future__ import annotations
 
+from abc import ABC
+from abc import abstractmethod
 from typing import Annotated
 from typing import Any
 from typing import Generic
@@ -36,7 +38,7 @@ M = TypeVar("M", bound=BaseModel)
 TOO_LARGE = refused(413, "request_too_large", "Body over the limit (16 KiB by default).")
 
 
-class Body(Generic[M]):
+class Body(ABC, Generic[M]):
     """A request body of `model`; `parse` is the whole of what the view receives."""
 
     media: tuple[str, ...] = (JSON,)
@@ -49,8 +51,9 @@ class Body(Generic[M]):
         self.example = example if example is not None else model_example(model)
         self.required = required
 
+    @abstractmethod
     def parse(self, request: Request) -> M:
-        raise NotImplementedError
+        """The request's body as the model, or InvalidRequest."""
 
 
 class FormOrJson(Body[M]):

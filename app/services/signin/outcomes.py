@@ -4,6 +4,8 @@ decision wrote (an attempt counted, an auth_session ended, an alarm) is kept."""
 from __future__ import annotations
 
 import logging
+from abc import ABC
+from abc import abstractmethod
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -33,9 +35,10 @@ class EnrolmentOffered:
 Result = CodeIssued | EnrolmentOffered
 
 
-class Outcome:
+class Outcome(ABC):
+    @abstractmethod
     def result(self, tenant_slug: str) -> Result:
-        raise NotImplementedError
+        """What the caller gets: a code, an enrolment, or a refusal raised."""
 
 
 @dataclass(frozen=True)
