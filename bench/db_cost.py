@@ -140,9 +140,9 @@ def _baton_client(url, variant, tenant_id, digest, seconds, barrier, out) -> Non
             cur.execute(rotate, {"now": now, "token_id": token_id, "successor_digest": successor,
                                  "successor_expires_at": now + timedelta(days=14),
                                  "tenant_id": tenant_id, "session_id": row[3]})
-            if two_trips:
-                pass  # the result is the COMMIT's; the next lock checks the rotation
-            elif cur.rowcount != 1 or (variant == "baton-function" and cur.fetchone()[0] is None):
+            # Two trips: the result is the COMMIT's; the next lock checks the rotation.
+            if not two_trips and (cur.rowcount != 1 or (variant == "baton-function"
+                                                        and cur.fetchone()[0] is None)):
                 raise RuntimeError("the rotation updated no session")
             digest = successor
         if not two_trips:

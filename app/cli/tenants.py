@@ -4,7 +4,6 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 from typing import Callable
-from urllib.parse import urlsplit
 
 import click
 from flask import current_app
@@ -14,6 +13,7 @@ from app.cli.support import service_errors
 from app.cli.support import utcnow
 from app.services.tenancy import tenants
 from app.services.tenancy import webhook_endpoints
+from app.services.tenancy.lookup import rp_id_in_effect
 
 tenants_cli = BatonGroup("tenants", help="Create and list tenants.")
 
@@ -154,7 +154,7 @@ def show_tenant(slug: str) -> None:
         elif isinstance(value, bool):
             value = "on" if value else "off"
         elif value is None and field.name == "webauthn_rp_id":
-            host = urlsplit(current_app.config["BASE_URL"]).hostname or ""
+            host = rp_id_in_effect(None, current_app.config["BASE_URL"])
             value = f"- (the host of BATON_BASE_URL: {host})"
         click.echo(f"{field.name:<20} {value}")
     _warn(settings)

@@ -48,8 +48,8 @@ class UserView:
     mfa: bool = False  # has a second factor (SPEC §13.4)
 
 
-_VIEW_COLUMNS = (User.id, User.username, User.created_at, User.disabled_at,
-                 has_second_factor(User.id).label("mfa"))
+_USER_COLUMNS = (User.id, User.username, User.created_at, User.disabled_at)
+_VIEW_COLUMNS = (*_USER_COLUMNS, has_second_factor(User.id).label("mfa"))
 
 
 def validate_credentials(username: str, password: str) -> None:
@@ -81,7 +81,7 @@ def create_user(tenant_slug: str, username: str, password: str, now: datetime,
                                        password_hash=password_hash, created_at=now)
                 # A user created a moment ago has no factor (and an EXISTS in an INSERT's
                 # RETURNING would not be correlated to the new row: it asked about every user).
-                .returning(*_VIEW_COLUMNS[:-1], sa.false().label("mfa"))
+                .returning(*_USER_COLUMNS, sa.false().label("mfa"))
             ).one()
             events.record_event(events.USER_CREATED, tenant.id, actor,
                                 {"user_id": str(row.id)}, now)

@@ -18,7 +18,6 @@ import secrets
 from dataclasses import dataclass
 from typing import Any
 from typing import Callable
-from urllib.parse import urlsplit
 
 from webauthn import generate_authentication_options
 from webauthn import generate_registration_options
@@ -44,6 +43,7 @@ from webauthn.helpers.structs import UserVerificationRequirement
 from app.models.factor import MAX_CREDENTIAL_ID_BYTES
 from app.services.errors import InvalidInput
 from app.services.tenancy.lookup import TenantInfo
+from app.services.tenancy.lookup import rp_id_in_effect
 
 CHALLENGE_BYTES = 32  # WebAuthn §13.4.3: at least 16 random bytes
 USER_HANDLE_BYTES = 32  # WebAuthn §14.6.1: random, never the username
@@ -119,7 +119,7 @@ class Rejected(Exception):
 
 def relying_party(tenant: TenantInfo) -> RelyingParty:
     """`--webauthn-rp-id`, or else the host of BATON_BASE_URL (the issuer's host)."""
-    rp_id = tenant.webauthn_rp_id or urlsplit(tenant.issuer).hostname or ""
+    rp_id = rp_id_in_effect(tenant.webauthn_rp_id, tenant.issuer)
     return RelyingParty(rp_id, tenant.name or tenant.slug, tenant.webauthn_origins)
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 import threading
 from dataclasses import dataclass
 from dataclasses import field
+from urllib.parse import urlsplit
 
 import sqlalchemy as sa
 from cachetools import TTLCache
@@ -78,6 +79,12 @@ class TenantInfo:
         if not base and has_request_context():
             base = request.url_root.rstrip("/")
         return f"{base}/v1/tenants/{self.slug}"
+
+
+def rp_id_in_effect(rp_id: str | None, base_url: str) -> str:
+    """A tenant's WebAuthn RP ID: `--webauthn-rp-id`, else the host of BASE_URL (SPEC §13.5);
+    `base_url` is BATON_BASE_URL or an issuer under it."""
+    return rp_id or urlsplit(base_url).hostname or ""
 
 
 class TenantCache:

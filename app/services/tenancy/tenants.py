@@ -29,6 +29,7 @@ from app.services.errors import UnknownTenant
 from app.services.tenancy import lookup
 from app.services.tenancy.lookup import TenantInfo
 from app.services.tenancy.lookup import lookup_tenant
+from app.services.tenancy.lookup import rp_id_in_effect
 from app.services.tenancy.signing_keys import add_signing_key
 from app.services.unit_of_work import transaction
 
@@ -133,7 +134,7 @@ def relying_party_warnings(settings: TenantSettings) -> list[str]:
     if not settings.webauthn_origins:
         return []
     rp_id = settings.webauthn_rp_id
-    in_effect = rp_id or urlsplit(current_app.config["BASE_URL"]).hostname or ""
+    in_effect = rp_id_in_effect(rp_id, current_app.config["BASE_URL"])
     named = repr(rp_id) if rp_id else f"{in_effect!r} (the host of BATON_BASE_URL)"
     warnings = []
     if _is_address(in_effect):
